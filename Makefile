@@ -1,0 +1,65 @@
+# Tenure — `make dev` for a live demo, `make test` for the whole suite.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KUBECTL := .cache/bin/kubectl
+export KUBECONFIG ?= $(CURDIR)/.cache/cluster/kubeconfig
+
+.PHONY: help venv crds cluster-up cluster-down install samples run dev lint test test-unit test-e2e clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(BIN)/tenure: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/tenure ## create the virtualenv with Tenure and its test tools
+
+crds: venv ## render crds/ from the API models
+	$(BIN)/tenure crds crds
+
+cluster-up: ## start the local control plane (builds it once, ~7 min cold)
+	tests/cluster/cluster.sh up
+
+cluster-down: ## stop the local control plane and remove its state
+	tests/cluster/cluster.sh down
+
+install: ## apply the CRDs to the current cluster and wait until they are served
+	$(KUBECTL) apply -f crds/
+	$(KUBECTL) wait --for=condition=Established --timeout=60s -f crds/
+
+samples: ## apply the demo objects (windows of seconds)
+	$(KUBECTL) apply -f manifests/samples/
+
+run: venv ## run the operator in the foreground against the current KUBECONFIG
+	$(BIN)/tenure run --log-format=plain
+
+dev: venv cluster-up install samples ## the live demo: control plane, CRDs, samples, operator
+	@echo "In another terminal: export KUBECONFIG=$(KUBECONFIG); $(CURDIR)/$(KUBECTL) get tenants -w"
+	$(BIN)/tenure run --log-format=plain
+
+lint: venv ## ruff, mypy --strict, gofmt
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+	test -z "$$(gofmt -l tests/cluster)"
+
+test: venv lint ## the whole suite: unit, property and e2e on the local control plane
+	$(BIN)/pytest
+
+test-unit: venv ## unit and property tests only (no cluster)
+	$(BIN)/pytest -m 'not e2e'
+
+test-e2e: venv ## e2e tests only
+	$(BIN)/pytest -m e2e
+
+clean: cluster-down ## remove the venv and every build output in the tree
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

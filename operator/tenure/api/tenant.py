@@ -1,0 +1,101 @@
+"""Tenant: one customer account and the namespaces its workloads live in.
+
+``spec`` is what the business asks for (billing, support staff or GitOps
+write it); ``status`` is what Tenure computed and did. Tenure never writes
+spec.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from .duration import Duration
+from .meta import Condition, Model, Timestamp, conditions_field
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+TenantName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+NamespaceName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+
+State = Literal["Active", "Suspended", "Closed"]
+SuspensionReason = Literal["NonPayment", "TermsViolation", "Other"]
+Phase = Literal["Active", "Suspended", "Expired", "Purging", "Purged"]
+ClosureReason = Literal["Voluntary", "SuspensionGraceElapsed", "TenantDeleted"]
+
+
+class Extensions(Model):
+    """Extra time added to this tenant's windows. Extensions only ever lengthen a window."""
+
+    suspension_grace_period: Duration | None = Field(
+        None, description="Added to the policy's suspensionGracePeriod for this tenant, e.g. 7d."
+    )
+    expired_data_retention: Duration | None = Field(
+        None, description="Added to the policy's expiredDataRetention for this tenant, e.g. 30d."
+    )
+
+
+class TenantSpec(Model):
+    """The account state the business asks for, and where the tenant's resources live."""
+
+    display_name: str | None = Field(None, max_length=256, description="A human-friendly name for the account.")
+    retention_policy: TenantName = Field(
+        "default", description="Name of the RetentionPolicy whose windows apply to this tenant."
+    )
+    state: State = Field(
+        "Active",
+        description=(
+            "The account state asked for: Active (in use), Suspended (inaccessible, can be reopened "
+            "within the grace period; needs suspensionReason) or Closed (voluntary closure: data "
+            "expires and is permanently deleted after the expired-data retention). An expired "
+            "account cannot be reopened."
+        ),
+    )
+    suspension_reason: SuspensionReason | None = Field(
+        None,
+        description="Why the account is suspended: NonPayment, TermsViolation or Other. Required when "
+        "state is Suspended and rejected otherwise.",
+    )
+    namespaces: tuple[NamespaceName, ...] = Field(
+        (),
+        max_length=64,
+        description=(
+            "Namespaces holding the tenant's workloads and volumes. While the tenant is active each is "
+            "created if missing and labeled retention.tenure.dev/tenant=<tenant>; only namespaces with "
+            "that label are ever deleted."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    extensions: Extensions | None = Field(
+        None, description="Per-tenant extensions of the policy windows; they can only lengthen a window."
+    )
+
+
+class TenantStatus(Model):
+    """Where the tenant is in its lifecycle, with the deadlines fixed on phase entry."""
+
+    phase: Phase | None = Field(
+        None,
+        description="Active, Suspended, Expired, Purging or Purged. Expired and later phases are one-way.",
+    )
+    closure_reason: ClosureReason | None = Field(
+        None, description="Why the account was closed: Voluntary, SuspensionGraceElapsed or TenantDeleted."
+    )
+    suspended_at: Timestamp | None = Field(None, description="When the current suspension began.")
+    grace_ends_at: Timestamp | None = Field(
+        None, description="When a suspended account stops being reopenable and its data expires."
+    )
+    expired_at: Timestamp | None = Field(None, description="When the account was closed and its data expired.")
+    purge_after: Timestamp | None = Field(
+        None, description="The earliest moment the tenant's data may be permanently deleted."
+    )
+    purge_started_at: Timestamp | None = Field(None, description="When permanent deletion began.")
+    purged_at: Timestamp | None = Field(None, description="When permanent deletion was confirmed complete.")
+    next_deadline: Timestamp | None = Field(
+        None, description="graceEndsAt while Suspended, purgeAfter while Expired; empty otherwise."
+    )
+    observed_generation: int | None = Field(None, ge=0, description="The metadata.generation last acted on.")
+    conditions: tuple[Condition, ...] = conditions_field(
+        "PolicyResolved, NamespacesOwned, Accessible, LegalHold and Purged."
+    )

@@ -1,0 +1,44 @@
+"""The ``tenure`` command: run the operator, render the CRDs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import kopf
+import typer
+
+app = typer.Typer(help="Tenure: tenant data-retention for Kubernetes.", no_args_is_help=True)
+
+
+@app.command()
+def run(
+    namespace: Annotated[
+        str, typer.Option(envvar="TENURE_NAMESPACE", help="The operator's own namespace (always protected).")
+    ] = "tenure-system",
+    workers: Annotated[int, typer.Option(envvar="TENURE_WORKERS", min=1, help="Tenants reconciled at once.")] = 64,
+    liveness_port: Annotated[int, typer.Option(envvar="TENURE_LIVENESS_PORT")] = 8080,
+    metrics_port: Annotated[int, typer.Option(envvar="TENURE_METRICS_PORT")] = 9090,
+    log_format: Annotated[str, typer.Option(envvar="TENURE_LOG_FORMAT", help="json or plain.")] = "json",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the operator against the cluster of the current KUBECONFIG (or in-cluster), cluster-wide."""
+    from tenure.runtime.config import Config
+    from tenure.runtime.handlers import run as run_operator
+
+    kopf.configure(log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN, verbose=verbose)
+    logging.getLogger("tenure").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # kopf logs every handler call; with thousands of tenants that drowns what matters.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    run_operator(Config(namespace=namespace, workers=workers, liveness_port=liveness_port, metrics_port=metrics_port))
+
+
+@app.command()
+def crds(
+    directory: Annotated[Path, typer.Argument(help="Where to write the CRD files.")] = Path("crds"),
+) -> None:
+    """Render the CRDs from the API models."""
+    from tenure.api.crd import main
+
+    main(str(directory))

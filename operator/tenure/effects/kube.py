@@ -1,0 +1,56 @@
+"""The Kubernetes API client shared by all effects.
+
+kubernetes_asyncio keeps the event loop free while requests are in flight.
+The client is configured the way kubectl is: in-cluster service account when
+running in a Pod, otherwise the current KUBECONFIG context.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from tenure.api import API_GROUP, API_VERSION
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+async def connect(pool_size: int = 64) -> client.ApiClient:
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        await config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+def status_of(error: BaseException) -> int | None:
+    """The HTTP status of a failed API call, or None for transport errors."""
+    return error.status if isinstance(error, ApiException) else None
+
+
+class Kube:
+    """Typed entry points to the API groups Tenure uses."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    async def patch_custom(self, plural: str, name: str, body: dict[str, Any], *, status: bool) -> dict[str, Any]:
+        patch = self.custom.patch_cluster_custom_object_status if status else self.custom.patch_cluster_custom_object
+        options: dict[str, Any] = {"_content_type": MERGE_PATCH}
+        result: dict[str, Any] = await patch(API_GROUP, API_VERSION, plural, name, body, **options)
+        return result
+
+    async def list_custom(self, plural: str) -> list[dict[str, Any]]:
+        result = await self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural)
+        items: list[dict[str, Any]] = result.get("items", [])
+        return items
+
+    async def close(self) -> None:
+        await self.api.close()

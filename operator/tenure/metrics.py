@@ -1,0 +1,24 @@
+"""Every Prometheus metric Tenure exports, in one place.
+
+Names follow Prometheus conventions (``tenure_`` prefix, base units,
+``_total`` for counters). Served on ``--metrics-port`` (default 9090).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TENANTS = Gauge("tenure_tenants", "Tenants known to the operator, by lifecycle phase.", ["phase"])
+RECONCILES = Counter("tenure_reconciles_total", "Tenant reconciliations, by outcome.", ["outcome"])
+RECONCILE_SECONDS = Histogram(
+    "tenure_reconcile_duration_seconds",
+    "Time to decide and apply one tenant.",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+)
+API_WRITES = Counter("tenure_api_writes_total", "Writes Tenure made to the Kubernetes API, by kind.", ["kind"])
+DEADLINE_LATENESS = Histogram(
+    "tenure_deadline_lateness_seconds",
+    "How late the scheduler picked up a deadline (0 means exactly on time).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 60),
+)
+SCHEDULED = Gauge("tenure_scheduled_deadlines", "Tenants with a future deadline in the scheduler.")

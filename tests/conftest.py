@@ -1,0 +1,113 @@
+"""Shared fixtures: the control plane, the CRDs and a running operator.
+
+e2e tests run against a real Kubernetes control plane. By default the local
+one from tests/cluster is started (or reused); with
+TENURE_USE_EXISTING_CLUSTER=1 the cluster of $KUBECONFIG is used instead
+(kind, or any conformant cluster) — never by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.kube import REPO, Kubectl, eventually
+
+LOGS = REPO / ".cache" / "test-logs"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Path:
+    subprocess.run([str(REPO / "tests/cluster/cluster.sh"), "build"], check=True)
+    if os.environ.get("TENURE_USE_EXISTING_CLUSTER") == "1":
+        return Path(os.environ["KUBECONFIG"])
+    subprocess.run([str(REPO / "tests/cluster/cluster.sh"), "up"], check=True, stdout=subprocess.DEVNULL)
+    return REPO / ".cache" / "cluster" / "kubeconfig"
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: Path) -> Kubectl:
+    return Kubectl(kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short random suffix so tests never collide with each other or leftovers."""
+    return uuid.uuid4().hex[:6]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Operator:
+    """`tenure run` as a child process, the way a user runs it."""
+
+    def __init__(self, kubeconfig: Path, name: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = LOGS / f"operator-{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+
+    def start(self) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "TENURE_METRICS_PORT": str(self.metrics_port),
+            "TENURE_LIVENESS_PORT": str(self.liveness_port),
+        }
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tenure", "run", "--verbose"], env=env, stdout=log, stderr=log
+            )
+        eventually(self._alive, timeout=30, what="operator liveness endpoint")
+
+    def _alive(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"operator exited with {self.process.returncode}; see {self.log}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.liveness_port)) == 0
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def operator(kubeconfig: Path, crds: None, request: pytest.FixtureRequest) -> Iterator[Operator]:
+    running = Operator(kubeconfig, request.module.__name__.rsplit(".", 1)[-1])
+    running.start()
+    yield running
+    if running.process and running.process.poll() is None:
+        running.stop()
