@@ -15,6 +15,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,32 @@ def kubectl(kubeconfig: Path) -> Kubectl:
 def crds(kubectl: Kubectl) -> None:
     kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+
+
+@pytest.fixture
+def objects(kubectl: Kubectl) -> Iterator[Objects]:
+    """Creates Tenure objects for one test and removes them after, finalizers included."""
+    created = Objects(kubectl)
+    yield created
+    created.cleanup()
+
+
+class Objects:
+    def __init__(self, kubectl: Kubectl) -> None:
+        self.kubectl = kubectl
+        self.created: list[tuple[str, str]] = []
+
+    def create(self, kind: str, name: str, spec: dict[str, Any]) -> None:
+        self.kubectl.create(
+            {"apiVersion": "retention.tenure.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+        )
+        self.created.append((kind, name))
+
+    def cleanup(self) -> None:
+        for kind, name in reversed(self.created):
+            self.kubectl.run("delete", kind, name, "--ignore-not-found", "--wait=false")
+            if kind == "Tenant" and self.kubectl.get(kind, name) is not None:
+                self.kubectl.run("patch", kind, name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
 
 
 @pytest.fixture

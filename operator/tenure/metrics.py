@@ -22,3 +22,5 @@ DEADLINE_LATENESS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 60),
 )
 SCHEDULED = Gauge("tenure_scheduled_deadlines", "Tenants with a future deadline in the scheduler.")
+PURGE_DELETIONS = Counter("tenure_purge_deletions_total", "Objects deleted by tenant purges, by kind.", ["kind"])
+PURGES_COMPLETED = Counter("tenure_purges_completed_total", "Tenant purges confirmed complete.")

@@ -72,6 +72,47 @@ class TenantSpec(Model):
     )
 
 
+class AppliedWindows(Model):
+    """Policy windows fixed when the current phase was entered, before extensions."""
+
+    suspension_grace_period: Duration | None = Field(
+        None, description="The policy's suspensionGracePeriod when the current suspension began."
+    )
+    expired_data_retention: Duration | None = Field(
+        None, description="The policy's expiredDataRetention when the account expired."
+    )
+
+
+class PurgedNamespace(Model):
+    """A namespace of the tenant that the purge deletes."""
+
+    name: str = Field(description="The namespace's name.", max_length=63)
+    uid: str = Field(description="Its uid: a namespace recreated under the same name is not this one.", max_length=64)
+
+
+class PurgedVolume(Model):
+    """A PersistentVolume of the tenant that the purge deletes."""
+
+    name: str = Field(description="The PersistentVolume's name.", max_length=253)
+    uid: str = Field(description="Its uid: a volume recreated under the same name is not this one.", max_length=64)
+    static: bool = Field(
+        description="True when no provisioner created the volume: deleting the object cannot wipe its storage."
+    )
+    source: str = Field("", description="The volume source, e.g. csi:ebs.csi.aws.com or hostPath.", max_length=316)
+
+
+class PurgeStatus(Model):
+    """What the purge deletes, recorded before its first deletion so a restart resumes the same work."""
+
+    namespaces: tuple[PurgedNamespace, ...] = Field(
+        (), description="Namespaces labeled for this tenant when the purge began; only these are deleted."
+    )
+    volumes: tuple[PurgedVolume, ...] = Field(
+        (), description="PersistentVolumes bound to claims in those namespaces when the purge began."
+    )
+    remaining: int | None = Field(None, ge=0, description="Namespaces and volumes not yet confirmed gone.")
+
+
 class TenantStatus(Model):
     """Where the tenant is in its lifecycle, with the deadlines fixed on phase entry."""
 
@@ -95,6 +136,11 @@ class TenantStatus(Model):
     next_deadline: Timestamp | None = Field(
         None, description="graceEndsAt while Suspended, purgeAfter while Expired; empty otherwise."
     )
+    windows: AppliedWindows | None = Field(
+        None,
+        description="Policy windows in force when the current phase was entered; later policy edits do not move them.",
+    )
+    purge: PurgeStatus | None = Field(None, description="The purge's recorded scope and progress.")
     observed_generation: int | None = Field(None, ge=0, description="The metadata.generation last acted on.")
     conditions: tuple[Condition, ...] = conditions_field(
         "PolicyResolved, NamespacesOwned, Accessible, LegalHold and Purged."

@@ -16,6 +16,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from tenure.api import API_GROUP, API_VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
+AS_MERGE_PATCH: dict[str, Any] = {"_content_type": MERGE_PATCH}
+"""Keyword arguments that make a kubernetes_asyncio patch call send a JSON merge patch."""
 
 
 async def connect(pool_size: int = 64) -> client.ApiClient:
@@ -43,8 +45,7 @@ class Kube:
 
     async def patch_custom(self, plural: str, name: str, body: dict[str, Any], *, status: bool) -> dict[str, Any]:
         patch = self.custom.patch_cluster_custom_object_status if status else self.custom.patch_cluster_custom_object
-        options: dict[str, Any] = {"_content_type": MERGE_PATCH}
-        result: dict[str, Any] = await patch(API_GROUP, API_VERSION, plural, name, body, **options)
+        result: dict[str, Any] = await patch(API_GROUP, API_VERSION, plural, name, body, **AS_MERGE_PATCH)
         return result
 
     async def list_custom(self, plural: str) -> list[dict[str, Any]]:

@@ -1,12 +1,48 @@
 """The tenant lifecycle as a pure function.
 
-Given a tenant, its policy and the current time, :func:`decide` returns the
-status the tenant should have, the Events to post and when to look again.
-There is no I/O here and the clock is a parameter, so every rule is tested on
-a fake clock.
+Given a tenant, its policy, what is known of its namespaces, volumes and
+legal holds, and the current time, :func:`decide` returns the status the
+tenant should have, the actions to take, the Events to post and when to look
+again. There is no I/O here and the clock is a parameter, so every rule is
+tested on a fake clock.
 """
 
 from .decide import decide
-from .model import Decision, Event, TenantView
+from .model import (
+    DELETIONS,
+    PROTECTED_NAMESPACES,
+    Action,
+    AddFinalizer,
+    ClaimNamespace,
+    CreateNamespace,
+    Decision,
+    DeleteNamespace,
+    DeleteVolume,
+    Event,
+    NamespaceFact,
+    ReclaimOnDelete,
+    RemoveFinalizer,
+    TenantView,
+    VolumeFact,
+    World,
+)
 
-__all__ = ["Decision", "Event", "TenantView", "decide"]
+__all__ = [
+    "DELETIONS",
+    "PROTECTED_NAMESPACES",
+    "Action",
+    "AddFinalizer",
+    "ClaimNamespace",
+    "CreateNamespace",
+    "Decision",
+    "DeleteNamespace",
+    "DeleteVolume",
+    "Event",
+    "NamespaceFact",
+    "ReclaimOnDelete",
+    "RemoveFinalizer",
+    "TenantView",
+    "VolumeFact",
+    "World",
+    "decide",
+]

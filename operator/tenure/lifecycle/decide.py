@@ -1,44 +1,252 @@
-"""Policy resolution: the first rule every tenant goes through."""
+"""The lifecycle decision: one pure function of (tenant, policy, world, now).
+
+Transitions are evaluated in order, so an operator that was down across
+several deadlines catches up in one pass (Suspended → Expired at
+graceEndsAt → Purging), each step timed by its own deadline rather than by
+when the operator noticed it.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from tenure.api import RetentionPolicySpec
+from tenure.api import Condition, RetentionPolicySpec, TenantStatus
+from tenure.api.meta import ConditionStatus
 
-from .conditions import condition
-from .model import Decision, Event, TenantView
+from . import purge
+from .conditions import condition, find
+from .model import Action, AddFinalizer, Decision, Event, RemoveFinalizer, TenantView, World
+from .ownership import describe, ownership
+from .timeline import Draft, expire, extend_grace, extend_retention, reopen, stamp, suspend
+
+Make = Callable[[str, ConditionStatus, str, str], Condition]
+
+ONE_WAY = ("Expired", "Purging", "Purged")
+
+PURGE_POLL = timedelta(seconds=5)
+"""While purging, look again at least this often even without a watch event."""
 
 
-def decide(tenant: TenantView, policy: RetentionPolicySpec | None, now: datetime) -> Decision:
-    status = tenant.status
-    events: list[Event] = []
-    if policy is None:
-        resolved = condition(
-            status.conditions,
+def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World, now: datetime) -> Decision:
+    old = tenant.status
+    spec = tenant.spec
+    draft = _draft(old)
+    spec_changed = old.observed_generation != tenant.generation
+
+    if draft.phase == "Active":
+        if tenant.deleting:
+            expire(draft, spec, policy, "TenantDeleted", stamp(now))
+        elif spec.state == "Closed":
+            expire(draft, spec, policy, "Voluntary", stamp(now))
+        elif spec.state == "Suspended":
+            suspend(draft, spec, policy, now)
+
+    if draft.phase == "Suspended":
+        extend_grace(draft, spec, policy)
+        if draft.grace_ends_at is not None and now >= draft.grace_ends_at:
+            expire(draft, spec, policy, "SuspensionGraceElapsed", draft.grace_ends_at)
+        elif tenant.deleting:
+            expire(draft, spec, policy, "TenantDeleted", stamp(now))
+        elif spec.state == "Closed":
+            expire(draft, spec, policy, "Voluntary", stamp(now))
+        elif spec.state == "Active":
+            reopen(draft)
+
+    held = bool(world.holds)
+    if draft.phase == "Expired":
+        extend_retention(draft, spec, policy)
+        if draft.purge_after is not None and now >= draft.purge_after and not held:
+            draft.phase = "Purging"
+            draft.purge_started_at = stamp(now)
+            draft.purge = purge.scope(tenant, world)
+            draft.events.append(Event("PurgeStarted", _scope_message(draft)))
+
+    if spec_changed and spec.state != "Closed" and not tenant.deleting and draft.phase in ONE_WAY:
+        draft.events.append(
+            Event("ReopenRefused", f"An expired account cannot be reopened; spec.state {spec.state} is ignored.", True)
+        )
+
+    actions: list[Action] = []
+    progress = None
+    if draft.phase == "Purging" and draft.purge is not None:
+        progress = purge.step(tenant, draft.purge, world)
+        if progress.done:
+            draft.phase = "Purged"
+            draft.purged_at = stamp(now)
+            draft.events.append(Event("Purged", _purged_message(draft)))
+        elif not held:
+            actions.extend(progress.actions)
+        draft.purge = draft.purge.model_copy(
+            update={"remaining": len(progress.remaining_namespaces) + len(progress.remaining_volumes)}
+        )
+
+    owns = ownership(tenant, world, claim=draft.phase == "Active" and not tenant.deleting)
+    if draft.phase == "Active":
+        actions.extend(owns.actions)
+    if not tenant.finalized and not tenant.deleting and draft.phase != "Purged":
+        actions.insert(0, AddFinalizer())
+    if tenant.finalized and draft.phase == "Purged":
+        actions.append(RemoveFinalizer())
+
+    conditions = _conditions(tenant, policy, draft, world, owns_condition=describe(owns), progress=progress, now=now)
+    events = draft.events + _condition_events(old.conditions, conditions)
+    status = TenantStatus(
+        phase=draft.phase,
+        closure_reason=draft.closure_reason,
+        suspended_at=draft.suspended_at,
+        grace_ends_at=draft.grace_ends_at,
+        expired_at=draft.expired_at,
+        purge_after=draft.purge_after,
+        purge_started_at=draft.purge_started_at,
+        purged_at=draft.purged_at,
+        next_deadline=draft.next_deadline,
+        windows=draft.windows,
+        purge=draft.purge,
+        observed_generation=tenant.generation,
+        conditions=conditions,
+    )
+    return Decision(status=status, actions=tuple(actions), events=tuple(events), wake_at=_wake(draft, held, now))
+
+
+def _draft(status: TenantStatus) -> Draft:
+    windows = status.windows
+    return Draft(
+        phase=status.phase or "Active",
+        closure_reason=status.closure_reason,
+        suspended_at=status.suspended_at,
+        grace_ends_at=status.grace_ends_at,
+        expired_at=status.expired_at,
+        purge_after=status.purge_after,
+        purge_started_at=status.purge_started_at,
+        purged_at=status.purged_at,
+        grace_window=windows.suspension_grace_period if windows else None,
+        retention_window=windows.expired_data_retention if windows else None,
+        purge=status.purge,
+    )
+
+
+def _wake(draft: Draft, held: bool, now: datetime) -> datetime | None:
+    if draft.phase == "Suspended":
+        return draft.grace_ends_at
+    if draft.phase == "Expired" and draft.purge_after is not None and (not held or now < draft.purge_after):
+        return draft.purge_after  # under a hold, only to report the purge as overdue
+    if draft.phase == "Purging" and not held:
+        return now + PURGE_POLL
+    return None
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "(unknown)"
+
+
+def _scope_message(draft: Draft) -> str:
+    assert draft.purge is not None
+    namespaces = ", ".join(n.name for n in draft.purge.namespaces) or "none"
+    volumes = ", ".join(v.name for v in draft.purge.volumes) or "none"
+    return f"Permanent deletion started. Namespaces: {namespaces}. Volumes: {volumes}."
+
+
+def _purged_message(draft: Draft) -> str:
+    assert draft.purge is not None
+    message = (
+        f"Namespaces ({', '.join(n.name for n in draft.purge.namespaces) or 'none'}) and volumes "
+        f"({', '.join(v.name for v in draft.purge.volumes) or 'none'}) are gone."
+    )
+    static = [f"{v.name} ({v.source or 'unknown source'})" for v in draft.purge.volumes if v.static]
+    if static:
+        message += (
+            " Statically provisioned volumes were deleted as objects, but Kubernetes cannot wipe their backing "
+            f"storage; wipe it by hand: {', '.join(static)}."
+        )
+    return message
+
+
+def _conditions(
+    tenant: TenantView,
+    policy: RetentionPolicySpec | None,
+    draft: Draft,
+    world: World,
+    owns_condition: tuple[ConditionStatus, str, str],
+    progress: purge.Progress | None,
+    now: datetime,
+) -> tuple[Condition, ...]:
+    previous = tenant.status.conditions
+
+    def make(type_: str, status: ConditionStatus, reason: str, message: str) -> Condition:
+        return condition(previous, type_, status, reason, message, now, tenant.generation)
+
+    name = tenant.spec.retention_policy
+    result = [
+        make("PolicyResolved", "True", "PolicyFound", f"Windows come from RetentionPolicy {name!r}.")
+        if policy is not None
+        else make(
             "PolicyResolved",
             "False",
             "PolicyNotFound",
-            f"RetentionPolicy {tenant.spec.retention_policy!r} does not exist; no deadline that needs it is "
-            "computed and nothing is deleted until it does.",
-            now,
-            tenant.generation,
+            f"RetentionPolicy {name!r} does not exist; no deadline that needs it is computed and nothing is "
+            "deleted until it does.",
         )
+    ]
+    if draft.phase in ("Active", "Suspended", "Expired"):
+        result.append(make("NamespacesOwned", *owns_condition))
+    elif (kept := find(previous, "NamespacesOwned")) is not None:
+        result.append(kept)
+    result.append(_accessible(tenant, draft, make))
+    if world.holds:
+        holds = ", ".join(sorted(world.holds))
+        overdue = draft.phase == "Expired" and draft.purge_after is not None and now >= draft.purge_after
+        effect = {
+            "Purging": "the purge is paused and resumes when the last hold is released",
+            "Purged": "the data was already purged before the hold",
+        }.get(draft.phase, "nothing of this tenant is deleted while it is held")
+        if overdue:
+            effect = f"the purge due at {_iso(draft.purge_after)} waits for the last hold to be released"
+        result.append(make("LegalHold", "True", "Held", f"Held by {holds}: {effect}."))
     else:
-        resolved = condition(
-            status.conditions,
-            "PolicyResolved",
-            "True",
-            "PolicyFound",
-            f"Windows come from RetentionPolicy {tenant.spec.retention_policy!r}.",
-            now,
-            tenant.generation,
+        result.append(make("LegalHold", "False", "NotHeld", "No LegalHold names this tenant."))
+    if draft.phase == "Purged":
+        result.append(make("Purged", "True", "Purged", _purged_message(draft)))
+    elif draft.phase == "Purging" and progress is not None:
+        reason = "PausedByLegalHold" if world.holds else "InProgress"
+        result.append(make("Purged", "False", reason, f"Waiting for {progress.waiting}." if progress.waiting else ""))
+    return tuple(result)
+
+
+def _accessible(tenant: TenantView, draft: Draft, make: Make) -> Condition:
+    if draft.phase == "Active":
+        return make("Accessible", "True", "Active", "The account is active.")
+    if draft.phase == "Suspended":
+        return make(
+            "Accessible",
+            "False",
+            tenant.spec.suspension_reason or "Suspended",
+            f"Suspended since {_iso(draft.suspended_at)}: inaccessible, not even for export; can be reopened "
+            f"until {_iso(draft.grace_ends_at)} by setting spec.state to Active.",
         )
-    phase = status.phase or "Active"
-    if status.phase is None:
-        events.append(Event("Registered", f"Tenant is Active under policy {tenant.spec.retention_policy!r}."))
-    others = tuple(c for c in status.conditions if c.type != "PolicyResolved")
-    new = status.model_copy(
-        update={"phase": phase, "observed_generation": tenant.generation, "conditions": (*others, resolved)}
-    )
-    return Decision(status=new, events=tuple(events))
+    refusal = ""
+    if tenant.spec.state != "Closed" and not tenant.deleting:
+        refusal = f" spec.state {tenant.spec.state} is ignored: an expired account cannot be reopened."
+    return make("Accessible", "False", draft.phase, f"The account is closed ({draft.closure_reason}).{refusal}")
+
+
+_ANNOUNCED = {
+    ("LegalHold", "True"): ("LegalHoldApplied", False),
+    ("LegalHold", "False"): ("LegalHoldReleased", False),
+    ("NamespacesOwned", "False"): ("NamespacesRefused", True),
+    ("PolicyResolved", "False"): ("PolicyNotFound", True),
+}
+
+
+def _condition_events(before: tuple[Condition, ...], after: tuple[Condition, ...]) -> list[Event]:
+    """Events for condition changes people must hear about (holds, refusals, missing policies)."""
+    events = []
+    for new in after:
+        old = find(before, new.type)
+        announced = _ANNOUNCED.get((new.type, new.status))
+        if announced is None or (old is not None and (old.status, old.message) == (new.status, new.message)):
+            continue
+        if old is None and new.status == "False" and new.type == "LegalHold":
+            continue  # a new tenant without holds is not news
+        events.append(Event(announced[0], new.message, announced[1]))
+    return events

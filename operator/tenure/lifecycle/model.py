@@ -1,11 +1,22 @@
-"""What the lifecycle core decides from, and what it decides."""
+"""What the lifecycle core decides from, and what it decides.
+
+Inputs are plain facts — the tenant as stored, its policy, the legal holds
+naming it, and what the caches know about its namespaces and volumes.
+Outputs are the status to write, the actions to perform, the Events to post
+and when to look again. Actions carry the uid of the object they were
+decided about, so an effect can refuse to touch a replacement.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from tenure.api import TenantSpec, TenantStatus
+
+PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
+"""Never claimed or deleted, whatever a Tenant lists; the operator's own namespace is added at runtime."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +28,96 @@ class TenantView:
     spec: TenantSpec
     status: TenantStatus
     deleting: bool = False
+    """metadata.deletionTimestamp is set."""
+    finalized: bool = False
+    """Carries Tenure's finalizer, so deleting the object waits for the purge."""
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceFact:
+    name: str
+    uid: str
+    resource_version: str
+    owner: str | None
+    """The value of the retention.tenure.dev/tenant label, if any."""
+    protected: bool = False
+    """Labeled retention.tenure.dev/protected=true."""
+    terminating: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeFact:
+    name: str
+    uid: str
+    claim_namespace: str | None
+    reclaim_policy: str
+    phase: str
+    """Available, Bound, Released or Failed."""
+    provisioner: str | None
+    """Who provisioned it (pv.kubernetes.io/provisioned-by); None for a statically created volume."""
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """What the operator currently knows outside the Tenant object."""
+
+    namespaces: Mapping[str, NamespaceFact] = field(default_factory=dict)
+    """The existing namespaces among those the tenant lists or recorded for its purge."""
+    volumes: Mapping[str, VolumeFact] = field(default_factory=dict)
+    """Volumes claimed from those namespaces, and volumes recorded for the purge."""
+    holds: tuple[str, ...] = ()
+    """Names of the LegalHolds that list this tenant."""
+    protected: frozenset[str] = PROTECTED_NAMESPACES
+
+
+@dataclass(frozen=True, slots=True)
+class CreateNamespace:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNamespace:
+    """Label an existing, unlabeled namespace for the tenant (only if unchanged since seen)."""
+
+    name: str
+    resource_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReclaimOnDelete:
+    """Switch a volume's reclaim policy to Delete, so its storage is destroyed with its claim."""
+
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteNamespace:
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteVolume:
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddFinalizer:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveFinalizer:
+    pass
+
+
+Action = (
+    CreateNamespace | ClaimNamespace | ReclaimOnDelete | DeleteNamespace | DeleteVolume | AddFinalizer | RemoveFinalizer
+)
+DELETIONS = (DeleteNamespace, DeleteVolume)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +131,9 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The status the tenant should have now, what to tell people, and when to look again."""
+    """The status the tenant should have now, what to do, what to tell people, and when to look again."""
 
     status: TenantStatus
-    events: tuple[Event, ...] = field(default=())
+    actions: tuple[Action, ...] = ()
+    events: tuple[Event, ...] = ()
     wake_at: datetime | None = None

@@ -1,45 +1,66 @@
-"""One tenant, one pass: read the caches, decide, write the difference.
+"""One tenant, one pass: read the caches, decide, write status, then act.
 
-The pass is level-triggered and idempotent: run twice on the same inputs it
-writes nothing the second time. Any failure raises, and the scheduler
-retries with backoff; nothing here blocks the event loop.
+Order matters for safety and for crash-resumption:
+
+1. the finalizer is added first, so deleting the Tenant waits for the purge;
+2. status is written before any action, carrying the resourceVersion the
+   decision came from, so the purge's scope is on record before the first
+   deletion and a stale view never acts;
+3. deletions run only after the API server itself confirms no LegalHold
+   names the tenant;
+4. the finalizer is removed only once status says Purged.
+
+The pass is idempotent: run twice on the same inputs it writes nothing the
+second time. Failures raise and the scheduler retries with backoff.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-
-import kopf
+from typing import TypeVar
 
 from tenure import metrics
 from tenure.api import TENANT
-from tenure.effects import events, status
+from tenure.effects import events, holds, namespaces, status, volumes
 from tenure.effects.kube import Kube, status_of
-from tenure.lifecycle import decide
+from tenure.lifecycle import (
+    DELETIONS,
+    Action,
+    AddFinalizer,
+    ClaimNamespace,
+    CreateNamespace,
+    Decision,
+    DeleteNamespace,
+    DeleteVolume,
+    ReclaimOnDelete,
+    RemoveFinalizer,
+    decide,
+)
 
-from .cache import PolicyRecord, TenantRecord, only
+from .cache import FINALIZER, Caches, TenantRecord
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Stale(Exception):
+    """The tenant changed while being decided; the watch event of the new version decides again."""
+
+
 class Reconciler:
     def __init__(
-        self,
-        kube: Kube,
-        tenants: kopf.Index[str, TenantRecord],
-        policies: kopf.Index[str, PolicyRecord],
-        clock: Callable[[], datetime] = utcnow,
+        self, kube: Kube, caches: Caches, protected: frozenset[str], clock: Callable[[], datetime] = utcnow
     ) -> None:
         self.kube = kube
-        self.tenants = tenants
-        self.policies = policies
+        self.caches = caches
+        self.protected = protected
         self.clock = clock
         self._phases: dict[str, str] = {}
 
@@ -47,6 +68,9 @@ class Reconciler:
         started = time.perf_counter()
         try:
             wake = await self._reconcile(name)
+        except Stale:
+            metrics.RECONCILES.labels("stale").inc()
+            return None
         except Exception:
             metrics.RECONCILES.labels("error").inc()
             raise
@@ -56,7 +80,7 @@ class Reconciler:
         return wake
 
     async def _reconcile(self, name: str) -> float | None:
-        record: TenantRecord | None = only(self.tenants, name)
+        record = self.caches.tenant(name)
         if record is None:
             self._count(name, None)
             return None
@@ -64,28 +88,87 @@ class Reconciler:
             logger.error("tenant %s cannot be parsed and is left untouched: %s", name, record.error)
             return None
         tenant = record.view
-        policy_record: PolicyRecord | None = only(self.policies, tenant.spec.retention_policy)
-        policy = policy_record.spec if policy_record else None
+        policy = self.caches.policy(tenant.spec.retention_policy)
+        world = self.caches.world(tenant, self.protected)
+        decision = decide(tenant, policy, world, self.clock())
 
-        decision = decide(tenant, policy, self.clock())
-        new_status = decision.status.to_api()
-        try:
-            written = await status.write_status(
-                self.kube, TENANT.plural, name, record.resource_version, record.raw_status, new_status
-            )
-        except Exception as error:
-            if status_of(error) == 409:
-                logger.debug("tenant %s changed while being decided; deciding again on the new version", name)
-                return None  # the watch event of the newer version touches it again
-            if status_of(error) == 404:
-                return None
-            raise
-        if written is not None:
-            metrics.API_WRITES.labels("status").inc()
+        record = await self._add_finalizer(record, decision)
+        record = await self._write_status(record, decision)
+        await self._act(record, decision)
         for event in decision.events:
             await events.post(self.kube, TENANT.kind, name, record.uid, event.reason, event.message, event.warning)
         self._count(name, decision.status.phase)
+        if decision.status.phase == "Purged" and tenant.status.phase != "Purged":
+            metrics.PURGES_COMPLETED.inc()
         return decision.wake_at.timestamp() if decision.wake_at else None
+
+    @staticmethod
+    async def _guard(call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except Exception as error:
+            if status_of(error) in (404, 409):
+                raise Stale from error
+            raise
+
+    async def _add_finalizer(self, record: TenantRecord, decision: Decision) -> TenantRecord:
+        if not any(isinstance(action, AddFinalizer) for action in decision.actions):
+            return record
+        finalizers = [*record.finalizers, FINALIZER]
+        updated = await self._guard(
+            status.set_finalizers(self.kube, TENANT.plural, record.name, record.resource_version, finalizers)
+        )
+        metrics.API_WRITES.labels("finalizer").inc()
+        return record.updated(updated)
+
+    async def _write_status(self, record: TenantRecord, decision: Decision) -> TenantRecord:
+        new = decision.status.to_api()
+        written = await self._guard(
+            status.write_status(self.kube, TENANT.plural, record.name, record.resource_version, record.raw_status, new)
+        )
+        if written is None:
+            return record
+        metrics.API_WRITES.labels("status").inc()
+        return record.updated(written)
+
+    async def _act(self, record: TenantRecord, decision: Decision) -> None:
+        actions = list(decision.actions)
+        if any(isinstance(action, DELETIONS) for action in actions):
+            fresh = await holds.holding(self.kube, record.name)
+            if fresh:
+                logger.warning("tenant %s: legal hold %s appeared; deleting nothing", record.name, ", ".join(fresh))
+                actions = [a for a in actions if not isinstance(a, DELETIONS)]
+        for action in actions:
+            await self._perform(record, action)
+
+    async def _perform(self, record: TenantRecord, action: Action) -> None:
+        tenant = record.name
+        match action:
+            case CreateNamespace(name=namespace):
+                await namespaces.create(self.kube, namespace, tenant)
+                metrics.API_WRITES.labels("namespace").inc()
+            case ClaimNamespace(name=namespace, resource_version=version):
+                await namespaces.claim(self.kube, namespace, tenant, version)
+                metrics.API_WRITES.labels("namespace").inc()
+            case ReclaimOnDelete(name=volume, uid=uid):
+                await volumes.reclaim_on_delete(self.kube, volume, uid)
+                metrics.API_WRITES.labels("volume").inc()
+            case DeleteNamespace(name=namespace, uid=uid):
+                await namespaces.delete(self.kube, namespace, tenant, uid, self.protected)
+                metrics.API_WRITES.labels("namespace").inc()
+                metrics.PURGE_DELETIONS.labels("namespace").inc()
+            case DeleteVolume(name=volume, uid=uid):
+                await volumes.delete(self.kube, volume, uid)
+                metrics.API_WRITES.labels("volume").inc()
+                metrics.PURGE_DELETIONS.labels("volume").inc()
+            case RemoveFinalizer():
+                remaining = [f for f in record.finalizers if f != FINALIZER]
+                await self._guard(
+                    status.set_finalizers(self.kube, TENANT.plural, tenant, record.resource_version, remaining)
+                )
+                metrics.API_WRITES.labels("finalizer").inc()
+            case AddFinalizer():
+                pass  # done before the status write
 
     def _count(self, name: str, phase: str | None) -> None:
         old = self._phases.pop(name, None)

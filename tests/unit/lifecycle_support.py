@@ -1,0 +1,133 @@
+"""A fake cluster for the pure lifecycle core: facts in, actions applied, no I/O."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tenure.api import RetentionPolicySpec, TenantSpec, TenantStatus
+from tenure.lifecycle import (
+    AddFinalizer,
+    ClaimNamespace,
+    CreateNamespace,
+    Decision,
+    DeleteNamespace,
+    DeleteVolume,
+    NamespaceFact,
+    ReclaimOnDelete,
+    RemoveFinalizer,
+    TenantView,
+    VolumeFact,
+    World,
+    decide,
+)
+
+T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+def uid() -> str:
+    return f"uid-{next(_ids)}"
+
+
+@dataclass
+class FakeCluster:
+    """One tenant, its policy and holds, and the namespaces and volumes around it."""
+
+    name: str = "acme"
+    spec: TenantSpec = field(default_factory=lambda: TenantSpec(retention_policy="p", namespaces=("acme-a",)))
+    status: TenantStatus = field(default_factory=TenantStatus)
+    generation: int = 1
+    deleting: bool = False
+    finalized: bool = False
+    gone: bool = False
+    policy: RetentionPolicySpec | None = field(
+        default_factory=lambda: RetentionPolicySpec(
+            suspension_grace_period=timedelta(days=14), expired_data_retention=timedelta(days=30)
+        )
+    )
+    holds: tuple[str, ...] = ()
+    namespaces: dict[str, NamespaceFact] = field(default_factory=dict)
+    volumes: dict[str, VolumeFact] = field(default_factory=dict)
+    now: datetime = T0
+    decisions: list[Decision] = field(default_factory=list)
+
+    def edit(self, **changes: Any) -> None:
+        self.spec = self.spec.model_copy(update=changes)
+        self.generation += 1
+
+    def world(self) -> World:
+        return World(namespaces=dict(self.namespaces), volumes=dict(self.volumes), holds=self.holds)
+
+    def view(self) -> TenantView:
+        return TenantView(
+            name=self.name,
+            generation=self.generation,
+            spec=self.spec,
+            status=self.status,
+            deleting=self.deleting,
+            finalized=self.finalized,
+        )
+
+    def reconcile(self) -> Decision:
+        decision = decide(self.view(), self.policy, self.world(), self.now)
+        self.decisions.append(decision)
+        self.status = decision.status
+        for action in decision.actions:
+            self.apply(action)
+        return decision
+
+    def settle(self, passes: int = 6) -> Decision:
+        """Reconcile until nothing changes, as watch events would drive it."""
+        decision = self.reconcile()
+        for _ in range(passes):
+            self.controllers()
+            if self.gone:
+                break
+            decision = self.reconcile()
+        return decision
+
+    def apply(self, action: object) -> None:
+        match action:
+            case CreateNamespace(name=name):
+                if name not in self.namespaces:
+                    self.namespaces[name] = NamespaceFact(name, uid(), "1", owner=self.name)
+            case ClaimNamespace(name=name, resource_version=version):
+                fact = self.namespaces.get(name)
+                if fact is not None and fact.resource_version == version and fact.owner is None:
+                    self.namespaces[name] = replace(fact, owner=self.name, resource_version=uid())
+            case ReclaimOnDelete(name=name, uid=volume_uid):
+                fact = self.volumes.get(name)
+                if fact is not None and fact.uid == volume_uid:
+                    self.volumes[name] = replace(fact, reclaim_policy="Delete")
+            case DeleteNamespace(name=name, uid=ns_uid):
+                fact = self.namespaces.get(name)
+                if fact is not None and fact.uid == ns_uid:
+                    self.namespaces[name] = replace(fact, terminating=True)
+            case DeleteVolume(name=name, uid=volume_uid):
+                fact = self.volumes.get(name)
+                if fact is not None and fact.uid == volume_uid:
+                    del self.volumes[name]
+            case AddFinalizer():
+                self.finalized = True
+            case RemoveFinalizer():
+                self.finalized = False
+                if self.deleting:
+                    self.gone = True
+
+    def controllers(self) -> None:
+        """What kube-controller-manager does: finish namespace deletion, release volumes."""
+        for name, fact in list(self.namespaces.items()):
+            if fact.terminating:
+                del self.namespaces[name]
+        for name, volume in list(self.volumes.items()):
+            if volume.claim_namespace is not None and volume.claim_namespace not in self.namespaces:
+                if volume.reclaim_policy == "Delete" and volume.provisioner is not None:
+                    del self.volumes[name]
+                elif volume.phase == "Bound":
+                    phase = "Failed" if volume.reclaim_policy == "Delete" else "Released"
+                    self.volumes[name] = replace(volume, phase=phase)
+        if self.deleting and not self.finalized:
+            self.gone = True
