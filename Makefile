@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 KUBECTL := .cache/bin/kubectl
 export KUBECONFIG ?= $(CURDIR)/.cache/cluster/kubeconfig
 
-.PHONY: help venv crds cluster-up cluster-down install samples run dev lint test test-unit test-e2e clean
+.PHONY: help venv crds cluster-build cluster-up cluster-down install samples run dev lint test test-unit test-e2e clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ venv: $(BIN)/tenure ## create the virtualenv with Tenure and its test tools
 
 crds: venv ## render crds/ from the API models
 	$(BIN)/tenure crds crds
+
+cluster-build: ## build the local control plane binary once (~7 min cold, then cached in ~/.cache/tenure)
+	tests/cluster/cluster.sh build
 
 cluster-up: ## start the local control plane (builds it once, ~7 min cold)
 	tests/cluster/cluster.sh up
@@ -52,13 +55,13 @@ lint: venv ## ruff, mypy --strict, gofmt
 	$(BIN)/mypy
 	test -z "$$(gofmt -l tests/cluster)"
 
-test: venv lint ## the whole suite: unit, property and e2e on the local control plane
+test: venv lint cluster-build ## the whole suite: unit, property and e2e on the local control plane
 	$(BIN)/pytest
 
 test-unit: venv ## unit and property tests only (no cluster)
 	$(BIN)/pytest -m 'not e2e'
 
-test-e2e: venv ## e2e tests only
+test-e2e: venv cluster-build ## e2e tests only
 	$(BIN)/pytest -m e2e
 
 clean: cluster-down ## remove the venv and every build output in the tree

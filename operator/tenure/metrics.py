@@ -24,3 +24,8 @@ DEADLINE_LATENESS = Histogram(
 SCHEDULED = Gauge("tenure_scheduled_deadlines", "Tenants with a future deadline in the scheduler.")
 PURGE_DELETIONS = Counter("tenure_purge_deletions_total", "Objects deleted by tenant purges, by kind.", ["kind"])
 PURGES_COMPLETED = Counter("tenure_purges_completed_total", "Tenant purges confirmed complete.")
+PURGE_REMAINING = Gauge(
+    "tenure_purge_remaining",
+    "Objects a running purge has yet to see gone; the series exists only while the tenant is purging.",
+    ["tenant", "kind"],
+)

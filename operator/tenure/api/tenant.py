@@ -110,7 +110,8 @@ class PurgeStatus(Model):
     volumes: tuple[PurgedVolume, ...] = Field(
         (), description="PersistentVolumes bound to claims in those namespaces when the purge began."
     )
-    remaining: int | None = Field(None, ge=0, description="Namespaces and volumes not yet confirmed gone.")
+    remaining_namespaces: int | None = Field(None, ge=0, description="Recorded namespaces not yet confirmed gone.")
+    remaining_volumes: int | None = Field(None, ge=0, description="Recorded volumes not yet confirmed gone.")
 
 
 class TenantStatus(Model):

@@ -78,7 +78,10 @@ def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World,
         elif not held:
             actions.extend(progress.actions)
         draft.purge = draft.purge.model_copy(
-            update={"remaining": len(progress.remaining_namespaces) + len(progress.remaining_volumes)}
+            update={
+                "remaining_namespaces": len(progress.remaining_namespaces),
+                "remaining_volumes": len(progress.remaining_volumes),
+            }
         )
 
     owns = ownership(tenant, world, claim=draft.phase == "Active" and not tenant.deleting)

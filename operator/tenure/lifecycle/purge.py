@@ -41,7 +41,12 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
         for v in sorted(world.volumes.values(), key=lambda v: v.name)
         if v.claim_namespace in names
     )
-    return PurgeStatus(namespaces=namespaces, volumes=volumes, remaining=len(namespaces) + len(volumes))
+    return PurgeStatus(
+        namespaces=namespaces,
+        volumes=volumes,
+        remaining_namespaces=len(namespaces),
+        remaining_volumes=len(volumes),
+    )
 
 
 @dataclass(frozen=True)

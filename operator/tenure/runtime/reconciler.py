@@ -16,6 +16,7 @@ second time. Failures raise and the scheduler retries with backoff.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -98,6 +99,7 @@ class Reconciler:
         for event in decision.events:
             await events.post(self.kube, TENANT.kind, name, record.uid, event.reason, event.message, event.warning)
         self._count(name, decision.status.phase)
+        self._progress(name, decision)
         if decision.status.phase == "Purged" and tenant.status.phase != "Purged":
             metrics.PURGES_COMPLETED.inc()
         return decision.wake_at.timestamp() if decision.wake_at else None
@@ -169,6 +171,16 @@ class Reconciler:
                 metrics.API_WRITES.labels("finalizer").inc()
             case AddFinalizer():
                 pass  # done before the status write
+
+    def _progress(self, name: str, decision: Decision) -> None:
+        purge = decision.status.purge
+        if decision.status.phase == "Purging" and purge is not None:
+            metrics.PURGE_REMAINING.labels(name, "namespace").set(purge.remaining_namespaces or 0)
+            metrics.PURGE_REMAINING.labels(name, "volume").set(purge.remaining_volumes or 0)
+            return
+        for kind in ("namespace", "volume"):
+            with contextlib.suppress(KeyError):
+                metrics.PURGE_REMAINING.remove(name, kind)
 
     def _count(self, name: str, phase: str | None) -> None:
         old = self._phases.pop(name, None)
