@@ -45,9 +45,10 @@ samples: ## apply the demo objects (windows of seconds)
 run: venv ## run the operator in the foreground against the current KUBECONFIG
 	$(BIN)/tenure run --log-format=plain
 
-dev: venv cluster-up install samples ## the live demo: control plane, CRDs, samples, operator
+dev: venv cluster-up install samples ## the live demo: control plane, CRDs, samples, operator and a storyline
 	@echo "In another terminal: export KUBECONFIG=$(KUBECONFIG); $(CURDIR)/$(KUBECTL) get tenants -w"
-	$(BIN)/tenure run --log-format=plain
+	KUBECTL=$(KUBECTL) manifests/samples/story.sh & trap "kill $$! 2>/dev/null || true" EXIT; \
+	  $(BIN)/tenure run --log-format=plain
 
 lint: venv ## ruff, mypy --strict, gofmt
 	$(BIN)/ruff check operator tests

@@ -19,9 +19,11 @@ API_WRITES = Counter("tenure_api_writes_total", "Writes Tenure made to the Kuber
 DEADLINE_LATENESS = Histogram(
     "tenure_deadline_lateness_seconds",
     "How late the scheduler picked up a deadline (0 means exactly on time).",
+    ["queue"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 60),
 )
-SCHEDULED = Gauge("tenure_scheduled_deadlines", "Tenants with a future deadline in the scheduler.")
+SCHEDULED = Gauge("tenure_scheduled_deadlines", "Objects with a future deadline in a scheduler queue.", ["queue"])
+PENDING = Gauge("tenure_pending_reconciles", "Objects waiting for or in a reconcile pass.", ["queue"])
 PURGE_DELETIONS = Counter("tenure_purge_deletions_total", "Objects deleted by tenant purges, by kind.", ["kind"])
 PURGES_COMPLETED = Counter("tenure_purges_completed_total", "Tenant purges confirmed complete.")
 PURGE_REMAINING = Gauge(

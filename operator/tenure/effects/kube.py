@@ -48,9 +48,23 @@ class Kube:
         result: dict[str, Any] = await patch(API_GROUP, API_VERSION, plural, name, body, **AS_MERGE_PATCH)
         return result
 
+    async def get_custom(self, plural: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, plural, name)
+        return result
+
     async def list_custom(self, plural: str) -> list[dict[str, Any]]:
         result = await self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural)
         items: list[dict[str, Any]] = result.get("items", [])
+        return items
+
+    async def list_core(self, plural: str) -> list[dict[str, Any]]:
+        """A cluster-scoped core/v1 list as plain dicts (namespaces, persistentvolumes)."""
+        listers: dict[str, Any] = {
+            "namespaces": self.core.list_namespace,
+            "persistentvolumes": self.core.list_persistent_volume,
+        }
+        response = await listers[plural](_preload_content=False)
+        items: list[dict[str, Any]] = (await response.json())["items"]
         return items
 
     async def close(self) -> None:

@@ -41,6 +41,17 @@ async def claim(kube: Kube, name: str, tenant: str, resource_version: str) -> No
             raise
 
 
+async def exists(kube: Kube, name: str, uid: str) -> bool:
+    """Whether this very namespace (same uid) still exists, asked of the API server, not a cache."""
+    try:
+        live = await kube.core.read_namespace(name)
+    except Exception as error:
+        if status_of(error) == 404:
+            return False
+        raise
+    return bool(live.metadata.uid == uid)
+
+
 async def delete(kube: Kube, name: str, tenant: str, uid: str, protected: frozenset[str]) -> bool:
     """Delete the namespace if it is still this tenant's; True when it is gone or going."""
     try:

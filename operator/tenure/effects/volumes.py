@@ -24,6 +24,17 @@ async def reclaim_on_delete(kube: Kube, name: str, uid: str) -> None:
             raise
 
 
+async def exists(kube: Kube, name: str, uid: str) -> bool:
+    """Whether this very volume (same uid) still exists, asked of the API server, not a cache."""
+    try:
+        live = await kube.core.read_persistent_volume(name)
+    except Exception as error:
+        if status_of(error) == 404:
+            return False
+        raise
+    return bool(live.metadata.uid == uid)
+
+
 async def delete(kube: Kube, name: str, uid: str) -> None:
     options = V1DeleteOptions(preconditions=V1Preconditions(uid=uid))
     try:

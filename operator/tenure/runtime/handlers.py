@@ -1,54 +1,71 @@
-"""kopf wiring: indexes that cache the cluster, events that wake the schedulers.
+"""kopf wiring: watch events update the stores and wake the schedulers.
 
-Only ``on.event`` and ``index`` handlers are used: kopf then stores no
-handler progress or last-handled-configuration on the objects, so Tenure's
-only writes are the status it computes, its finalizer, the namespaces and
-volumes it manages, and Events. kopf fills every index from its initial
-listing before any ``on.event`` handler runs, so no tenant is decided before
-all legal holds are known.
+Only ``on.event`` handlers are used: kopf then stores no handler progress or
+last-handled-configuration on the objects, so Tenure's only writes are the
+status it computes, its finalizer, the namespaces and volumes it manages, and
+Events. Startup lists policies, holds, namespaces and volumes before kopf
+starts watching (kopf runs startup handlers first), so the first tenant is
+decided with every legal hold known.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
-from tenure.api import API_GROUP, API_VERSION, LEGAL_HOLD, RETENTION_POLICY, TENANT, TENANT_LABEL
+from tenure.api import API_GROUP, API_VERSION, LEGAL_HOLD, RETENTION_POLICY, TENANT
 from tenure.effects.kube import Kube, connect
-from tenure.lifecycle import PROTECTED_NAMESPACES, NamespaceFact, VolumeFact
+from tenure.lifecycle import PROTECTED_NAMESPACES
 
-from .cache import (
-    Caches,
-    PolicyRecord,
-    TenantRecord,
-    namespace_fact,
-    policy_record,
-    tenant_record,
-    volume_fact,
-)
 from .config import Config
 from .holds import HoldReconciler
 from .reconciler import Reconciler
 from .scheduler import Scheduler
+from .store import Stores
 
 logger = logging.getLogger(__name__)
+
+RESYNC_SECONDS = 300.0
+"""How often the small stores are re-listed, dropping anything a watch missed (such as a deletion)."""
+LISTED = (RETENTION_POLICY.plural, LEGAL_HOLD.plural, "namespaces", "persistentvolumes")
 
 
 class Runtime:
     """Everything the handlers share, created once at startup."""
 
-    def __init__(self, kube: Kube, tenants: Scheduler, holds: Scheduler) -> None:
+    def __init__(self, kube: Kube, stores: Stores, tenants: Scheduler, holds: Scheduler) -> None:
         self.kube = kube
+        self.stores = stores
         self.tenants = tenants
         self.holds = holds
         self.tasks = [
             asyncio.create_task(tenants.run(), name="tenure tenant scheduler"),
             asyncio.create_task(holds.run(), name="tenure hold scheduler"),
+            asyncio.create_task(self._resync_forever(), name="tenure resync"),
         ]
+
+    async def list(self, kind: str) -> list[dict[str, Any]]:
+        if kind in (RETENTION_POLICY.plural, LEGAL_HOLD.plural):
+            return await self.kube.list_custom(kind)
+        return await self.kube.list_core(kind)
+
+    async def resync(self) -> None:
+        for kind in LISTED:
+            for tenant in self.stores.replace(kind, await self.list(kind)):
+                self.tenants.touch(tenant)
+
+    async def _resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_SECONDS)
+            try:
+                await self.resync()
+            except Exception:
+                logger.exception("periodic re-list failed; retrying in %.0fs", RESYNC_SECONDS)
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -58,135 +75,89 @@ class Runtime:
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indexes: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.peering.standalone = True
     settings.posting.enabled = False  # Tenure posts its own Events, from outside kopf's handlers
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
     config: Config = memo.config
-    start_http_server(config.metrics_port)
     kube = Kube(await connect(pool_size=config.workers))
-    caches = Caches(indexes)
+    stores = Stores()
     protected = PROTECTED_NAMESPACES | {config.namespace}
-    tenants = Scheduler(Reconciler(kube, caches, protected), workers=config.workers)
-    holds = Scheduler(HoldReconciler(kube, indexes["legal_holds"], caches), workers=4)
-    memo.runtime = Runtime(kube, tenants, holds)
-    logger.info("tenure started: %d workers, metrics on :%d", config.workers, config.metrics_port)
+    tenants = Scheduler("tenants", Reconciler(kube, stores, protected), workers=config.workers)
+    holds = Scheduler("legalholds", HoldReconciler(kube, stores), workers=4)
+    runtime = Runtime(kube, stores, tenants, holds)
+    await runtime.resync()  # raises, and kopf retries startup, until the API server answers
+    memo.runtime = runtime
+    for hold in stores.holds:
+        holds.touch(hold)
+    start_http_server(config.metrics_port)
+    logger.info(
+        "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes known; %d workers",
+        len(stores.policies),
+        len(stores.holds),
+        len(stores.namespaces),
+        len(stores.volumes),
+        config.workers,
+    )
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    await memo.runtime.stop()
-
-
-# Indexes: the operator's memory of the cluster.
-
-
-@kopf.index(API_GROUP, API_VERSION, TENANT.plural)
-def tenants(body: kopf.Body, name: str, **_: Any) -> dict[str, TenantRecord]:
-    return {name: tenant_record(body)}
-
-
-@kopf.index(API_GROUP, API_VERSION, TENANT.plural)
-def tenants_by_policy(spec: kopf.Spec, name: str, **_: Any) -> dict[str, str]:
-    return {spec.get("retentionPolicy", "default"): name}
-
-
-@kopf.index(API_GROUP, API_VERSION, TENANT.plural)
-def tenants_by_namespace(spec: kopf.Spec, status: kopf.Status, name: str, **_: Any) -> dict[str, str]:
-    recorded = [n["name"] for n in (status.get("purge") or {}).get("namespaces", [])]
-    return dict.fromkeys([*spec.get("namespaces", []), *recorded], name)
-
-
-@kopf.index(API_GROUP, API_VERSION, RETENTION_POLICY.plural)
-def policies(spec: kopf.Spec, name: str, **_: Any) -> dict[str, PolicyRecord]:
-    return {name: policy_record(spec)}
-
-
-@kopf.index(API_GROUP, API_VERSION, LEGAL_HOLD.plural)
-def holds_by_tenant(spec: kopf.Spec, name: str, **_: Any) -> dict[str, str]:
-    return dict.fromkeys(spec.get("tenants", []), name)
-
-
-@kopf.index(API_GROUP, API_VERSION, LEGAL_HOLD.plural)
-def legal_holds(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, Any]]:
-    meta = body.get("metadata", {})
-    return {
-        name: {
-            "tenants": list((body.get("spec") or {}).get("tenants", [])),
-            "generation": meta.get("generation", 0),
-            "resourceVersion": meta.get("resourceVersion", ""),
-            "status": dict(body.get("status") or {}),
-        }
-    }
-
-
-@kopf.index("", "v1", "namespaces")
-def namespaces(body: kopf.Body, name: str, **_: Any) -> dict[str, NamespaceFact]:
-    return {name: namespace_fact(body)}
-
-
-@kopf.index("", "v1", "persistentvolumes")
-def volumes(body: kopf.Body, name: str, **_: Any) -> dict[str, VolumeFact]:
-    return {name: volume_fact(body)}
-
-
-@kopf.index("", "v1", "persistentvolumes")
-def volumes_by_namespace(body: kopf.Body, **_: Any) -> dict[str, VolumeFact]:
-    fact = volume_fact(body)
-    return {fact.claim_namespace: fact} if fact.claim_namespace else {}
-
-
-# Events: what changed, and which tenants must be decided again.
+    with contextlib.suppress(AttributeError):
+        await memo.runtime.stop()
 
 
 @kopf.on.event(API_GROUP, API_VERSION, TENANT.plural)
-def tenant_event(name: str, type: str | None, memo: kopf.Memo, **indexes: Any) -> None:
+def tenant_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     if type == "DELETED":
+        runtime.stores.drop_tenant(name)
         runtime.tenants.forget(name)
-    runtime.tenants.touch(name)
-    if type in (None, "ADDED", "DELETED"):
-        for hold in indexes["holds_by_tenant"].get(name, ()):
+    else:
+        runtime.stores.put_tenant(body)
+        runtime.tenants.touch(name)
+    if type in ("ADDED", "DELETED"):
+        for hold in runtime.stores.holds_of(name):
             runtime.holds.touch(hold)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, RETENTION_POLICY.plural)
-def policy_event(name: str, memo: kopf.Memo, **indexes: Any) -> None:
-    for tenant in indexes["tenants_by_policy"].get(name, ()):
-        memo.runtime.tenants.touch(tenant)
+def policy_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    affected = runtime.stores.drop_policy(name) if type == "DELETED" else runtime.stores.put_policy(body)
+    for tenant in affected:
+        runtime.tenants.touch(tenant)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, LEGAL_HOLD.plural)
-def hold_event(name: str, type: str | None, spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
-    # Tenants named before and after this change are decided again; the per-object
-    # memo remembers the previous list, so removing a tenant from a hold releases it.
+def hold_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    previous: set[str] = getattr(memo, "held", set())
-    current = set() if type == "DELETED" else set(spec.get("tenants", []))
-    for tenant in previous | current:
-        runtime.tenants.touch(tenant)
-    memo.held = current
     if type == "DELETED":
+        affected = runtime.stores.drop_hold(name)
         runtime.holds.forget(name)
     else:
+        affected = runtime.stores.put_hold(body)
         runtime.holds.touch(name)
+    for tenant in affected:  # named before or after the change: a removed name is released
+        runtime.tenants.touch(tenant)
 
 
 @kopf.on.event("", "v1", "namespaces")
-def namespace_event(name: str, labels: kopf.Labels, memo: kopf.Memo, **indexes: Any) -> None:
+def namespace_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    for tenant in {*indexes["tenants_by_namespace"].get(name, ()), labels.get(TENANT_LABEL)} - {None}:
+    affected = runtime.stores.drop_namespace(name) if type == "DELETED" else runtime.stores.put_namespace(body)
+    for tenant in affected:
         runtime.tenants.touch(tenant)
 
 
 @kopf.on.event("", "v1", "persistentvolumes")
-def volume_event(body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> None:
-    claim_namespace = (body.get("spec", {}).get("claimRef") or {}).get("namespace")
-    if claim_namespace:
-        for tenant in indexes["tenants_by_namespace"].get(claim_namespace, ()):
-            memo.runtime.tenants.touch(tenant)
+def volume_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    affected = runtime.stores.drop_volume(name) if type == "DELETED" else runtime.stores.put_volume(body)
+    for tenant in affected:
+        runtime.tenants.touch(tenant)
 
 
 def run(config: Config) -> None:

@@ -2,36 +2,45 @@
 
 A hold on a tenant that does not exist (a typo, or a tenant created later)
 still applies to that name; the TenantsFound condition makes the gap visible.
+A name missing from the store is confirmed with the API server before it is
+reported, so a restart that has not yet seen every tenant writes nothing.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
-
-import kopf
 
 from tenure import metrics
-from tenure.api import LEGAL_HOLD, LegalHoldStatus
+from tenure.api import LEGAL_HOLD, TENANT, LegalHoldStatus
 from tenure.effects import status
 from tenure.effects.kube import Kube, status_of
 from tenure.lifecycle.conditions import condition
 
-from .cache import Caches, only
+from .store import Stores
 
 
 class HoldReconciler:
-    def __init__(self, kube: Kube, holds: kopf.Index[str, dict[str, Any]], caches: Caches) -> None:
+    def __init__(self, kube: Kube, stores: Stores) -> None:
         self.kube = kube
-        self.holds = holds
-        self.caches = caches
+        self.stores = stores
+
+    async def _exists(self, tenant: str) -> bool:
+        if tenant in self.stores.tenants:
+            return True
+        try:
+            await self.kube.get_custom(TENANT.plural, tenant)
+        except Exception as error:
+            if status_of(error) == 404:
+                return False
+            raise
+        return True
 
     async def __call__(self, name: str) -> float | None:
-        hold: dict[str, Any] | None = only(self.holds, name)
+        hold = self.stores.holds.get(name)
         if hold is None:
             return None
-        old = LegalHoldStatus.model_validate(hold["status"])
-        missing = [t for t in hold["tenants"] if self.caches.tenant(t) is None]
+        old = LegalHoldStatus.model_validate(hold.status)
+        missing = sorted([t for t in hold.tenants if not await self._exists(t)])
         if missing:
             found = condition(
                 old.conditions,
@@ -40,7 +49,7 @@ class HoldReconciler:
                 "TenantNotFound",
                 f"No Tenant named {', '.join(missing)} exists; the hold applies to that name if one is created.",
                 datetime.now(UTC),
-                hold["generation"],
+                hold.generation,
             )
         else:
             found = condition(
@@ -50,17 +59,18 @@ class HoldReconciler:
                 "AllFound",
                 "Every held tenant exists.",
                 datetime.now(UTC),
-                hold["generation"],
+                hold.generation,
             )
-        new = LegalHoldStatus(observed_generation=hold["generation"], conditions=(found,))
+        new = LegalHoldStatus(observed_generation=hold.generation, conditions=(found,))
         try:
             written = await status.write_status(
-                self.kube, LEGAL_HOLD.plural, name, hold["resourceVersion"], hold["status"], new.to_api()
+                self.kube, LEGAL_HOLD.plural, name, hold.resource_version, hold.status, new.to_api()
             )
         except Exception as error:
             if status_of(error) in (404, 409):
-                return None
+                return None  # gone, or changed: its watch event brings it back
             raise
         if written is not None:
             metrics.API_WRITES.labels("status").inc()
+            self.stores.put_hold(written)
         return None

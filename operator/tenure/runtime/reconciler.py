@@ -1,4 +1,4 @@
-"""One tenant, one pass: read the caches, decide, write status, then act.
+"""One tenant, one pass: read the stores, decide, write status, then act.
 
 Order matters for safety and for crash-resumption:
 
@@ -8,7 +8,9 @@ Order matters for safety and for crash-resumption:
    deletion and a stale view never acts;
 3. deletions run only after the API server itself confirms no LegalHold
    names the tenant;
-4. the finalizer is removed only once status says Purged.
+4. "Purged" is written only after the API server itself confirms every
+   recorded namespace and volume gone (the store that suggested it may lag),
+   and the finalizer is removed only once status says Purged.
 
 The pass is idempotent: run twice on the same inputs it writes nothing the
 second time. Failures raise and the scheduler retries with backoff.
@@ -21,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenure import metrics
 from tenure.api import TENANT
@@ -41,10 +43,13 @@ from tenure.lifecycle import (
     decide,
 )
 
-from .cache import FINALIZER, Caches, TenantRecord
+from .store import FINALIZER, Stores, TenantRecord, Unreadable
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+CONFIRM_RETRY = 2.0
+"""Seconds before asking again when the cache said gone but the API server did not."""
 
 
 def utcnow() -> datetime:
@@ -57,10 +62,10 @@ class Stale(Exception):
 
 class Reconciler:
     def __init__(
-        self, kube: Kube, caches: Caches, protected: frozenset[str], clock: Callable[[], datetime] = utcnow
+        self, kube: Kube, stores: Stores, protected: frozenset[str], clock: Callable[[], datetime] = utcnow
     ) -> None:
         self.kube = kube
-        self.caches = caches
+        self.stores = stores
         self.protected = protected
         self.clock = clock
         self._phases: dict[str, str] = {}
@@ -81,17 +86,25 @@ class Reconciler:
         return wake
 
     async def _reconcile(self, name: str) -> float | None:
-        record = self.caches.tenant(name)
+        record = self.stores.tenants.get(name)
         if record is None:
             self._count(name, None)
+            self._progress(name, None)
             return None
-        if record.view is None:
-            logger.error("tenant %s cannot be parsed and is left untouched: %s", name, record.error)
+        try:
+            tenant = record.view()
+        except Unreadable as error:
+            logger.error("tenant %s is unreadable and left untouched: %s", name, error)
             return None
-        tenant = record.view
-        policy = self.caches.policy(tenant.spec.retention_policy)
-        world = self.caches.world(tenant, self.protected)
+        policy = self.stores.policy(tenant.spec.retention_policy)
+        world = self.stores.world(tenant, self.protected)
         decision = decide(tenant, policy, world, self.clock())
+        if (
+            decision.status.phase == "Purged"
+            and tenant.status.phase == "Purging"
+            and not await self._confirmed(decision)
+        ):
+            return time.time() + CONFIRM_RETRY
 
         record = await self._add_finalizer(record, decision)
         record = await self._write_status(record, decision)
@@ -104,11 +117,26 @@ class Reconciler:
             metrics.PURGES_COMPLETED.inc()
         return decision.wake_at.timestamp() if decision.wake_at else None
 
-    @staticmethod
-    async def _guard(call: Awaitable[T]) -> T:
+    async def _confirmed(self, decision: Decision) -> bool:
+        """Purged is claimed only after the API server itself says every recorded object is gone."""
+        purge = decision.status.purge
+        assert purge is not None
+        for namespace in purge.namespaces:
+            if await namespaces.exists(self.kube, namespace.name, namespace.uid):
+                logger.info("namespace %s is still present; not yet Purged", namespace.name)
+                return False
+        for volume in purge.volumes:
+            if await volumes.exists(self.kube, volume.name, volume.uid):
+                logger.info("volume %s is still present; not yet Purged", volume.name)
+                return False
+        return True
+
+    async def _guard(self, name: str, call: Awaitable[T]) -> T:
         try:
             return await call
         except Exception as error:
+            if status_of(error) == 404:
+                self.stores.drop_tenant(name)  # deleted while the watch was away
             if status_of(error) in (404, 409):
                 raise Stale from error
             raise
@@ -118,20 +146,29 @@ class Reconciler:
             return record
         finalizers = [*record.finalizers, FINALIZER]
         updated = await self._guard(
-            status.set_finalizers(self.kube, TENANT.plural, record.name, record.resource_version, finalizers)
+            record.name,
+            status.set_finalizers(self.kube, TENANT.plural, record.name, record.resource_version, finalizers),
         )
         metrics.API_WRITES.labels("finalizer").inc()
-        return record.updated(updated)
+        return self._remember(updated)
 
     async def _write_status(self, record: TenantRecord, decision: Decision) -> TenantRecord:
         new = decision.status.to_api()
         written = await self._guard(
-            status.write_status(self.kube, TENANT.plural, record.name, record.resource_version, record.raw_status, new)
+            record.name,
+            status.write_status(
+                self.kube, TENANT.plural, record.name, record.resource_version, record.raw_status(), new
+            ),
         )
         if written is None:
             return record
         metrics.API_WRITES.labels("status").inc()
-        return record.updated(written)
+        return self._remember(written)
+
+    def _remember(self, body: dict[str, Any]) -> TenantRecord:
+        """Keep the object our own write returned: fresher than any watch event in flight."""
+        self.stores.put_tenant(body)
+        return self.stores.tenants[body["metadata"]["name"]]
 
     async def _act(self, record: TenantRecord, decision: Decision) -> None:
         actions = list(decision.actions)
@@ -166,15 +203,15 @@ class Reconciler:
             case RemoveFinalizer():
                 remaining = [f for f in record.finalizers if f != FINALIZER]
                 await self._guard(
-                    status.set_finalizers(self.kube, TENANT.plural, tenant, record.resource_version, remaining)
+                    tenant, status.set_finalizers(self.kube, TENANT.plural, tenant, record.resource_version, remaining)
                 )
                 metrics.API_WRITES.labels("finalizer").inc()
             case AddFinalizer():
                 pass  # done before the status write
 
-    def _progress(self, name: str, decision: Decision) -> None:
-        purge = decision.status.purge
-        if decision.status.phase == "Purging" and purge is not None:
+    def _progress(self, name: str, decision: Decision | None) -> None:
+        purge = decision.status.purge if decision else None
+        if decision is not None and decision.status.phase == "Purging" and purge is not None:
             metrics.PURGE_REMAINING.labels(name, "namespace").set(purge.remaining_namespaces or 0)
             metrics.PURGE_REMAINING.labels(name, "volume").set(purge.remaining_volumes or 0)
             return

@@ -30,7 +30,10 @@ BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 class Scheduler:
-    def __init__(self, reconcile: Reconcile, workers: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, name: str, reconcile: Reconcile, workers: int, clock: Callable[[], float] = time.time) -> None:
+        self._scheduled = metrics.SCHEDULED.labels(name)
+        self._pending = metrics.PENDING.labels(name)
+        self._lateness = metrics.DEADLINE_LATENESS.labels(name)
         self._reconcile = reconcile
         self._clock = clock
         self._slots = asyncio.Semaphore(workers)
@@ -61,7 +64,7 @@ class Scheduler:
         else:
             self._due[name] = when
             heapq.heappush(self._heap, (when, name))
-        metrics.SCHEDULED.set(len(self._due))
+        self._scheduled.set(len(self._due))
 
     async def run(self) -> None:
         try:
@@ -84,8 +87,9 @@ class Scheduler:
             if self._due.get(name) == when:  # else superseded by a later schedule
                 del self._due[name]
                 self._dirty[name] = None
-                metrics.DEADLINE_LATENESS.observe(max(0.0, now - when))
-        metrics.SCHEDULED.set(len(self._due))
+                self._lateness.observe(max(0.0, now - when))
+        self._scheduled.set(len(self._due))
+        self._pending.set(len(self._dirty) + len(self._inflight))
 
     async def _dispatch(self) -> None:
         for name in list(self._dirty):
@@ -126,5 +130,6 @@ class Scheduler:
         finally:
             self._inflight.discard(name)
             self._slots.release()
+            self._pending.set(len(self._dirty) + len(self._inflight))
             self._wakeup.set()
         self._schedule(name, when)

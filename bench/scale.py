@@ -1,0 +1,288 @@
+"""make bench-scale: Tenure at 10,000 tenants, side by side with a no-op kopf operator.
+
+Runs on its own throwaway control plane (.cache/bench-cluster) and reports:
+RSS after settling (Tenure vs the no-op, same run), API writes in an idle
+minute, time to settle after a restart (and the writes it made), and the
+lateness of 1,000 deadlines falling in the same second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, config, watch
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER_DIR = REPO / ".cache" / "bench-cluster"
+KUBECONFIG = CLUSTER_DIR / "kubeconfig"
+KUBECTL = REPO / ".cache" / "bin" / "kubectl"
+OUT = REPO / "bench" / "out"
+GROUP, VERSION = "retention.tenure.dev", "v1alpha1"
+BIN = Path(sys.executable).parent
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def kubectl(*args: str) -> str:
+    return subprocess.run(
+        [str(KUBECTL), f"--kubeconfig={KUBECONFIG}", *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def apiserver_writes() -> dict[str, float]:
+    """Mutating requests the API server has served, by resource (from its own /metrics)."""
+    totals: dict[str, float] = {}
+    pattern = re.compile(r'^apiserver_request_total\{(.*)\} ([0-9.e+]+)$')
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        match = pattern.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        if labels.get("verb") in ("POST", "PUT", "PATCH", "DELETE", "APPLY"):
+            resource = labels.get("resource", "")
+            totals[resource] = totals.get(resource, 0) + float(match.group(2))
+    return totals
+
+
+def delta(before: dict[str, float], after: dict[str, float], resources: tuple[str, ...]) -> int:
+    return int(sum(after.get(r, 0) - before.get(r, 0) for r in resources))
+
+
+def scrape(port: int) -> dict[str, float]:
+    import urllib.request
+
+    values: dict[str, float] = {}
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            values[key] = float(value)
+    return values
+
+
+class Process:
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        self.log = (OUT / f"{name}.log").open("wb")
+        self.process = subprocess.Popen(args, env={**os.environ, **env}, stdout=self.log, stderr=self.log)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
+def start_tenure(metrics_port: int) -> Process:
+    return Process(
+        "tenure",
+        [str(BIN / "tenure"), "run", f"--metrics-port={metrics_port}", "--liveness-port=0"],
+        {"KUBECONFIG": str(KUBECONFIG)},
+    )
+
+
+async def wait_stable_rss(pid: int, quiet: float = 10.0, limit: float = 300.0) -> float:
+    """RSS once it has not grown by more than 1% for `quiet` seconds."""
+    started = time.monotonic()
+    best, since = rss_mib(pid), time.monotonic()
+    while time.monotonic() - started < limit:
+        await asyncio.sleep(1)
+        now = rss_mib(pid)
+        if now > best * 1.01:
+            best, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return now
+    return rss_mib(pid)
+
+
+async def wait_settled(port: int, reconciles: int, limit: float = 600.0) -> float:
+    """Seconds until the operator has reconciled `reconciles` times and its queue is empty."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        try:
+            metrics = scrape(port)
+        except OSError:
+            metrics = {}
+        done = sum(v for k, v in metrics.items() if k.startswith("tenure_reconciles_total{"))
+        pending = metrics.get('tenure_pending_reconciles{queue="tenants"}', 1)
+        if done >= reconciles and pending == 0:
+            return time.monotonic() - started
+        await asyncio.sleep(0.2)
+    raise TimeoutError("operator did not settle")
+
+
+def writes_of(metrics: dict[str, float]) -> int:
+    return int(sum(v for k, v in metrics.items() if k.startswith("tenure_api_writes_total{")))
+
+
+async def create_tenants(api: client.CustomObjectsApi, names: list[str], concurrency: int = 48) -> None:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(name: str) -> None:
+        async with slots:
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Tenant",
+                "metadata": {"name": name},
+                "spec": {"retentionPolicy": "bench"},
+            }
+            await api.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
+
+    await asyncio.gather(*(one(n) for n in names))
+
+
+async def arm_burst(api: client.CustomObjectsApi, names: list[str], deadline: datetime) -> None:
+    """Put tenants in Suspended with graceEndsAt == deadline, as a restart would find them."""
+    slots = asyncio.Semaphore(48)
+    stamp = deadline.strftime("%Y-%m-%dT%H:%M:%SZ")
+    since = (deadline - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def one(name: str) -> None:
+        async with slots:
+            patched = await api.patch_cluster_custom_object(
+                GROUP, VERSION, "tenants", name,
+                {"spec": {"state": "Suspended", "suspensionReason": "NonPayment"}},
+                _content_type="application/merge-patch+json",
+            )  # fmt: skip
+            status = {
+                "phase": "Suspended",
+                "suspendedAt": since,
+                "graceEndsAt": stamp,
+                "nextDeadline": stamp,
+                "windows": {"suspensionGracePeriod": "1h"},
+                "observedGeneration": patched["metadata"]["generation"],
+            }
+            await api.patch_cluster_custom_object_status(
+                GROUP, VERSION, "tenants", name, {"status": status}, _content_type="application/merge-patch+json"
+            )
+
+    await asyncio.gather(*(one(n) for n in names))
+
+
+async def watch_expiries(api: client.CustomObjectsApi, names: set[str], seen: dict[str, float]) -> None:
+    stream = watch.Watch()
+    async for event in stream.stream(api.list_cluster_custom_object, GROUP, VERSION, "tenants", timeout_seconds=600):
+        obj = event["object"]
+        name = obj["metadata"]["name"]
+        if name in names and name not in seen and (obj.get("status") or {}).get("phase") == "Expired":
+            seen[name] = time.time()
+            if len(seen) == len(names):
+                return
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def main(tenants: int, burst: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"tenants": tenants, "burst": burst}
+    subprocess.run([str(REPO / "tests/cluster/cluster.sh"), "down", f"--dir={CLUSTER_DIR}"], check=True)
+    subprocess.run([str(REPO / "tests/cluster/cluster.sh"), "up", f"--dir={CLUSTER_DIR}"], check=True)
+    kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"))
+    await config.load_kube_config(str(KUBECONFIG))
+    async with client.ApiClient() as api_client:
+        api = client.CustomObjectsApi(api_client)
+        policy = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RetentionPolicy", "metadata": {"name": "bench"},
+                  "spec": {"suspensionGracePeriod": "1h", "expiredDataRetention": "1h"}}  # fmt: skip
+        await api.create_cluster_custom_object(GROUP, VERSION, "retentionpolicies", policy)
+        names = [f"tenant-{i:05d}" for i in range(tenants)]
+        started = time.monotonic()
+        await create_tenants(api, names)
+        log(f"created {tenants} tenants in {time.monotonic() - started:.1f}s")
+
+        noop = Process(
+            "noop",
+            [str(BIN / "kopf"), "run", "--all-namespaces", "--standalone", str(REPO / "bench/noop_operator.py")],
+            {"KUBECONFIG": str(KUBECONFIG)},
+        )
+        results["noop_rss_mib"] = round(await wait_stable_rss(noop.pid), 1)
+        noop.stop()
+        log(f"no-op kopf operator RSS {results['noop_rss_mib']} MiB")
+
+        port = 9391
+        tenure = start_tenure(port)
+        first = await wait_settled(port, tenants)
+        results["first_settle_s"] = round(first, 1)
+        results["first_settle_writes"] = writes_of(scrape(port))
+        results["tenure_rss_mib"] = round(await wait_stable_rss(tenure.pid), 1)
+        results["rss_ratio"] = round(results["tenure_rss_mib"] / results["noop_rss_mib"], 2)
+        log(f"tenure settled first time in {first:.1f}s; RSS {results['tenure_rss_mib']} MiB")
+
+        before_server, before_tenure = apiserver_writes(), writes_of(scrape(port))
+        await asyncio.sleep(60)
+        after_server, after_tenure = apiserver_writes(), writes_of(scrape(port))
+        results["idle_minute_writes_tenure"] = after_tenure - before_tenure
+        results["idle_minute_writes_server_tenants_events"] = delta(
+            before_server, after_server, ("tenants", "events", "namespaces", "persistentvolumes")
+        )
+        log(f"idle minute: {results['idle_minute_writes_tenure']} writes by tenure")
+
+        tenure.stop()
+        before_server = apiserver_writes()
+        tenure = start_tenure(port)
+        restart = await wait_settled(port, tenants)
+        results["restart_settle_s"] = round(restart, 1)
+        results["restart_writes_tenure"] = writes_of(scrape(port))
+        results["restart_writes_server"] = delta(before_server, apiserver_writes(), ("tenants", "events"))
+        results["restart_rss_mib"] = round(rss_mib(tenure.pid), 1)
+        log(f"restart settled in {restart:.1f}s with {results['restart_writes_tenure']} writes")
+
+        tenure.stop()
+        burst_names = names[:burst]
+        deadline = (datetime.now(UTC) + timedelta(seconds=75)).replace(microsecond=0)
+        await arm_burst(api, burst_names, deadline)
+        tenure = start_tenure(port)
+        await wait_settled(port, tenants)
+        seen: dict[str, float] = {}
+        await asyncio.wait_for(watch_expiries(api, set(burst_names), seen), timeout=300)
+        lateness = [t - deadline.timestamp() for t in seen.values()]
+        metrics = scrape(port)
+        tenure.stop()
+        results["burst_seen_expired"] = len(seen)
+        results["burst_lateness_p50_s"] = round(statistics.median(lateness), 3)
+        results["burst_lateness_p99_s"] = round(percentile(lateness, 0.99), 3)
+        results["burst_lateness_max_s"] = round(max(lateness), 3)
+        results["burst_earliest_s"] = round(min(lateness), 3)
+        count = metrics.get('tenure_deadline_lateness_seconds_count{queue="tenants"}', 0)
+        within = metrics.get('tenure_deadline_lateness_seconds_bucket{le="1.0",queue="tenants"}', 0)
+        results["scheduler_pickups"] = int(count)
+        results["scheduler_pickups_within_1s"] = int(within)
+        log(f"burst: p50 {results['burst_lateness_p50_s']}s p99 {results['burst_lateness_p99_s']}s")
+    subprocess.run([str(REPO / "tests/cluster/cluster.sh"), "down", f"--dir={CLUSTER_DIR}"], check=True)
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tenants", type=int, default=10_000)
+    parser.add_argument("--burst", type=int, default=1_000)
+    args = parser.parse_args()
+    results = asyncio.run(main(args.tenants, args.burst))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "scale.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))

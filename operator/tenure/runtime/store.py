@@ -1,0 +1,321 @@
+"""What the operator remembers about the cluster, kept current by kopf's watches.
+
+Policies, legal holds, namespaces and volumes are listed from the API server
+at startup, before kopf starts watching, so no tenant is ever decided before
+every legal hold is known and before the namespaces it owns are; watch
+events keep them current and a periodic re-list drops anything a watch
+missed. Tenants arrive through their watch events.
+
+Tenure does not use kopf indexes for this: every indexed object's readiness
+handshake wakes every waiting object (O(n²) at 10,000 tenants). Tenants are
+kept compact — the watch body's spec and status as JSON bytes, parsed when
+the tenant is decided — about 1.5 KB each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from tenure.api import PROTECTED_LABEL, TENANT_LABEL, RetentionPolicySpec, TenantSpec, TenantStatus
+from tenure.lifecycle import NamespaceFact, TenantView, VolumeFact, World
+
+FINALIZER = "retention.tenure.dev/purge"
+logger = logging.getLogger(__name__)
+
+Body = Mapping[str, Any]
+
+
+class Unreadable(Exception):
+    """A stored object does not match the API models (e.g. written under an older CRD)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    """A Tenant as last seen: identity and preconditions for writes, spec and status as compact JSON."""
+
+    name: str
+    uid: str
+    resource_version: str
+    generation: int
+    deleting: bool
+    finalizers: tuple[str, ...]
+    policy: str
+    namespaces: tuple[str, ...]
+    """Listed in spec, or recorded for the purge: the namespaces whose events concern this tenant."""
+    payload: bytes
+
+    @classmethod
+    def from_body(cls, body: Body) -> TenantRecord:
+        meta = body.get("metadata") or {}
+        spec = dict(body.get("spec") or {})
+        status = dict(body.get("status") or {})
+        recorded = [n.get("name", "") for n in (status.get("purge") or {}).get("namespaces", [])]
+        return cls(
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            resource_version=meta.get("resourceVersion", ""),
+            generation=int(meta.get("generation", 0)),
+            deleting=meta.get("deletionTimestamp") is not None,
+            finalizers=tuple(meta.get("finalizers") or ()),
+            policy=spec.get("retentionPolicy", "default"),
+            namespaces=tuple(dict.fromkeys([*spec.get("namespaces", []), *recorded])),
+            payload=json.dumps({"spec": spec, "status": status}, separators=(",", ":")).encode(),
+        )
+
+    def raw_status(self) -> dict[str, Any]:
+        status: dict[str, Any] = json.loads(self.payload)["status"]
+        return status
+
+    def view(self) -> TenantView:
+        """The lifecycle core's view; raises Unreadable naming each bad field."""
+        raw = json.loads(self.payload)
+        try:
+            spec = TenantSpec.model_validate(raw["spec"])
+            status = TenantStatus.model_validate(raw["status"])
+        except ValidationError as error:
+            raise Unreadable(describe(error)) from error
+        return TenantView(
+            name=self.name,
+            generation=self.generation,
+            spec=spec,
+            status=status,
+            deleting=self.deleting,
+            finalized=FINALIZER in self.finalizers,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    name: str
+    tenants: frozenset[str]
+    generation: int
+    resource_version: str
+    status: dict[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Body) -> HoldRecord:
+        meta = body.get("metadata") or {}
+        return cls(
+            name=meta["name"],
+            tenants=frozenset((body.get("spec") or {}).get("tenants", [])),
+            generation=int(meta.get("generation", 0)),
+            resource_version=meta.get("resourceVersion", ""),
+            status=dict(body.get("status") or {}),
+        )
+
+
+def describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors(include_url=False)
+    )
+
+
+def namespace_fact(body: Body) -> NamespaceFact:
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return NamespaceFact(
+        name=meta["name"],
+        uid=meta.get("uid", ""),
+        resource_version=meta.get("resourceVersion", ""),
+        owner=labels.get(TENANT_LABEL),
+        protected=labels.get(PROTECTED_LABEL) == "true",
+        terminating=meta.get("deletionTimestamp") is not None,
+    )
+
+
+_VOLUME_FIELDS = {
+    "accessModes", "capacity", "claimRef", "mountOptions", "nodeAffinity", "persistentVolumeReclaimPolicy",
+    "storageClassName", "volumeMode", "volumeAttributesClassName",
+}  # fmt: skip
+"""PersistentVolumeSpec fields that are not the volume source (hostPath, csi, nfs, ...)."""
+
+
+def volume_fact(body: Body) -> VolumeFact:
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    claim = spec.get("claimRef") or {}
+    source = next((key for key in spec if key not in _VOLUME_FIELDS), "")
+    if source == "csi":
+        source = f"csi:{spec['csi'].get('driver', '')}"
+    return VolumeFact(
+        name=meta["name"],
+        uid=meta.get("uid", ""),
+        claim_namespace=claim.get("namespace"),
+        reclaim_policy=spec.get("persistentVolumeReclaimPolicy", "Retain"),
+        phase=(body.get("status") or {}).get("phase", "Pending"),
+        provisioner=(meta.get("annotations") or {}).get("pv.kubernetes.io/provisioned-by"),
+        source=source,
+    )
+
+
+def newer(old: str, new: str) -> bool:
+    """Whether resourceVersion ``new`` may replace ``old``: never go back to an older one we already saw.
+
+    resourceVersions are opaque, but etcd-backed API servers issue increasing
+    integers; only then are they compared, otherwise the newest arrival wins.
+    """
+    return not (old.isdigit() and new.isdigit()) or int(new) >= int(old)
+
+
+class Stores:
+    """The in-memory view of the cluster, and which tenants each change concerns."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[str, TenantRecord] = {}
+        self._tenants_by_policy: defaultdict[str, set[str]] = defaultdict(set)
+        self._tenants_by_namespace: defaultdict[str, set[str]] = defaultdict(set)
+        self.policies: dict[str, RetentionPolicySpec | None] = {}
+        self.holds: dict[str, HoldRecord] = {}
+        self._holds_by_tenant: defaultdict[str, set[str]] = defaultdict(set)
+        self.namespaces: dict[str, NamespaceFact] = {}
+        self.volumes: dict[str, VolumeFact] = {}
+        self._volumes_by_namespace: defaultdict[str, set[str]] = defaultdict(set)
+
+    # Tenants
+
+    def put_tenant(self, body: Body) -> None:
+        record = TenantRecord.from_body(body)
+        old = self.tenants.get(record.name)
+        if old is not None and not newer(old.resource_version, record.resource_version):
+            return
+        self.drop_tenant(record.name)
+        self.tenants[record.name] = record
+        self._tenants_by_policy[record.policy].add(record.name)
+        for namespace in record.namespaces:
+            self._tenants_by_namespace[namespace].add(record.name)
+
+    def drop_tenant(self, name: str) -> None:
+        old = self.tenants.pop(name, None)
+        if old is None:
+            return
+        _unlink(self._tenants_by_policy, old.policy, name)
+        for namespace in old.namespaces:
+            _unlink(self._tenants_by_namespace, namespace, name)
+
+    def tenants_of_policy(self, policy: str) -> set[str]:
+        return set(self._tenants_by_policy.get(policy, ()))
+
+    # Policies and holds
+
+    def put_policy(self, body: Body) -> set[str]:
+        """Store a policy (an unreadable one counts as missing); returns the tenants naming it."""
+        name = body["metadata"]["name"]
+        try:
+            self.policies[name] = RetentionPolicySpec.model_validate(dict(body.get("spec") or {}))
+        except ValidationError as error:
+            logger.error("RetentionPolicy %s is unreadable and treated as missing: %s", name, describe(error))
+            self.policies[name] = None
+        return self.tenants_of_policy(name)
+
+    def drop_policy(self, name: str) -> set[str]:
+        self.policies.pop(name, None)
+        return self.tenants_of_policy(name)
+
+    def policy(self, name: str) -> RetentionPolicySpec | None:
+        return self.policies.get(name)
+
+    def put_hold(self, body: Body) -> set[str]:
+        """Store a hold; returns the tenants it named before or names now."""
+        record = HoldRecord.from_body(body)
+        affected = self.drop_hold(record.name)
+        self.holds[record.name] = record
+        for tenant in record.tenants:
+            self._holds_by_tenant[tenant].add(record.name)
+        return affected | record.tenants
+
+    def drop_hold(self, name: str) -> set[str]:
+        old = self.holds.pop(name, None)
+        if old is None:
+            return set()
+        for tenant in old.tenants:
+            _unlink(self._holds_by_tenant, tenant, name)
+        return set(old.tenants)
+
+    def holds_of(self, tenant: str) -> set[str]:
+        return set(self._holds_by_tenant.get(tenant, ()))
+
+    # Namespaces and volumes
+
+    def put_namespace(self, body: Body) -> set[str]:
+        """Store a namespace; returns the tenants it concerns."""
+        fact = namespace_fact(body)
+        old = self.namespaces.get(fact.name)
+        if old is None or newer(old.resource_version, fact.resource_version):
+            self.namespaces[fact.name] = fact
+        return self._namespace_tenants(fact.name, old, fact)
+
+    def drop_namespace(self, name: str) -> set[str]:
+        return self._namespace_tenants(name, self.namespaces.pop(name, None))
+
+    def _namespace_tenants(self, name: str, *facts: NamespaceFact | None) -> set[str]:
+        owners = {fact.owner for fact in facts if fact is not None and fact.owner}
+        return owners | self._tenants_by_namespace.get(name, set())
+
+    def put_volume(self, body: Body) -> set[str]:
+        """Store a volume; returns the tenants it concerns."""
+        fact = volume_fact(body)
+        affected = self.drop_volume(fact.name)
+        self.volumes[fact.name] = fact
+        if fact.claim_namespace:
+            self._volumes_by_namespace[fact.claim_namespace].add(fact.name)
+            affected |= self._tenants_by_namespace.get(fact.claim_namespace, set())
+        return affected
+
+    def drop_volume(self, name: str) -> set[str]:
+        old = self.volumes.pop(name, None)
+        if old is None or not old.claim_namespace:
+            return set()
+        _unlink(self._volumes_by_namespace, old.claim_namespace, name)
+        return set(self._tenants_by_namespace.get(old.claim_namespace, ()))
+
+    def replace(self, kind: str, bodies: Iterable[Body]) -> set[str]:
+        """Replace every stored object of a kind with a fresh listing; returns the tenants concerned."""
+        stores: dict[str, tuple[Callable[[Body], set[str]], Callable[[str], set[str]], Mapping[str, object]]] = {
+            "namespaces": (self.put_namespace, self.drop_namespace, self.namespaces),
+            "persistentvolumes": (self.put_volume, self.drop_volume, self.volumes),
+            "legalholds": (self.put_hold, self.drop_hold, self.holds),
+            "retentionpolicies": (self.put_policy, self.drop_policy, self.policies),
+        }
+        put, drop, current = stores[kind]
+        affected: set[str] = set()
+        seen: set[str] = set()
+        for body in bodies:
+            seen.add(body["metadata"]["name"])
+            affected |= put(body)
+        for gone in set(current) - seen:
+            affected |= drop(gone)
+        return affected
+
+    # What the core decides from
+
+    def world(self, tenant: TenantView, protected: frozenset[str]) -> World:
+        purge = tenant.status.purge
+        names = set(tenant.spec.namespaces) | ({n.name for n in purge.namespaces} if purge else set())
+        namespaces = {name: fact for name in names if (fact := self.namespaces.get(name)) is not None}
+        volumes = {
+            volume: self.volumes[volume] for name in names for volume in self._volumes_by_namespace.get(name, ())
+        }
+        for recorded in purge.volumes if purge else ():
+            if (volume := self.volumes.get(recorded.name)) is not None:
+                volumes[volume.name] = volume
+        return World(
+            namespaces=namespaces,
+            volumes=volumes,
+            holds=tuple(sorted(self.holds_of(tenant.name))),
+            protected=protected,
+        )
+
+
+def _unlink(index: defaultdict[str, set[str]], key: str, value: str) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(value)
+        if not members:
+            del index[key]

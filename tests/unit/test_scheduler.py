@@ -1,0 +1,108 @@
+"""The single deadline scheduler, on the real event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from tenure.runtime.scheduler import Scheduler
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), timeout=10))
+
+
+def test_a_deadline_fires_at_its_time_never_before() -> None:
+    calls: list[tuple[str, float]] = []
+
+    async def scenario() -> None:
+        deadline = time.time() + 0.2
+
+        async def reconcile(name: str) -> float | None:
+            calls.append((name, time.time()))
+            return deadline if len(calls) == 1 else None
+
+        scheduler = Scheduler("test", reconcile, workers=4)
+        task = asyncio.create_task(scheduler.run())
+        scheduler.touch("acme")
+        while len(calls) < 2:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        assert calls[1][1] >= deadline
+
+    run(scenario)
+    assert [name for name, _ in calls] == ["acme", "acme"]
+
+
+def test_touches_coalesce_and_a_name_never_runs_twice_at_once() -> None:
+    running: set[str] = set()
+    overlaps: list[str] = []
+    count = {"acme": 0}
+
+    async def scenario() -> None:
+        async def reconcile(name: str) -> float | None:
+            if name in running:
+                overlaps.append(name)
+            running.add(name)
+            count[name] += 1
+            await asyncio.sleep(0.05)
+            running.discard(name)
+            return None
+
+        scheduler = Scheduler("test", reconcile, workers=4)
+        task = asyncio.create_task(scheduler.run())
+        for _ in range(10):
+            scheduler.touch("acme")
+        await asyncio.sleep(0.01)
+        for _ in range(10):
+            scheduler.touch("acme")  # while in flight: runs once more afterwards
+        await asyncio.sleep(0.3)
+        task.cancel()
+
+    run(scenario)
+    assert overlaps == []
+    assert count["acme"] == 2
+
+
+def test_a_failing_reconcile_is_retried_with_backoff() -> None:
+    attempts: list[float] = []
+
+    async def scenario() -> None:
+        async def reconcile(name: str) -> float | None:
+            attempts.append(time.time())
+            if len(attempts) == 1:
+                raise RuntimeError("API unavailable")
+            return None
+
+        scheduler = Scheduler("test", reconcile, workers=1)
+        task = asyncio.create_task(scheduler.run())
+        scheduler.touch("acme")
+        while len(attempts) < 2:
+            await asyncio.sleep(0.05)
+        task.cancel()
+
+    run(scenario)
+    assert attempts[1] - attempts[0] >= 1.0  # the first backoff step
+
+
+def test_a_later_schedule_supersedes_an_earlier_one() -> None:
+    calls: list[str] = []
+
+    async def scenario() -> None:
+        async def reconcile(name: str) -> float | None:
+            calls.append(name)
+            return time.time() + 60 if len(calls) == 1 else None
+
+        scheduler = Scheduler("test", reconcile, workers=1)
+        task = asyncio.create_task(scheduler.run())
+        scheduler.touch("acme")
+        await asyncio.sleep(0.05)
+        assert scheduler.deadline("acme") is not None
+        scheduler.forget("acme")
+        assert scheduler.deadline("acme") is None
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    run(scenario)
+    assert calls == ["acme"]
