@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 KUBECTL := .cache/bin/kubectl
 export KUBECONFIG ?= $(CURDIR)/.cache/cluster/kubeconfig
 
-.PHONY: help venv crds cluster-build cluster-up cluster-down install samples run dev lint test test-unit test-e2e clean
+.PHONY: help venv crds cluster-build cluster-up cluster-down install samples run dev lint test test-unit test-e2e \
+        bench bench-scale clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -64,6 +65,11 @@ test-unit: venv ## unit and property tests only (no cluster)
 
 test-e2e: venv cluster-build ## e2e tests only
 	$(BIN)/pytest -m e2e
+
+bench: bench-scale ## every benchmark; results and commands in bench/RESULTS.md
+
+bench-scale: venv cluster-build ## 10,000 tenants vs a no-op kopf operator, on a throwaway control plane
+	$(BIN)/python bench/scale.py
 
 clean: cluster-down ## remove the venv and every build output in the tree
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

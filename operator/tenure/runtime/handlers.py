@@ -1,6 +1,8 @@
 """kopf wiring: watch events update the stores and wake the schedulers.
 
-Only ``on.event`` handlers are used: kopf then stores no handler progress or
+Only ``on.event`` handlers are used, all ``async`` so they run on the event
+loop rather than kopf's thread pool (no locking, no thread hop per event);
+kopf then stores no handler progress or
 last-handled-configuration on the objects, so Tenure's only writes are the
 status it computes, its finalizer, the namespaces and volumes it manages, and
 Events. Startup lists policies, holds, namespaces and volumes before kopf
@@ -19,6 +21,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from tenure.api import API_GROUP, API_VERSION, LEGAL_HOLD, RETENTION_POLICY, TENANT
+from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube, connect
 from tenure.lifecycle import PROTECTED_NAMESPACES
 
@@ -38,9 +41,10 @@ LISTED = (RETENTION_POLICY.plural, LEGAL_HOLD.plural, "namespaces", "persistentv
 class Runtime:
     """Everything the handlers share, created once at startup."""
 
-    def __init__(self, kube: Kube, stores: Stores, tenants: Scheduler, holds: Scheduler) -> None:
+    def __init__(self, kube: Kube, stores: Stores, events: EventPoster, tenants: Scheduler, holds: Scheduler) -> None:
         self.kube = kube
         self.stores = stores
+        self.events = events
         self.tenants = tenants
         self.holds = holds
         self.tasks = [
@@ -49,21 +53,12 @@ class Runtime:
             asyncio.create_task(self._resync_forever(), name="tenure resync"),
         ]
 
-    async def list(self, kind: str) -> list[dict[str, Any]]:
-        if kind in (RETENTION_POLICY.plural, LEGAL_HOLD.plural):
-            return await self.kube.list_custom(kind)
-        return await self.kube.list_core(kind)
-
-    async def resync(self) -> None:
-        for kind in LISTED:
-            for tenant in self.stores.replace(kind, await self.list(kind)):
-                self.tenants.touch(tenant)
-
     async def _resync_forever(self) -> None:
         while True:
             await asyncio.sleep(RESYNC_SECONDS)
             try:
-                await self.resync()
+                for tenant in await resync(self.kube, self.stores):
+                    self.tenants.touch(tenant)
             except Exception:
                 logger.exception("periodic re-list failed; retrying in %.0fs", RESYNC_SECONDS)
 
@@ -71,10 +66,22 @@ class Runtime:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.events.stop()
         await self.kube.close()
 
 
-@kopf.on.startup()
+async def resync(kube: Kube, stores: Stores) -> set[str]:
+    """List the small kinds into the stores; returns the tenants whose facts changed."""
+    affected: set[str] = set()
+    for kind in LISTED:
+        listing = await (
+            kube.list_custom(kind) if kind in (RETENTION_POLICY.plural, LEGAL_HOLD.plural) else kube.list_core(kind)
+        )
+        affected |= stores.replace(kind, listing)
+    return affected
+
+
+@kopf.on.startup(backoff=2)
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.peering.standalone = True
     settings.posting.enabled = False  # Tenure posts its own Events, from outside kopf's handlers
@@ -84,12 +91,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     config: Config = memo.config
     kube = Kube(await connect(pool_size=config.workers))
     stores = Stores()
+    try:
+        await resync(kube, stores)  # on failure kopf retries startup until the API server answers
+    except Exception:
+        await kube.close()
+        raise
+    events = EventPoster(kube)
     protected = PROTECTED_NAMESPACES | {config.namespace}
-    tenants = Scheduler("tenants", Reconciler(kube, stores, protected), workers=config.workers)
+    tenants = Scheduler("tenants", Reconciler(kube, stores, events, protected), workers=config.workers)
     holds = Scheduler("legalholds", HoldReconciler(kube, stores), workers=4)
-    runtime = Runtime(kube, stores, tenants, holds)
-    await runtime.resync()  # raises, and kopf retries startup, until the API server answers
-    memo.runtime = runtime
+    events.busy = tenants.busy
+    memo.runtime = Runtime(kube, stores, events, tenants, holds)
     for hold in stores.holds:
         holds.touch(hold)
     start_http_server(config.metrics_port)
@@ -110,13 +122,12 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(API_GROUP, API_VERSION, TENANT.plural)
-def tenant_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def tenant_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     if type == "DELETED":
         runtime.stores.drop_tenant(name)
         runtime.tenants.forget(name)
-    else:
-        runtime.stores.put_tenant(body)
+    elif runtime.stores.put_tenant(body):
         runtime.tenants.touch(name)
     if type in ("ADDED", "DELETED"):
         for hold in runtime.stores.holds_of(name):
@@ -124,7 +135,7 @@ def tenant_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, 
 
 
 @kopf.on.event(API_GROUP, API_VERSION, RETENTION_POLICY.plural)
-def policy_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def policy_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     affected = runtime.stores.drop_policy(name) if type == "DELETED" else runtime.stores.put_policy(body)
     for tenant in affected:
@@ -132,7 +143,7 @@ def policy_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, 
 
 
 @kopf.on.event(API_GROUP, API_VERSION, LEGAL_HOLD.plural)
-def hold_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def hold_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     if type == "DELETED":
         affected = runtime.stores.drop_hold(name)
@@ -145,7 +156,7 @@ def hold_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **
 
 
 @kopf.on.event("", "v1", "namespaces")
-def namespace_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def namespace_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     affected = runtime.stores.drop_namespace(name) if type == "DELETED" else runtime.stores.put_namespace(body)
     for tenant in affected:
@@ -153,7 +164,7 @@ def namespace_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Mem
 
 
 @kopf.on.event("", "v1", "persistentvolumes")
-def volume_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def volume_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     affected = runtime.stores.drop_volume(name) if type == "DELETED" else runtime.stores.put_volume(body)
     for tenant in affected:

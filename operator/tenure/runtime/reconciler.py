@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 
 from tenure import metrics
 from tenure.api import TENANT
-from tenure.effects import events, holds, namespaces, status, volumes
+from tenure.effects import holds, namespaces, status, volumes
+from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube, status_of
 from tenure.lifecycle import (
     DELETIONS,
@@ -62,9 +63,15 @@ class Stale(Exception):
 
 class Reconciler:
     def __init__(
-        self, kube: Kube, stores: Stores, protected: frozenset[str], clock: Callable[[], datetime] = utcnow
+        self,
+        kube: Kube,
+        stores: Stores,
+        events: EventPoster,
+        protected: frozenset[str],
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.kube = kube
+        self.events = events
         self.stores = stores
         self.protected = protected
         self.clock = clock
@@ -110,7 +117,7 @@ class Reconciler:
         record = await self._write_status(record, decision)
         await self._act(record, decision)
         for event in decision.events:
-            await events.post(self.kube, TENANT.kind, name, record.uid, event.reason, event.message, event.warning)
+            self.events.post(TENANT.kind, name, record.uid, event.reason, event.message, event.warning)
         self._count(name, decision.status.phase)
         self._progress(name, decision)
         if decision.status.phase == "Purged" and tenant.status.phase != "Purged":

@@ -55,6 +55,10 @@ class Scheduler:
         self._due.pop(name, None)
         self._failures.pop(name, None)
 
+    def busy(self) -> bool:
+        """Whether anything is waiting for or in a reconcile pass."""
+        return bool(self._dirty or self._inflight)
+
     def deadline(self, name: str) -> float | None:
         return self._due.get(name)
 

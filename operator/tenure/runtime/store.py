@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tenure.api import PROTECTED_LABEL, TENANT_LABEL, RetentionPolicySpec, TenantSpec, TenantStatus
 from tenure.lifecycle import NamespaceFact, TenantView, VolumeFact, World
@@ -34,6 +34,11 @@ Body = Mapping[str, Any]
 
 class Unreadable(Exception):
     """A stored object does not match the API models (e.g. written under an older CRD)."""
+
+
+class _Stored(BaseModel):
+    spec: TenantSpec
+    status: TenantStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +80,15 @@ class TenantRecord:
 
     def view(self) -> TenantView:
         """The lifecycle core's view; raises Unreadable naming each bad field."""
-        raw = json.loads(self.payload)
         try:
-            spec = TenantSpec.model_validate(raw["spec"])
-            status = TenantStatus.model_validate(raw["status"])
+            stored = _Stored.model_validate_json(self.payload)
         except ValidationError as error:
             raise Unreadable(describe(error)) from error
         return TenantView(
             name=self.name,
             generation=self.generation,
-            spec=spec,
-            status=status,
+            spec=stored.spec,
+            status=stored.status,
             deleting=self.deleting,
             finalized=FINALIZER in self.finalizers,
         )
@@ -180,16 +183,20 @@ class Stores:
 
     # Tenants
 
-    def put_tenant(self, body: Body) -> None:
+    def put_tenant(self, body: Body) -> bool:
+        """Store a tenant; False when this version (or a newer one) is already known, e.g. our own write's echo."""
+        meta = body.get("metadata") or {}
+        old = self.tenants.get(meta.get("name", ""))
+        version = meta.get("resourceVersion", "")
+        if old is not None and (old.resource_version == version or not newer(old.resource_version, version)):
+            return False
         record = TenantRecord.from_body(body)
-        old = self.tenants.get(record.name)
-        if old is not None and not newer(old.resource_version, record.resource_version):
-            return
         self.drop_tenant(record.name)
         self.tenants[record.name] = record
         self._tenants_by_policy[record.policy].add(record.name)
         for namespace in record.namespaces:
             self._tenants_by_namespace[namespace].add(record.name)
+        return True
 
     def drop_tenant(self, name: str) -> None:
         old = self.tenants.pop(name, None)
