@@ -2,8 +2,9 @@
 
 Events are posted by a small background pool that gives way while tenants
 are being reconciled (for at most ``MAX_DEFER`` seconds), so a burst of
-transitions lands in status first and its Events follow. Events of cluster-scoped objects live in the ``default`` namespace,
-where `kubectl describe` and `kubectl events` look for them.
+transitions lands in status first and its Events follow. Events of
+cluster-scoped objects live in the ``default`` namespace, where
+`kubectl describe` and `kubectl events` look for them.
 """
 
 from __future__ import annotations
