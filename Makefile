@@ -52,8 +52,8 @@ dev: venv cluster-up install samples ## the live demo: control plane, CRDs, samp
 	  $(BIN)/tenure run --log-format=plain
 
 lint: venv ## ruff, mypy --strict, gofmt
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
 	test -z "$$(gofmt -l tests/cluster)"
 

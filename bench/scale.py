@@ -53,7 +53,7 @@ def rss_mib(pid: int) -> float:
 def apiserver_writes() -> dict[str, float]:
     """Mutating requests the API server has served, by resource (from its own /metrics)."""
     totals: dict[str, float] = {}
-    pattern = re.compile(r'^apiserver_request_total\{(.*)\} ([0-9.e+]+)$')
+    pattern = re.compile(r"^apiserver_request_total\{(.*)\} ([0-9.e+]+)$")
     for line in kubectl("get", "--raw", "/metrics").splitlines():
         match = pattern.match(line)
         if not match:
@@ -94,6 +94,14 @@ class Process:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=60)
+
+
+def start_noop() -> Process:
+    return Process(
+        "noop",
+        [str(BIN / "kopf"), "run", "--all-namespaces", "--standalone", str(REPO / "bench/noop_operator.py")],
+        {"KUBECONFIG": str(KUBECONFIG)},
+    )
 
 
 def start_tenure(metrics_port: int) -> Process:
@@ -211,7 +219,7 @@ async def status_patch_floor(api: client.CustomObjectsApi, names: list[str]) -> 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main(tenants: int, burst: int) -> dict[str, Any]:
@@ -232,11 +240,7 @@ async def main(tenants: int, burst: int) -> dict[str, Any]:
         await create_tenants(api, names)
         log(f"created {tenants} tenants in {time.monotonic() - started:.1f}s")
 
-        noop = Process(
-            "noop",
-            [str(BIN / "kopf"), "run", "--all-namespaces", "--standalone", str(REPO / "bench/noop_operator.py")],
-            {"KUBECONFIG": str(KUBECONFIG)},
-        )
+        noop = start_noop()
         results["noop_rss_mib"] = round(await wait_stable_rss(noop.pid), 1)
         noop.stop()
         log(f"no-op kopf operator RSS {results['noop_rss_mib']} MiB")
@@ -268,8 +272,15 @@ async def main(tenants: int, burst: int) -> dict[str, Any]:
         results["restart_writes_server"] = delta(before_server, apiserver_writes(), ("tenants", "events"))
         results["restart_rss_mib"] = round(await wait_stable_rss(tenure.pid), 1)
         log(f"restart settled in {restart:.1f}s with {results['restart_writes_tenure']} writes")
-
         tenure.stop()
+
+        # The same baseline again, now that the objects carry status and managedFields as Tenure left them.
+        noop = start_noop()
+        results["noop_rss_settled_objects_mib"] = round(await wait_stable_rss(noop.pid), 1)
+        noop.stop()
+        results["restart_rss_ratio"] = round(results["restart_rss_mib"] / results["noop_rss_settled_objects_mib"], 2)
+        log(f"no-op on the same settled objects: RSS {results['noop_rss_settled_objects_mib']} MiB")
+
         burst_names = names[:burst]
         deadline = (datetime.now(UTC) + timedelta(seconds=75)).replace(microsecond=0)
         await arm_burst(api, burst_names, deadline)
