@@ -97,6 +97,7 @@ class Operator:
     def __init__(self, kubeconfig: Path, name: str) -> None:
         self.kubeconfig = kubeconfig
         self.log = LOGS / f"operator-{name}.log"
+        self.log.unlink(missing_ok=True)  # one log per Operator; its restarts append
         self.process: subprocess.Popen[bytes] | None = None
         self.metrics_port = free_port()
         self.liveness_port = free_port()

@@ -1,0 +1,66 @@
+"""The operator does its whole job with the least-privilege identity of manifests/deploy/rbac.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import Objects, Operator
+from tests.e2e.test_lifecycle import owned, phase_of, static_volume
+from tests.support.kube import REPO, Kubectl
+
+
+@pytest.fixture(scope="module")
+def service_account_kubeconfig(kubectl: Kubectl, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    kubectl.run("apply", "-f", str(REPO / "manifests/deploy/rbac.yaml"))
+    token = kubectl.run("create", "token", "tenure", "-n", "tenure-system", "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": "tenure", "user": {"token": token}}],
+        "contexts": [{"name": "tenure", "context": {"cluster": admin["clusters"][0]["name"], "user": "tenure"}}],
+        "current-context": "tenure",
+    }
+    path = tmp_path_factory.mktemp("rbac") / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def least_privileged_operator(service_account_kubeconfig: Path, crds: None) -> Iterator[Operator]:
+    running = Operator(service_account_kubeconfig, "rbac")
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_identity_cannot_write_spec_or_read_secrets(kubectl: Kubectl, service_account_kubeconfig: Path) -> None:
+    who = "--as=system:serviceaccount:tenure-system:tenure"
+    assert kubectl.run("auth", "can-i", "update", "tenants", who, check=False).stdout.strip() == "no"
+    assert kubectl.run("auth", "can-i", "get", "secrets", "-A", who, check=False).stdout.strip() == "no"
+    assert kubectl.run("auth", "can-i", "delete", "tenants", who, check=False).stdout.strip() == "no"
+    assert (
+        kubectl.run("auth", "can-i", "patch", "tenants", "--subresource=status", who, check=False).stdout.strip()
+        == "yes"
+    )
+
+
+def test_full_purge_with_least_privilege(
+    kubectl: Kubectl, objects: Objects, unique: str, least_privileged_operator: Operator
+) -> None:
+    tenant, namespace, volume = f"t-{unique}", f"ns-{unique}", f"pv-{unique}"
+    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "3s"})
+    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "namespaces": [namespace]})
+    owned(kubectl, tenant)
+    static_volume(kubectl, namespace, volume)
+    kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
+    phase_of(kubectl, tenant, "Purged", timeout=60)
+    assert kubectl.get("namespace", namespace) is None
+    assert kubectl.get("pv", volume) is None
+    log = least_privileged_operator.log.read_text()
+    assert "Forbidden" not in log and "403" not in log, "the operator hit a permission it lacks"
