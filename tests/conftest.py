@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.support.kube import REPO, Kubectl, eventually
+from tests.support.postgres import Postgres, create_litellm_database
 
 LOGS = REPO / ".cache" / "test-logs"
 
@@ -28,6 +30,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.path):
             item.add_marker(pytest.mark.e2e)
+        if "/db/" in str(item.path):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real, throwaway PostgreSQL server (initdb + pg_ctl on a free port), stopped after the session."""
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def litellm_template(postgres: Postgres) -> str:
+    """A database with LiteLLM's real schema (its migrations applied in order), used as a template."""
+    create_litellm_database(postgres, "litellm_template")
+    return "litellm_template"
+
+
+@pytest.fixture
+def litellm_db(postgres: Postgres, litellm_template: str, unique: str) -> str:
+    """A fresh copy of the LiteLLM schema for one test."""
+    with psycopg.connect(postgres.uri, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "litellm_{unique}" TEMPLATE "{litellm_template}"')
+    return postgres.database_uri(f"litellm_{unique}")
 
 
 @pytest.fixture(scope="session")

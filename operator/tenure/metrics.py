@@ -31,3 +31,13 @@ PURGE_REMAINING = Gauge(
     "Objects a running purge has yet to see gone; the series exists only while the tenant is purging.",
     ["tenant", "kind"],
 )
+PURGE_ROWS = Counter("tenure_purge_rows_deleted_total", "Rows deleted by tenant purges, by DataStore.", ["datastore"])
+SWEEP_ROWS = Counter(
+    "tenure_sweep_rows_total", "Rows deleted or redacted by active-data retention sweeps.", ["datastore", "action"]
+)
+SWEEP_SECONDS = Histogram(
+    "tenure_sweep_duration_seconds",
+    "Duration of one active-data retention sweep of a DataStore.",
+    ["datastore"],
+    buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800),
+)

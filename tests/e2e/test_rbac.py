@@ -42,7 +42,10 @@ def least_privileged_operator(service_account_kubeconfig: Path, crds: None) -> I
 def test_identity_cannot_write_spec_or_read_secrets(kubectl: Kubectl, service_account_kubeconfig: Path) -> None:
     who = "--as=system:serviceaccount:tenure-system:tenure"
     assert kubectl.run("auth", "can-i", "update", "tenants", who, check=False).stdout.strip() == "no"
-    assert kubectl.run("auth", "can-i", "get", "secrets", "-A", who, check=False).stdout.strip() == "no"
+    assert kubectl.run("auth", "can-i", "get", "secrets", "-n", "default", who, check=False).stdout.strip() == "no"
+    assert (
+        kubectl.run("auth", "can-i", "get", "secrets", "-n", "tenure-system", who, check=False).stdout.strip() == "yes"
+    )
     assert kubectl.run("auth", "can-i", "delete", "tenants", who, check=False).stdout.strip() == "no"
     assert (
         kubectl.run("auth", "can-i", "patch", "tenants", "--subresource=status", who, check=False).stdout.strip()

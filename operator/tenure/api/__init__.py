@@ -5,6 +5,7 @@ objects with them, and ``make crds`` renders them into the CRDs the API
 server validates against. Field descriptions become ``kubectl explain`` text.
 """
 
+from .datastore import DataStoreSpec, DataStoreStatus
 from .duration import BoundedDuration, Duration, format_duration, parse_duration
 from .hold import LegalHoldSpec, LegalHoldStatus
 from .meta import (
@@ -17,13 +18,40 @@ from .meta import (
     format_timestamp,
 )
 from .policy import DATA_CLASSES, DataClass, DataClassRetention, RetentionPolicySpec, RetentionPolicyStatus
-from .resources import LEGAL_HOLD, RESOURCES, RETENTION_POLICY, TENANT, Resource
+from .resources import DATA_STORE, LEGAL_HOLD, RESOURCES, RETENTION_POLICY, TENANT, Resource
 from .tenant import ClosureReason, Extensions, Phase, State, TenantSpec, TenantStatus
 
 __all__ = [
-    "API_GROUP", "API_VERSION", "DATA_CLASSES", "LEGAL_HOLD", "PROTECTED_LABEL", "RESOURCES", "RETENTION_POLICY",
-    "TENANT", "TENANT_LABEL", "BoundedDuration", "ClosureReason", "Condition", "DataClass", "DataClassRetention",
-    "Duration", "Extensions", "LegalHoldSpec", "LegalHoldStatus", "Phase", "Resource", "RetentionPolicySpec",
-    "RetentionPolicyStatus", "State", "TenantSpec", "TenantStatus", "Timestamp", "format_duration",
-    "format_timestamp", "parse_duration",
+    "API_GROUP",
+    "API_VERSION",
+    "DATA_CLASSES",
+    "DATA_STORE",
+    "LEGAL_HOLD",
+    "PROTECTED_LABEL",
+    "RESOURCES",
+    "RETENTION_POLICY",
+    "TENANT",
+    "TENANT_LABEL",
+    "BoundedDuration",
+    "ClosureReason",
+    "Condition",
+    "DataClass",
+    "DataClassRetention",
+    "DataStoreSpec",
+    "DataStoreStatus",
+    "Duration",
+    "Extensions",
+    "LegalHoldSpec",
+    "LegalHoldStatus",
+    "Phase",
+    "Resource",
+    "RetentionPolicySpec",
+    "RetentionPolicyStatus",
+    "State",
+    "TenantSpec",
+    "TenantStatus",
+    "Timestamp",
+    "format_duration",
+    "format_timestamp",
+    "parse_duration",
 ]  # fmt: skip

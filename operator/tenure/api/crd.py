@@ -20,7 +20,7 @@ from .resources import RESOURCES, Resource
 
 _KEPT = {
     "type", "description", "properties", "required", "items", "enum", "default", "pattern", "format",
-    "minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum", "additionalProperties",
+    "minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum", "additionalProperties", "maxProperties",
     "x-kubernetes-validations", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
 }  # fmt: skip
 
@@ -38,6 +38,9 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         node = {**structural(options[0], defs), **node}
         if node.get("default", ...) is None:
             del node["default"]
+    if "patternProperties" in node:  # a map with constrained keys: CEL rules check the keys
+        (values,) = node.pop("patternProperties").values()
+        node["additionalProperties"] = values
     if "exclusiveMinimum" in node:
         node["minimum"] = node.pop("exclusiveMinimum") + 1
     rendered = {key: value for key, value in node.items() if key in _KEPT}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .datastore import DataStoreSpec, DataStoreStatus
 from .hold import LegalHoldSpec, LegalHoldStatus
 from .meta import Model
 from .policy import RetentionPolicySpec, RetentionPolicyStatus
@@ -110,4 +111,28 @@ LEGAL_HOLD = Resource(
     ),
 )
 
-RESOURCES: tuple[Resource, ...] = (TENANT, RETENTION_POLICY, LEGAL_HOLD)
+DATA_STORE = Resource(
+    kind="DataStore",
+    plural="datastores",
+    short_name="ds",
+    description="A database holding tenants' records: active-data retention sweeps it, a tenant's purge empties it.",
+    spec=DataStoreSpec,
+    status=DataStoreStatus,
+    columns=(
+        {"name": "Ready", "type": "string", "jsonPath": _condition("Ready")},
+        {"name": "Preset", "type": "string", "jsonPath": ".spec.postgres.preset"},
+        {"name": "Last Sweep", "type": "date", "jsonPath": ".status.lastSweep.finishedAt"},
+        {"name": "Deleted", "type": "integer", "jsonPath": ".status.lastSweep.rowsDeleted"},
+        _age(),
+    ),
+    rules=(
+        {
+            "rule": "has(self.spec.postgres.preset) || "
+            "(has(self.spec.postgres.tables) && size(self.spec.postgres.tables) > 0)",
+            "message": "spec.postgres needs a preset or at least one entry in tables",
+            "fieldPath": ".spec.postgres",
+        },
+    ),
+)
+
+RESOURCES: tuple[Resource, ...] = (TENANT, RETENTION_POLICY, LEGAL_HOLD, DATA_STORE)

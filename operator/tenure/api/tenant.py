@@ -17,6 +17,8 @@ from .meta import Condition, Model, Timestamp, conditions_field
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 TenantName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+DataStoreName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+DataKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 NamespaceName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 
 State = Literal["Active", "Suspended", "Closed"]
@@ -70,6 +72,19 @@ class TenantSpec(Model):
     extensions: Extensions | None = Field(
         None, description="Per-tenant extensions of the policy windows; they can only lengthen a window."
     )
+    data_keys: dict[DataStoreName, tuple[DataKey, ...]] | None = Field(
+        None,
+        description=(
+            "Per DataStore name, the key values that identify this tenant's rows there (default: the tenant's "
+            "name). For the LiteLLM preset: organization ids and/or team ids."
+        ),
+        json_schema_extra={
+            "maxProperties": 32,
+            "x-kubernetes-validations": [
+                {"rule": f"self.all(name, name.matches('{DNS_LABEL}'))", "message": "keys must be DataStore names"}
+            ],
+        },
+    )
 
 
 class AppliedWindows(Model):
@@ -101,6 +116,29 @@ class PurgedVolume(Model):
     source: str = Field("", description="The volume source, e.g. csi:ebs.csi.aws.com or hostPath.", max_length=316)
 
 
+StoreState = Literal["Pending", "Resolved", "Deleting", "Waiting", "Paused", "Done"]
+
+
+class StorePurge(Model):
+    """The purge of the tenant's rows in one DataStore."""
+
+    name: str = Field(description="The DataStore's name.", max_length=63)
+    state: StoreState = Field(
+        "Pending",
+        description="Pending, Resolved (keys recorded), Deleting, Waiting (retrying; see message), Paused (legal hold) "
+        "or Done (a count proved zero rows remain).",
+    )
+    keys: dict[str, tuple[str, ...]] | None = Field(
+        None, description="The tenant's keys in this store, by kind, recorded before anything was deleted."
+    )
+    rows_deleted: int = Field(0, ge=0, description="Rows deleted so far.")
+    rows_remaining: int | None = Field(None, ge=0, description="Rows counted after the last pass; 0 when Done.")
+    message: str = Field("", description="What the purge of this store waits for, or why it retries.", max_length=1024)
+    residual: tuple[str, ...] = Field(
+        (), description="Tables that may still hold copies of the tenant's data no column attributes to it."
+    )
+
+
 class PurgeStatus(Model):
     """What the purge deletes, recorded before its first deletion so a restart resumes the same work."""
 
@@ -110,6 +148,7 @@ class PurgeStatus(Model):
     volumes: tuple[PurgedVolume, ...] = Field(
         (), description="PersistentVolumes bound to claims in those namespaces when the purge began."
     )
+    stores: tuple[StorePurge, ...] = Field((), description="The purge of the tenant's rows, per DataStore.")
     remaining_namespaces: int | None = Field(None, ge=0, description="Recorded namespaces not yet confirmed gone.")
     remaining_volumes: int | None = Field(None, ge=0, description="Recorded volumes not yet confirmed gone.")
 

@@ -12,6 +12,15 @@ from tenure.api import LEGAL_HOLD
 from .kube import Kube
 
 
+async def held_tenants(kube: Kube) -> set[str]:
+    """Every tenant some LegalHold lists, read from the API server now."""
+    return {
+        tenant
+        for hold in await kube.list_custom(LEGAL_HOLD.plural)
+        for tenant in (hold.get("spec") or {}).get("tenants", [])
+    }
+
+
 async def holding(kube: Kube, tenant: str) -> list[str]:
     """Names of the LegalHolds that list the tenant, read from the API server now."""
     return [

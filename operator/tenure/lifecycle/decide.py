@@ -81,6 +81,7 @@ def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World,
             update={
                 "remaining_namespaces": len(progress.remaining_namespaces),
                 "remaining_volumes": len(progress.remaining_volumes),
+                "stores": progress.stores,
             }
         )
 
@@ -156,6 +157,10 @@ def _purged_message(draft: Draft) -> str:
         f"Namespaces ({', '.join(n.name for n in draft.purge.namespaces) or 'none'}) and volumes "
         f"({', '.join(v.name for v in draft.purge.volumes) or 'none'}) are gone."
     )
+    for store in draft.purge.stores:
+        message += f" DataStore {store.name}: {store.rows_deleted} rows deleted, a count found none left."
+        if store.residual:
+            message += f" Not cleared (no column attributes them to a tenant): {'; '.join(store.residual)}."
     static = [f"{v.name} ({v.source or 'unknown source'})" for v in draft.purge.volumes if v.static]
     if static:
         message += (

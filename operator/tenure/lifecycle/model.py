@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tenure.api import TenantSpec, TenantStatus
+from tenure.api.tenant import StoreState
 
 PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
 """Never claimed or deleted, whatever a Tenant lists; the operator's own namespace is added at runtime."""
@@ -59,6 +60,19 @@ class VolumeFact:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreProgress:
+    """What the purge of one DataStore reports (the runtime runs it; the core only reads it)."""
+
+    state: StoreState
+    rows_deleted: int = 0
+    rows_remaining: int | None = None
+    message: str = ""
+    keys: Mapping[str, tuple[str, ...]] | None = None
+    """The tenant's keys in the store, once resolved: recorded in status before any row is deleted."""
+    residual: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class World:
     """What the operator currently knows outside the Tenant object."""
 
@@ -69,6 +83,10 @@ class World:
     holds: tuple[str, ...] = ()
     """Names of the LegalHolds that list this tenant."""
     protected: frozenset[str] = PROTECTED_NAMESPACES
+    datastores: tuple[str, ...] = ()
+    """Names of the DataStores that exist; a purge covers every one of them."""
+    store_purges: Mapping[str, StoreProgress] = field(default_factory=dict)
+    """Progress of this tenant's purge in each DataStore."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +123,19 @@ class DeleteVolume:
 
 
 @dataclass(frozen=True, slots=True)
+class PurgeStore:
+    """Purge the tenant's rows from a DataStore.
+
+    Without keys, only resolve them (they are recorded in status first); with
+    the recorded keys, delete.
+    """
+
+    name: str
+    keys: Mapping[str, tuple[str, ...]] | None
+    rows_deleted: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class AddFinalizer:
     pass
 
@@ -115,9 +146,16 @@ class RemoveFinalizer:
 
 
 Action = (
-    CreateNamespace | ClaimNamespace | ReclaimOnDelete | DeleteNamespace | DeleteVolume | AddFinalizer | RemoveFinalizer
+    CreateNamespace
+    | ClaimNamespace
+    | ReclaimOnDelete
+    | DeleteNamespace
+    | DeleteVolume
+    | PurgeStore
+    | AddFinalizer
+    | RemoveFinalizer
 )
-DELETIONS = (DeleteNamespace, DeleteVolume)
+DELETIONS = (DeleteNamespace, DeleteVolume, PurgeStore)
 
 
 @dataclass(frozen=True, slots=True)

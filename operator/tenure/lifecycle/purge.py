@@ -20,9 +20,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tenure.api.tenant import PurgedNamespace, PurgedVolume, PurgeStatus
+from tenure.api.tenant import PurgedNamespace, PurgedVolume, PurgeStatus, StorePurge
 
-from .model import Action, DeleteNamespace, DeleteVolume, NamespaceFact, ReclaimOnDelete, TenantView, VolumeFact, World
+from .model import (
+    Action,
+    DeleteNamespace,
+    DeleteVolume,
+    NamespaceFact,
+    PurgeStore,
+    ReclaimOnDelete,
+    TenantView,
+    VolumeFact,
+    World,
+)
 from .ownership import is_protected
 
 
@@ -44,6 +54,7 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
     return PurgeStatus(
         namespaces=namespaces,
         volumes=volumes,
+        stores=tuple(StorePurge(name=name) for name in sorted(world.datastores)),
         remaining_namespaces=len(namespaces),
         remaining_volumes=len(volumes),
     )
@@ -54,12 +65,50 @@ class Progress:
     actions: tuple[Action, ...]
     remaining_namespaces: tuple[str, ...]
     remaining_volumes: tuple[str, ...]
+    stores: tuple[StorePurge, ...]
     waiting: str
     """What the purge waits for, for the Purged condition's message."""
 
     @property
     def done(self) -> bool:
-        return not self.remaining_namespaces and not self.remaining_volumes
+        stores_done = all(s.state == "Done" and s.rows_remaining == 0 for s in self.stores)
+        return not self.remaining_namespaces and not self.remaining_volumes and stores_done
+
+
+def stores_step(record: PurgeStatus, world: World) -> tuple[tuple[StorePurge, ...], list[Action], list[str]]:
+    """Each store's recorded progress, the actions that move it on, and what it waits for."""
+    stores: list[StorePurge] = []
+    actions: list[Action] = []
+    waiting: list[str] = []
+    for store in record.stores:
+        progress = world.store_purges.get(store.name)
+        if progress is not None and store.state != "Done":
+            store = store.model_copy(
+                update={
+                    "state": progress.state,
+                    "rows_deleted": max(store.rows_deleted, progress.rows_deleted),
+                    "rows_remaining": progress.rows_remaining,
+                    "message": progress.message,
+                    "keys": store.keys if store.keys is not None else _plain(progress.keys),
+                    "residual": progress.residual or store.residual,
+                }
+            )
+        if store.state == "Done" and store.rows_remaining == 0:
+            stores.append(store)
+            continue
+        if store.name not in world.datastores:
+            store = store.model_copy(
+                update={"state": "Waiting", "message": f"DataStore {store.name} does not exist; recreate it to finish"}
+            )
+        else:
+            actions.append(PurgeStore(store.name, store.keys, store.rows_deleted))
+        waiting.append(f"rows in DataStore {store.name} ({store.state}{': ' + store.message if store.message else ''})")
+        stores.append(store)
+    return tuple(stores), actions, waiting
+
+
+def _plain(keys: object) -> dict[str, tuple[str, ...]] | None:
+    return {kind: tuple(values) for kind, values in keys.items()} if isinstance(keys, dict) else None
 
 
 def _claim_gone(volume: VolumeFact, namespaces: tuple[str, ...]) -> bool:
@@ -83,9 +132,11 @@ def step(tenant: TenantView, record: PurgeStatus, world: World) -> Progress:
     present = _present_namespaces(record, world)
     namespaces = tuple(fact.name for fact in present)
     volumes = _present_volumes(record, world)
+    stores, store_actions, store_waiting = stores_step(record, world)
     actions: list[Action] = [ReclaimOnDelete(v.name, v.uid) for v in volumes if v.reclaim_policy != "Delete"]
     if actions:
-        return Progress(tuple(actions), namespaces, tuple(v.name for v in volumes), "reclaim policies to change")
+        names = tuple(v.name for v in volumes)
+        return Progress((*actions, *store_actions), namespaces, names, stores, "reclaim policies to change")
 
     for fact in present:
         if fact.owner == tenant.name and not fact.terminating and not is_protected(fact.name, world):
@@ -106,4 +157,6 @@ def step(tenant: TenantView, record: PurgeStatus, world: World) -> Progress:
     others = [v.name for v in volumes if v.name not in provisioned]
     if others:
         waiting.append(f"volumes to disappear: {', '.join(others)}")
-    return Progress(tuple(actions), namespaces, tuple(v.name for v in volumes), "; ".join(waiting))
+    waiting.extend(store_waiting)
+    actions.extend(store_actions)
+    return Progress(tuple(actions), namespaces, tuple(v.name for v in volumes), stores, "; ".join(waiting))

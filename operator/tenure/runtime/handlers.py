@@ -20,12 +20,13 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from tenure.api import API_GROUP, API_VERSION, LEGAL_HOLD, RETENTION_POLICY, TENANT
+from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, RETENTION_POLICY, TENANT
 from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube, connect
 from tenure.lifecycle import PROTECTED_NAMESPACES
 
 from .config import Config
+from .datastores import DataStores
 from .holds import HoldReconciler
 from .reconciler import Reconciler
 from .scheduler import Scheduler
@@ -35,23 +36,34 @@ logger = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 300.0
 """How often the small stores are re-listed, dropping anything a watch missed (such as a deletion)."""
-LISTED = (RETENTION_POLICY.plural, LEGAL_HOLD.plural, "namespaces", "persistentvolumes")
+LISTED = (RETENTION_POLICY.plural, LEGAL_HOLD.plural, DATA_STORE.plural, "namespaces", "persistentvolumes")
 
 
 class Runtime:
     """Everything the handlers share, created once at startup."""
 
-    def __init__(self, kube: Kube, stores: Stores, events: EventPoster, tenants: Scheduler, holds: Scheduler) -> None:
+    def __init__(self, kube: Kube, stores: Stores, config: Config) -> None:
         self.kube = kube
         self.stores = stores
-        self.events = events
-        self.tenants = tenants
-        self.holds = holds
+        self.events = EventPoster(kube)
+        self.datastores = DataStores(kube, stores)
+        protected = PROTECTED_NAMESPACES | {config.namespace}
+        reconciler = Reconciler(kube, stores, self.datastores, self.events, protected)
+        self.tenants = Scheduler("tenants", reconciler, workers=config.workers)
+        self.holds = Scheduler("legalholds", HoldReconciler(kube, stores), workers=4)
+        self.stores_scheduler = Scheduler("datastores", self.datastores, workers=2)
+        self.events.busy = self.tenants.busy
+        self.datastores.touch_tenant = self.tenants.touch
         self.tasks = [
-            asyncio.create_task(tenants.run(), name="tenure tenant scheduler"),
-            asyncio.create_task(holds.run(), name="tenure hold scheduler"),
+            asyncio.create_task(self.tenants.run(), name="tenure tenant scheduler"),
+            asyncio.create_task(self.holds.run(), name="tenure hold scheduler"),
+            asyncio.create_task(self.stores_scheduler.run(), name="tenure datastore scheduler"),
             asyncio.create_task(self._resync_forever(), name="tenure resync"),
         ]
+        for hold in stores.holds:
+            self.holds.touch(hold)
+        for datastore in stores.datastores:
+            self.stores_scheduler.touch(datastore)
 
     async def _resync_forever(self) -> None:
         while True:
@@ -66,6 +78,7 @@ class Runtime:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.datastores.stop()
         await self.events.stop()
         await self.kube.close()
 
@@ -74,9 +87,8 @@ async def resync(kube: Kube, stores: Stores) -> set[str]:
     """List the small kinds into the stores; returns the tenants whose facts changed."""
     affected: set[str] = set()
     for kind in LISTED:
-        listing = await (
-            kube.list_custom(kind) if kind in (RETENTION_POLICY.plural, LEGAL_HOLD.plural) else kube.list_core(kind)
-        )
+        custom = kind in (RETENTION_POLICY.plural, LEGAL_HOLD.plural, DATA_STORE.plural)
+        listing = await (kube.list_custom(kind) if custom else kube.list_core(kind))
         affected |= stores.replace(kind, listing)
     return affected
 
@@ -96,14 +108,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     except Exception:
         await kube.close()
         raise
-    events = EventPoster(kube)
-    protected = PROTECTED_NAMESPACES | {config.namespace}
-    tenants = Scheduler("tenants", Reconciler(kube, stores, events, protected), workers=config.workers)
-    holds = Scheduler("legalholds", HoldReconciler(kube, stores), workers=4)
-    events.busy = tenants.busy
-    memo.runtime = Runtime(kube, stores, events, tenants, holds)
-    for hold in stores.holds:
-        holds.touch(hold)
+    memo.runtime = Runtime(kube, stores, config)
     start_http_server(config.metrics_port)
     logger.info(
         "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes known; %d workers",
@@ -153,6 +158,16 @@ async def hold_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Me
         runtime.holds.touch(name)
     for tenant in affected:  # named before or after the change: a removed name is released
         runtime.tenants.touch(tenant)
+
+
+@kopf.on.event(API_GROUP, API_VERSION, DATA_STORE.plural)
+async def datastore_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    if type == "DELETED":
+        runtime.stores.drop_datastore(name)
+        runtime.stores_scheduler.forget(name)
+    elif runtime.stores.put_datastore(body):
+        runtime.stores_scheduler.touch(name)
 
 
 @kopf.on.event("", "v1", "namespaces")

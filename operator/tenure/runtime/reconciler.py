@@ -39,11 +39,13 @@ from tenure.lifecycle import (
     Decision,
     DeleteNamespace,
     DeleteVolume,
+    PurgeStore,
     ReclaimOnDelete,
     RemoveFinalizer,
     decide,
 )
 
+from .datastores import DataStores
 from .store import FINALIZER, Stores, TenantRecord, Unreadable
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class Reconciler:
         self,
         kube: Kube,
         stores: Stores,
+        datastores: DataStores,
         events: EventPoster,
         protected: frozenset[str],
         clock: Callable[[], datetime] = utcnow,
@@ -73,6 +76,7 @@ class Reconciler:
         self.kube = kube
         self.events = events
         self.stores = stores
+        self.datastores = datastores
         self.protected = protected
         self.clock = clock
         self._phases: dict[str, str] = {}
@@ -97,6 +101,7 @@ class Reconciler:
         if record is None:
             self._count(name, None)
             self._progress(name, None)
+            self.datastores.forget(name)
             return None
         try:
             tenant = record.view()
@@ -104,7 +109,7 @@ class Reconciler:
             logger.error("tenant %s is unreadable and left untouched: %s", name, error)
             return None
         policy = self.stores.policy(tenant.spec.retention_policy)
-        world = self.stores.world(tenant, self.protected)
+        world = self.stores.world(tenant, self.protected, self.datastores.purges_of(name))
         decision = decide(tenant, policy, world, self.clock())
         if (
             decision.status.phase == "Purged"
@@ -122,6 +127,7 @@ class Reconciler:
         self._progress(name, decision)
         if decision.status.phase == "Purged" and tenant.status.phase != "Purged":
             metrics.PURGES_COMPLETED.inc()
+            self.datastores.forget(name)
         return decision.wake_at.timestamp() if decision.wake_at else None
 
     async def _confirmed(self, decision: Decision) -> bool:
@@ -207,6 +213,8 @@ class Reconciler:
                 await volumes.delete(self.kube, volume, uid)
                 metrics.API_WRITES.labels("volume").inc()
                 metrics.PURGE_DELETIONS.labels("volume").inc()
+            case PurgeStore():
+                self.datastores.purge(tenant, action)
             case RemoveFinalizer():
                 remaining = [f for f in record.finalizers if f != FINALIZER]
                 await self._guard(

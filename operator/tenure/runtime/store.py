@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tenure.api import PROTECTED_LABEL, TENANT_LABEL, RetentionPolicySpec, TenantSpec, TenantStatus
-from tenure.lifecycle import NamespaceFact, TenantView, VolumeFact, World
+from tenure.api import PROTECTED_LABEL, TENANT_LABEL, DataStoreSpec, RetentionPolicySpec, TenantSpec, TenantStatus
+from tenure.lifecycle import NamespaceFact, StoreProgress, TenantView, VolumeFact, World
 
 FINALIZER = "retention.tenure.dev/purge"
 logger = logging.getLogger(__name__)
@@ -114,6 +114,32 @@ class HoldRecord:
         )
 
 
+@dataclass(frozen=True)
+class DataStoreRecord:
+    name: str
+    generation: int
+    resource_version: str
+    spec: DataStoreSpec | None
+    error: str | None
+    status: dict[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Body) -> DataStoreRecord:
+        meta = body.get("metadata") or {}
+        try:
+            spec, error = DataStoreSpec.model_validate(dict(body.get("spec") or {})), None
+        except ValidationError as problem:
+            spec, error = None, describe(problem)
+        return cls(
+            meta["name"],
+            int(meta.get("generation", 0)),
+            meta.get("resourceVersion", ""),
+            spec,
+            error,
+            dict(body.get("status") or {}),
+        )
+
+
 def describe(error: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors(include_url=False)
@@ -180,6 +206,7 @@ class Stores:
         self.namespaces: dict[str, NamespaceFact] = {}
         self.volumes: dict[str, VolumeFact] = {}
         self._volumes_by_namespace: defaultdict[str, set[str]] = defaultdict(set)
+        self.datastores: dict[str, DataStoreRecord] = {}
 
     # Tenants
 
@@ -248,6 +275,30 @@ class Stores:
     def holds_of(self, tenant: str) -> set[str]:
         return set(self._holds_by_tenant.get(tenant, ()))
 
+    def held_tenants(self) -> set[str]:
+        return set(self._holds_by_tenant)
+
+    # DataStores
+
+    def put_datastore(self, body: Body) -> bool:
+        """Store a DataStore; False when this version is already known (our own status write's echo)."""
+        record = DataStoreRecord.from_body(body)
+        old = self.datastores.get(record.name)
+        if old is not None and (
+            old.resource_version == record.resource_version or not newer(old.resource_version, record.resource_version)
+        ):
+            return False
+        self.datastores[record.name] = record
+        return True
+
+    def _relist_datastore(self, body: Body) -> set[str]:
+        self.put_datastore(body)
+        return set()  # DataStore changes concern no tenant until it purges one
+
+    def drop_datastore(self, name: str) -> set[str]:
+        self.datastores.pop(name, None)
+        return set()
+
     # Namespaces and volumes
 
     def put_namespace(self, body: Body) -> set[str]:
@@ -289,6 +340,7 @@ class Stores:
             "persistentvolumes": (self.put_volume, self.drop_volume, self.volumes),
             "legalholds": (self.put_hold, self.drop_hold, self.holds),
             "retentionpolicies": (self.put_policy, self.drop_policy, self.policies),
+            "datastores": (self._relist_datastore, self.drop_datastore, self.datastores),
         }
         put, drop, current = stores[kind]
         affected: set[str] = set()
@@ -302,7 +354,7 @@ class Stores:
 
     # What the core decides from
 
-    def world(self, tenant: TenantView, protected: frozenset[str]) -> World:
+    def world(self, tenant: TenantView, protected: frozenset[str], store_purges: Mapping[str, StoreProgress]) -> World:
         purge = tenant.status.purge
         names = set(tenant.spec.namespaces) | ({n.name for n in purge.namespaces} if purge else set())
         namespaces = {name: fact for name in names if (fact := self.namespaces.get(name)) is not None}
@@ -317,6 +369,8 @@ class Stores:
             volumes=volumes,
             holds=tuple(sorted(self.holds_of(tenant.name))),
             protected=protected,
+            datastores=tuple(sorted(self.datastores)),
+            store_purges=store_purges,
         )
 
 

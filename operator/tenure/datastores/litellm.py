@@ -1,0 +1,117 @@
+"""The LiteLLM proxy preset: where a tenant's data lives in LiteLLM's schema.
+
+A tenant's keys are LiteLLM organization ids and/or team ids. Before anything
+is deleted they are resolved to every organization, team and virtual key
+(hashed token) they cover, and that resolution is recorded in the Tenant's
+status: a purge interrupted after the team rows are gone still knows which
+spend logs and keys to delete.
+
+Derived from LiteLLM's own migrations (the litellm-proxy-extras package); the
+tests build the schema by applying them in order to a real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import psycopg
+
+from .targets import Target
+
+ORGANIZATION, TEAM, TOKEN = "organization", "team", "token"
+
+
+def _t(table: str, data_class: Any, *keys: tuple[str, str], timestamp: str | None = None, **redact: Any) -> Target:
+    return Target(
+        "public", table, tuple(keys), data_class, timestamp, cast(Any, {k: tuple(v) for k, v in redact.items()})
+    )
+
+
+_TEAM, _ORG, _KEY = ("team_id", TEAM), ("organization_id", ORGANIZATION), ("api_key", TOKEN)
+
+TARGETS: tuple[Target, ...] = (
+    # Virtual keys first: once they are gone the gateway rejects the tenant's requests,
+    # so no new rows arrive while the rest is deleted.
+    _t("LiteLLM_VerificationToken", "account", ("token", TOKEN), _TEAM, _ORG),
+    _t(
+        "LiteLLM_SpendLogs",
+        "usage",
+        _TEAM,
+        _ORG,
+        _KEY,
+        timestamp="startTime",
+        prompts=["messages", "proxy_server_request"],
+        responses=["response"],
+    ),
+    _t("LiteLLM_DailyTeamSpend", "usage", _TEAM, timestamp="created_at"),
+    _t("LiteLLM_DailyOrganizationSpend", "usage", _ORG, timestamp="created_at"),
+    _t("LiteLLM_DailyUserSpend", "usage", _KEY, timestamp="created_at"),
+    _t("LiteLLM_DailyEndUserSpend", "usage", _KEY, timestamp="created_at"),
+    _t("LiteLLM_DailyAgentSpend", "usage", _KEY, timestamp="created_at"),
+    _t("LiteLLM_DailyTagSpend", "usage", _KEY, timestamp="created_at"),
+    _t("LiteLLM_ManagedFileTable", "account", _TEAM),
+    _t("LiteLLM_ManagedObjectTable", "account", _TEAM, ("org_id", ORGANIZATION), _KEY),
+    _t("LiteLLM_ManagedVectorStoreTable", "account", _TEAM),
+    _t("LiteLLM_ManagedVectorStoresTable", "account", _TEAM),
+    _t("LiteLLM_MemoryTable", "account", _TEAM),
+    _t("LiteLLM_DeletedVerificationToken", "account", ("token", TOKEN), _TEAM, _ORG),
+    _t("LiteLLM_DeletedTeamTable", "account", _TEAM, _ORG),
+    _t("LiteLLM_ProjectTable", "account", _TEAM),
+    _t("LiteLLM_TeamMembership", "account", _TEAM),
+    _t("LiteLLM_OrganizationMembership", "account", _ORG),
+    _t("LiteLLM_TeamTable", "account", _TEAM),
+    _t("LiteLLM_OrganizationTable", "account", _ORG),
+)
+"""In purge order: references (teams → organizations) are deleted before what they reference."""
+
+RESIDUAL = (
+    "LiteLLM_ErrorLogs: request_kwargs may hold prompts; no column names a team, organization or key",
+    "LiteLLM_AuditLog: before_value/updated_values JSON may copy deleted rows; only object_id identifies them",
+    "LiteLLM_UserTable: users are shared across teams and organizations and are not deleted",
+)
+"""Copies of tenant data no column attributes to a tenant: a purge does not clear them."""
+
+
+async def resolve(conn: psycopg.AsyncConnection[Any], keys: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Organizations, teams and virtual keys covered by the tenant's organization and team ids.
+
+    A key that is neither a known organization nor a known team (its rows may
+    already be deleted) is kept as both, so rows still carrying it are found.
+    """
+    if not keys:
+        return {ORGANIZATION: (), TEAM: (), TOKEN: ()}
+    async with conn.cursor() as cur:
+        await cur.execute(
+            'SELECT organization_id FROM "LiteLLM_OrganizationTable" WHERE organization_id = ANY(%s)', [list(keys)]
+        )
+        organizations = {row[0] for row in await cur.fetchall()}
+        await cur.execute(
+            'SELECT team_id FROM "LiteLLM_TeamTable" WHERE team_id = ANY(%s) OR organization_id = ANY(%s) '
+            'UNION SELECT team_id FROM "LiteLLM_DeletedTeamTable" WHERE team_id = ANY(%s) OR organization_id = ANY(%s)',
+            [list(keys), list(organizations)] * 2,
+        )
+        teams = {row[0] for row in await cur.fetchall()}
+        unknown = set(keys) - organizations - teams
+        organizations |= unknown
+        teams |= unknown
+        await cur.execute(
+            'SELECT token FROM "LiteLLM_VerificationToken" WHERE team_id = ANY(%s) OR organization_id = ANY(%s) '
+            'UNION SELECT token FROM "LiteLLM_DeletedVerificationToken" '
+            "WHERE team_id = ANY(%s) OR organization_id = ANY(%s)",
+            [list(teams), list(organizations)] * 2,
+        )
+        tokens = {row[0] for row in await cur.fetchall()}
+    return {ORGANIZATION: tuple(sorted(organizations)), TEAM: tuple(sorted(teams)), TOKEN: tuple(sorted(tokens))}
+
+
+async def tokens_by_owner(
+    conn: psycopg.AsyncConnection[Any], teams: list[str], organizations: list[str]
+) -> dict[str, str]:
+    """Virtual key → the team or organization id owning it, for many tenants in one query (used by sweeps)."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            'SELECT token, coalesce(team_id, organization_id) FROM "LiteLLM_VerificationToken" '
+            "WHERE team_id = ANY(%s) OR organization_id = ANY(%s)",
+            [teams, organizations],
+        )
+        return {token: owner for token, owner in await cur.fetchall()}

@@ -1,0 +1,307 @@
+"""The PostgreSQL deletion engine: batched, resumable, safe beside live traffic.
+
+Every statement is its own short transaction (autocommit), so a gateway that
+keeps inserting is never blocked for long, and a crash or a database outage
+loses at most one batch of work, which the next attempt simply redoes:
+deleting rows that are gone deletes nothing. Identifiers are always quoted
+with ``psycopg.sql.Identifier`` and values always bound as parameters.
+
+How rows are found without degrading:
+
+* **Index batches** — when every tenant-key column is the leading column of an
+  index, each batch deletes up to ``batch`` rows found through the index.
+* **Page ranges** — otherwise the table is walked once in ranges of heap
+  pages (a TID range scan, PostgreSQL 14+), each range one statement. The
+  whole purge then costs about one sequential scan, where ``LIMIT`` batches
+  over an unindexed column would rescan the table for every batch.
+* **Sweeps** (active retention) pass every tenant's cutoff at once as arrays
+  joined with ``unnest``: one statement per table and key column per batch,
+  however many tenants there are, walking the timestamp index in order when
+  there is one, page ranges otherwise.
+
+A purge ends with a count over the tenant's keys; it is done only when that
+count is zero, so "purged" is proven, not assumed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .targets import Keys, Target
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], Awaitable[None]]
+"""Called after each batch with the rows it affected; may raise to stop at this batch boundary."""
+
+MAX_PASSES = 5
+"""Purge passes over a table before giving up on rows that keep arriving (the tenant is still writing)."""
+
+
+async def connect(uri: str) -> psycopg.AsyncConnection[Any]:
+    """A connection in autocommit (each statement its own transaction), dates in UTC."""
+    conn = await psycopg.AsyncConnection.connect(
+        uri, autocommit=True, connect_timeout=10, application_name="tenure", options="-c TimeZone=UTC"
+    )
+    return conn
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as people may see it: never the connection URI or its password."""
+    if isinstance(error, psycopg.OperationalError):
+        return f"database unreachable ({type(error).__name__})"
+    if isinstance(error, psycopg.Error) and error.diag.message_primary:
+        return f"{type(error).__name__}: {error.diag.message_primary}"
+    return type(error).__name__
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool
+
+
+@dataclass(frozen=True)
+class Table:
+    """What the catalog says about a mapped table."""
+
+    columns: Mapping[str, Column]
+    leading_indexed: frozenset[str]
+    """Columns that lead some index (usable to find rows by that column)."""
+
+
+async def describe_table(conn: psycopg.AsyncConnection[Any], target: Target) -> Table | None:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT to_regclass(%s)::oid", [sql.Identifier(target.schema, target.table).as_string(conn)])
+        row = await cur.fetchone()
+        if row is None or row[0] is None:
+            return None
+        oid = row[0]
+        await cur.execute(
+            "SELECT attname, format_type(atttypid, atttypmod), NOT attnotnull FROM pg_attribute "
+            "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped",
+            [oid],
+        )
+        columns = {name: Column(name, type_, nullable) for name, type_, nullable in await cur.fetchall()}
+        await cur.execute(
+            "SELECT a.attname FROM pg_index i "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE i.indrelid = %s AND i.indisvalid",
+            [oid],
+        )
+        leading = frozenset(name for (name,) in await cur.fetchall())
+    return Table(columns, leading)
+
+
+async def inspect(conn: psycopg.AsyncConnection[Any], targets: Iterable[Target]) -> list[str]:
+    """Problems with the mapping, each naming the table or column; empty when everything exists."""
+    problems = []
+    for target in targets:
+        table = await describe_table(conn, target)
+        if table is None:
+            problems.append(f"table {target.name} does not exist")
+            continue
+        for column in sorted(target.columns()):
+            if column not in table.columns:
+                problems.append(f"column {target.name}.{column} does not exist")
+        for columns in target.redact.values():
+            for column in columns:
+                if column in table.columns and not table.columns[column].nullable:
+                    problems.append(f"column {target.name}.{column} is NOT NULL and cannot be cleared")
+    return problems
+
+
+def _matches(target: Target, keys: Keys) -> tuple[sql.Composable, list[list[str]]] | None:
+    """WHERE clause selecting the tenant's rows, and its parameters; None when it has no keys for this table."""
+    clauses, params = [], []
+    for column, kind in target.key_columns:
+        values = keys.get(kind, ())
+        if values:
+            clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+            params.append(list(values))
+    if not clauses:
+        return None
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(clauses)), params
+
+
+async def _execute(conn: psycopg.AsyncConnection[Any], query: sql.Composed, params: Sequence[Any]) -> int:
+    async with conn.cursor() as cur:
+        await cur.execute(query, params)
+        return cur.rowcount
+
+
+async def _pages(conn: psycopg.AsyncConnection[Any], target: Target) -> tuple[int, int]:
+    """(heap pages now, pages per range so a range holds about ``batch`` rows at the current density)."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, "
+            "CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages ELSE 50 END "
+            "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            [sql.Identifier(target.schema, target.table).as_string(conn)],
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), max(1, int(row[1]))
+
+
+async def _page_ranges(
+    conn: psycopg.AsyncConnection[Any], target: Target, batch: int
+) -> AsyncIterator[tuple[str, str]]:
+    pages, density = await _pages(conn, target)
+    step = max(1, batch // density)
+    start = 0
+    while start <= pages:
+        yield f"({start},0)", f"({start + step},0)"
+        start += step
+        if start > pages:  # the table may have grown while we walked it
+            pages, _ = await _pages(conn, target)
+
+
+async def count(conn: psycopg.AsyncConnection[Any], target: Target, keys: Keys) -> int:
+    matched = _matches(target, keys)
+    if matched is None:
+        return 0
+    where, params = matched
+    async with conn.cursor() as cur:
+        await cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_ident(target), where), params)
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _ident(target: Target) -> sql.Identifier:
+    return sql.Identifier(target.schema, target.table)
+
+
+async def purge(conn: psycopg.AsyncConnection[Any], target: Target, keys: Keys, batch: int, progress: Progress) -> int:
+    """Delete every row of the tenant from the table in short batches; returns rows deleted.
+
+    Ends only when a count over the tenant's keys is zero (or raises after
+    ``MAX_PASSES`` passes that each found new rows).
+    """
+    matched = _matches(target, keys)
+    if matched is None:
+        return 0
+    where, params = matched
+    table = await describe_table(conn, target)
+    if table is None:
+        return 0  # already reported by inspect(); a table that is gone holds no rows
+    indexed = all(column in table.leading_indexed for column, kind in target.key_columns if keys.get(kind))
+    deleted = 0
+    for _ in range(MAX_PASSES):
+        if indexed:
+            query = sql.SQL("DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE {w} LIMIT %s))").format(
+                t=_ident(target), w=where
+            )
+            while (affected := await _execute(conn, query, [*params, batch])) > 0:
+                deleted += affected
+                await progress(affected)
+        else:
+            query = sql.SQL("DELETE FROM {t} WHERE ctid >= %s::tid AND ctid < %s::tid AND {w}").format(
+                t=_ident(target), w=where
+            )
+            async for low, high in _page_ranges(conn, target, batch):
+                affected = await _execute(conn, query, [low, high, *params])
+                deleted += affected
+                await progress(affected)
+        if await count(conn, target, keys) == 0:
+            return deleted
+    raise RuntimeError(f"rows of the tenant keep appearing in {target.name}; is the tenant still writing?")
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Per-tenant-key cutoffs for one key column: rows older than their key's cutoff are affected."""
+
+    column: str
+    keys: list[str]
+    before: list[datetime]
+
+
+def _naive(moments: list[datetime]) -> list[datetime]:
+    return [moment.astimezone(UTC).replace(tzinfo=None) for moment in moments]
+
+
+async def sweep(
+    conn: psycopg.AsyncConnection[Any],
+    target: Target,
+    cutoffs: Cutoffs,
+    batch: int,
+    progress: Progress,
+    clear: Sequence[str] = (),
+) -> int:
+    """Delete (or, with ``clear``, set those columns to NULL in) rows older than their tenant's cutoff.
+
+    One statement per batch for all tenants at once; returns rows affected.
+    """
+    if not cutoffs.keys or target.timestamp is None:
+        return 0
+    table = await describe_table(conn, target)
+    if table is None:
+        return 0
+    timestamp = table.columns[target.timestamp]
+    with_zone = "with time zone" in timestamp.type
+    before = cutoffs.before if with_zone else _naive(cutoffs.before)
+    stamp_type = sql.SQL("timestamptz" if with_zone else "timestamp")
+    ts, col = sql.Identifier(target.timestamp), sql.Identifier(cutoffs.column)
+    pending = (
+        sql.SQL(" AND ({})").format(
+            sql.SQL(" OR ").join(sql.SQL("t.{} IS NOT NULL").format(sql.Identifier(c)) for c in clear)
+        )
+        if clear
+        else sql.SQL("")
+    )
+    windows = sql.SQL("unnest(%s::text[], %s::{}[]) AS w(k, before)").format(stamp_type)
+    affected_total = 0
+    if target.timestamp in table.leading_indexed:
+        # Walk the timestamp index once, in order: rows kept (newer than their cutoff) are never rescanned.
+        change = (
+            sql.SQL("UPDATE {t} SET {sets} WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) RETURNING 1").format(
+                t=_ident(target), sets=sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in clear)
+            )
+            if clear
+            else sql.SQL("DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) RETURNING 1").format(
+                t=_ident(target)
+            )
+        )
+        query = sql.SQL(
+            "WITH doomed AS (SELECT t.ctid, t.{ts} AS at FROM {t} t JOIN {w} ON t.{col} = w.k "
+            "WHERE t.{ts} < w.before AND t.{ts} >= %s AND t.{ts} < %s{pending} ORDER BY t.{ts} LIMIT %s), "
+            "changed AS ({change}) SELECT (SELECT count(*) FROM changed), (SELECT max(at) FROM doomed)"
+        ).format(ts=ts, t=_ident(target), w=windows, col=col, pending=pending, change=change)
+        lower: datetime | None = datetime(1, 1, 1, tzinfo=UTC) if with_zone else datetime(1, 1, 1)
+        upper = max(before)
+        while lower is not None:
+            async with conn.cursor() as cur:
+                await cur.execute(query, [cutoffs.keys, before, lower, upper, batch])
+                row = await cur.fetchone()
+            assert row is not None
+            affected, last = int(row[0]), row[1]
+            affected_total += affected
+            await progress(affected)
+            lower = last if affected else None
+        return affected_total
+    change_sql = (
+        sql.SQL("UPDATE {t} t SET {sets} FROM {w} WHERE").format(
+            t=_ident(target),
+            w=windows,
+            sets=sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in clear),
+        )
+        if clear
+        else sql.SQL("DELETE FROM {t} t USING {w} WHERE").format(t=_ident(target), w=windows)
+    )
+    query = sql.SQL(
+        "{change} t.ctid >= %s::tid AND t.ctid < %s::tid AND t.{col} = w.k AND t.{ts} < w.before{pending}"
+    ).format(change=change_sql, col=col, ts=ts, pending=pending)
+    async for low, high in _page_ranges(conn, target, batch):
+        affected = await _execute(conn, query, [cutoffs.keys, before, low, high])
+        affected_total += affected
+        await progress(affected)
+    return affected_total

@@ -1,0 +1,266 @@
+"""DataStores at runtime: readiness, active-data retention sweeps, and tenants' purges.
+
+The connection URI is read from its Secret for each job and held only in
+memory; errors are reported by class and server message, never with the URI.
+A purge of one store is a background task per (tenant, store): it resolves
+the tenant's keys (which the tenant's status records before anything is
+deleted), then deletes in batches, reporting progress that the tenant's next
+pass writes to status at a modest rate. A database outage makes it wait and
+retry with backoff; a legal hold stops it at the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from tenure import metrics
+from tenure.api import DATA_STORE, DataStoreSpec, DataStoreStatus
+from tenure.api.datastore import SweepStatus
+from tenure.api.tenant import StoreState
+from tenure.datastores import operations, postgres
+from tenure.effects import holds, status
+from tenure.effects.kube import Kube, status_of
+from tenure.lifecycle import PurgeStore, StoreProgress
+from tenure.lifecycle.conditions import condition
+from tenure.lifecycle.retention import cutoffs
+
+from .store import DataStoreRecord, Stores, Unreadable
+
+logger = logging.getLogger(__name__)
+
+RETRY = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+PROGRESS_EVERY = 5.0
+"""Seconds between progress reports of a running purge (status is not written per batch)."""
+NOT_READY_RETRY = 30.0
+
+
+class Unavailable(Exception):
+    """The store cannot be used now; the message is safe to show (no URI)."""
+
+
+class Paused(Exception):
+    """A legal hold appeared during a purge."""
+
+
+class DataStores:
+    def __init__(self, kube: Kube, stores: Stores) -> None:
+        self.kube = kube
+        self.stores = stores
+        self.touch_tenant: Callable[[str], None] = lambda name: None
+        """Wakes a tenant so its next pass writes a purge's progress (set once the scheduler exists)."""
+        self.swept: set[str] = set()
+        """Stores swept since this operator started (the first sweep runs soon after start)."""
+        self._progress: dict[tuple[str, str], StoreProgress] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    # Connections
+
+    async def uri(self, spec: DataStoreSpec) -> str:
+        ref = spec.postgres.connection_secret_ref
+        where = f"Secret {ref.namespace}/{ref.name}"
+        try:
+            secret = await self.kube.core.read_namespaced_secret(ref.name, ref.namespace)
+        except Exception as error:
+            if status_of(error) in (403, 404):
+                raise Unavailable(f"{where} cannot be read ({status_of(error)})") from error
+            raise
+        encoded = (secret.data or {}).get(ref.key)
+        if not encoded:
+            raise Unavailable(f"{where} has no key {ref.key!r}")
+        return base64.b64decode(encoded).decode()
+
+    async def connect(self, spec: DataStoreSpec) -> Any:
+        uri = await self.uri(spec)
+        try:
+            return await postgres.connect(uri)
+        except Exception as error:
+            raise Unavailable(postgres.describe_error(error)) from error
+
+    # Readiness and sweeps (the "datastores" scheduler)
+
+    async def __call__(self, name: str) -> float | None:
+        record: DataStoreRecord | None = self.stores.datastores.get(name)
+        if record is None:
+            return None
+        old = DataStoreStatus.model_validate(record.status)
+        now = datetime.now(UTC)
+        wake: float | None = time.time() + NOT_READY_RETRY
+        sweep = old.last_sweep
+        if record.spec is None:
+            ready = ("False", "InvalidSpec", f"The spec does not match the API: {record.error}")
+            wake = None
+        else:
+            try:
+                conn = await self.connect(record.spec)
+            except Unavailable as problem:
+                ready = ("False", "Unavailable", str(problem))
+            else:
+                try:
+                    problems = await postgres.inspect(conn, operations.targets_of(record.spec))
+                    if problems:
+                        ready = ("False", "MissingTablesOrColumns", "; ".join(problems))
+                    else:
+                        ready = ("True", "Connected", "Connected; every mapped table and column exists.")
+                        sweep, wake = await self._sweep_if_due(name, record.spec, conn, old.last_sweep, now)
+                finally:
+                    await conn.close()
+        new = DataStoreStatus(
+            observed_generation=record.generation,
+            conditions=(condition(old.conditions, "Ready", *ready, now, record.generation),),  # type: ignore[arg-type]
+            last_sweep=sweep,
+            residual=operations.residual_of(record.spec) if record.spec else (),
+        )
+        try:
+            written = await status.write_status(
+                self.kube, DATA_STORE.plural, name, record.resource_version, record.status, new.to_api()
+            )
+        except Exception as error:
+            if status_of(error) in (404, 409):
+                return wake
+            raise
+        if written is not None:
+            metrics.API_WRITES.labels("status").inc()
+            self.stores.put_datastore(written)
+        return wake
+
+    async def _sweep_if_due(
+        self, name: str, spec: DataStoreSpec, conn: Any, last: SweepStatus | None, now: datetime
+    ) -> tuple[SweepStatus | None, float]:
+        interval = spec.sweep_interval.total_seconds()
+        if name in self.swept and last is not None and last.started_at is not None:
+            due = last.started_at.timestamp() + interval
+            if due > time.time():
+                return last, due
+        result = await self.sweep(name, spec, conn, now)
+        self.swept.add(name)
+        return result, now.timestamp() + interval
+
+    async def sweep(self, name: str, spec: DataStoreSpec, conn: Any, now: datetime) -> SweepStatus:
+        """One active-data retention pass over every tenant not held, purging or purged."""
+        started = time.perf_counter()
+        held = self.stores.held_tenants() | await holds.held_tenants(self.kube)
+        views = []
+        for record in list(self.stores.tenants.values()):
+            with contextlib.suppress(Unreadable):
+                views.append(record.view())
+        windows = cutoffs(views, self.stores.policy, held, now)
+        keys = {v.name: (v.spec.data_keys or {}).get(name) or (v.name,) for v in views}
+        try:
+            result = await operations.sweep(conn, spec, keys, windows, _no_progress)
+        except Exception as error:
+            logger.warning("sweep of DataStore %s stopped: %s", name, postgres.describe_error(error))
+            return SweepStatus(started_at=now, finished_at=datetime.now(UTC), error=postgres.describe_error(error))
+        metrics.SWEEP_ROWS.labels(name, "deleted").inc(result.deleted)
+        metrics.SWEEP_ROWS.labels(name, "redacted").inc(result.redacted)
+        metrics.SWEEP_SECONDS.labels(name).observe(time.perf_counter() - started)
+        logger.info("swept DataStore %s: %d rows deleted, %d redacted", name, result.deleted, result.redacted)
+        return SweepStatus(
+            started_at=now,
+            finished_at=datetime.now(UTC),
+            tenants=len(windows),
+            rows_deleted=result.deleted,
+            rows_redacted=result.redacted,
+        )
+
+    # Purges (driven by the tenant reconciler's PurgeStore actions)
+
+    def purges_of(self, tenant: str) -> dict[str, StoreProgress]:
+        return {store: progress for (name, store), progress in self._progress.items() if name == tenant}
+
+    def purge(self, tenant: str, action: PurgeStore) -> None:
+        """Start (or keep running) the purge of one store for one tenant; idempotent."""
+        key = (tenant, action.name)
+        running = self._tasks.get(key)
+        if running is not None and not running.done():
+            return
+        self._tasks[key] = asyncio.create_task(self._purge(tenant, action), name=f"purge {tenant} from {action.name}")
+
+    def forget(self, tenant: str) -> None:
+        for key in [key for key in self._tasks if key[0] == tenant]:
+            self._tasks.pop(key).cancel()
+        for key in [key for key in self._progress if key[0] == tenant]:
+            del self._progress[key]
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def _report(self, tenant: str, store: str, progress: StoreProgress) -> None:
+        self._progress[(tenant, store)] = progress
+        self.touch_tenant(tenant)
+
+    async def _purge(self, tenant: str, action: PurgeStore) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._purge_once(tenant, action)
+                return
+            except Paused:
+                self._report(tenant, action.name, StoreProgress("Paused", action.rows_deleted, message="legal hold"))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                message = str(error) if isinstance(error, Unavailable) else postgres.describe_error(error)
+                delay = RETRY[min(attempt, len(RETRY) - 1)]
+                attempt += 1
+                logger.warning("purge of tenant %s from %s: %s; retrying in %.0fs", tenant, action.name, message, delay)
+                previous = self._progress.get((tenant, action.name))
+                deleted = previous.rows_deleted if previous else action.rows_deleted
+                self._report(tenant, action.name, StoreProgress("Waiting", deleted, message=f"{message}; retrying"))
+                await asyncio.sleep(delay)
+                action = replace(action, rows_deleted=deleted)
+
+    async def _purge_once(self, tenant: str, action: PurgeStore) -> None:
+        record: DataStoreRecord | None = self.stores.datastores.get(action.name)
+        if record is None or record.spec is None:
+            raise Unavailable(f"DataStore {action.name} does not exist or is invalid")
+        spec = record.spec
+        residual = operations.residual_of(spec)
+        conn = await self.connect(spec)
+        try:
+            if action.keys is None:
+                tenant_record = self.stores.tenants.get(tenant)
+                if tenant_record is None:
+                    return
+                data_keys = (tenant_record.view().spec.data_keys or {}).get(action.name) or (tenant,)
+                keys = await operations.resolve(conn, spec, tuple(data_keys))
+                self._report(
+                    tenant, action.name, StoreProgress("Resolved", action.rows_deleted, keys=keys, residual=residual)
+                )
+                return
+            deleted = action.rows_deleted
+            reported = time.monotonic()
+
+            async def batch_done(rows: int) -> None:
+                nonlocal deleted, reported
+                deleted += rows
+                metrics.PURGE_ROWS.labels(action.name).inc(rows)
+                if self.stores.holds_of(tenant):
+                    raise Paused
+                if time.monotonic() - reported >= PROGRESS_EVERY:
+                    reported = time.monotonic()
+                    self._report(tenant, action.name, StoreProgress("Deleting", deleted, residual=residual))
+
+            self._report(tenant, action.name, StoreProgress("Deleting", deleted, residual=residual))
+            _, remaining = await operations.purge(conn, spec, action.keys, batch_done)
+            state: StoreState = "Done" if remaining == 0 else "Deleting"
+            self._report(tenant, action.name, StoreProgress(state, deleted, remaining, residual=residual))
+            logger.info(
+                "purged tenant %s from DataStore %s: %d rows, %d remain", tenant, action.name, deleted, remaining
+            )
+        finally:
+            await conn.close()
+
+
+async def _no_progress(rows: int) -> None:
+    pass

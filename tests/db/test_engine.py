@@ -1,0 +1,210 @@
+"""The deletion engine against a real PostgreSQL holding LiteLLM's real schema."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tenure.api import DataStoreSpec
+from tenure.datastores import litellm, operations, postgres
+from tenure.datastores.targets import KEY, Target
+from tests.support.litellm import Account, create_account, daily_team_spend, spend_log
+
+T = TypeVar("T")
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+LITELLM = DataStoreSpec.model_validate(
+    {"postgres": {"connectionSecretRef": {"namespace": "x", "name": "y"}, "preset": "litellm", "batchSize": 3}}
+)
+
+
+def run(uri: str, work: Callable[[psycopg.AsyncConnection[Any]], Coroutine[Any, Any, T]]) -> T:
+    async def main() -> T:
+        conn = await postgres.connect(uri)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+async def ignore(_: int) -> None:
+    pass
+
+
+def snapshot(conn: psycopg.Connection[Any], account: Account) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of an account, in every table the preset maps, as it is now."""
+    keys = {
+        litellm.ORGANIZATION: (account.organization,),
+        litellm.TEAM: tuple(account.teams),
+        litellm.TOKEN: tuple(account.tokens),
+    }
+    rows = {}
+    for target in litellm.TARGETS:
+        clauses = " OR ".join(f'"{column}" = ANY(%s)' for column, kind in target.key_columns)
+        params = [list(keys[kind]) for _, kind in target.key_columns]
+        rows[target.table] = sorted(
+            conn.execute(f'SELECT to_jsonb(t)::text FROM "{target.table}" t WHERE {clauses}', params).fetchall()
+        )
+    return rows
+
+
+def test_preset_maps_tables_and_columns_that_exist_in_litellms_schema(litellm_db: str) -> None:
+    assert run(litellm_db, lambda conn: postgres.inspect(conn, litellm.TARGETS)) == []
+
+
+def test_missing_tables_and_columns_are_named(litellm_db: str) -> None:
+    targets = [
+        Target("public", "NoSuchTable", (("team_id", KEY),), "usage"),
+        Target("public", "LiteLLM_SpendLogs", (("tenant", KEY),), "usage", "created", {"prompts": ("prompt",)}),
+        Target("public", "LiteLLM_SpendLogs", (("team_id", KEY),), "usage", "startTime", {"prompts": ("call_type",)}),
+    ]
+    problems = run(litellm_db, lambda conn: postgres.inspect(conn, targets))
+    assert problems == [
+        "table public.NoSuchTable does not exist",
+        "column public.LiteLLM_SpendLogs.created does not exist",
+        "column public.LiteLLM_SpendLogs.prompt does not exist",
+        "column public.LiteLLM_SpendLogs.tenant does not exist",
+        "column public.LiteLLM_SpendLogs.call_type is NOT NULL and cannot be cleared",
+    ]
+
+
+def test_resolution_covers_teams_and_keys_of_an_organization(litellm_db: str) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        account = create_account(conn, "acme", teams=2, keys_per_team=3)
+    resolved = run(litellm_db, lambda conn: litellm.resolve(conn, (account.organization,)))
+    assert set(resolved[litellm.TEAM]) == set(account.teams)
+    assert set(resolved[litellm.TOKEN]) == set(account.tokens)
+    assert resolved[litellm.ORGANIZATION] == (account.organization,)
+
+
+def test_recorded_keys_still_purge_after_the_team_rows_are_gone(litellm_db: str) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        account = create_account(conn, "acme")
+        token = next(iter(account.tokens))
+        spend_log(conn, account, NOW, token=token, with_team=False, with_organization=False)
+    recorded = run(litellm_db, lambda conn: operations.resolve(conn, LITELLM, (account.organization,)))
+    with psycopg.connect(litellm_db, autocommit=True) as conn:  # a first attempt got this far, then crashed
+        conn.execute('DELETE FROM "LiteLLM_VerificationToken"')
+        conn.execute('DELETE FROM "LiteLLM_TeamTable"')
+    deleted, remaining = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, recorded, ignore))
+    assert remaining == 0
+    with psycopg.connect(litellm_db) as conn:
+        assert conn.execute('SELECT count(*) FROM "LiteLLM_SpendLogs"').fetchone() == (0,)
+
+
+rows = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # which account
+        st.integers(0, 400),  # age in days
+        st.sampled_from(["full", "key-only", "team-only", "org-only", "daily"]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["page-ranges", "index-batches"])
+def test_purging_one_tenant_never_touches_another(litellm_db: str, indexed: bool) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        if indexed:
+            for column in ("team_id", "organization_id", "api_key"):
+                conn.execute(f'CREATE INDEX ON "LiteLLM_SpendLogs" ("{column}")')
+            conn.execute('CREATE INDEX ON "LiteLLM_DailyTeamSpend" (team_id)')
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(rows)
+    def check(data: list[tuple[int, int, str]]) -> None:
+        with psycopg.connect(litellm_db, autocommit=True) as conn:
+            conn.execute(
+                "TRUNCATE " + ", ".join(f'"{t.table}"' for t in litellm.TARGETS) + ', "LiteLLM_BudgetTable" CASCADE'
+            )
+            accounts = [create_account(conn, name) for name in ("acme", "globex", "initech")]
+            for owner, age, shape in data:
+                account = accounts[owner]
+                at = NOW - timedelta(days=age)
+                token = list(account.tokens)[age % len(account.tokens)]
+                if shape == "daily":
+                    daily_team_spend(conn, account, account.tokens[token], at)
+                else:
+                    spend_log(
+                        conn,
+                        account,
+                        at,
+                        token=token,
+                        with_team=shape in ("full", "team-only"),
+                        with_organization=shape in ("full", "org-only"),
+                    )
+            others = {a.organization: snapshot(conn, a) for a in accounts[1:]}
+        keys = run(litellm_db, lambda conn: operations.resolve(conn, LITELLM, (accounts[0].organization,)))
+        _, remaining = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, keys, ignore))
+        assert remaining == 0
+        with psycopg.connect(litellm_db) as conn:
+            assert all(rows == [] for rows in snapshot(conn, accounts[0]).values())
+            for account in accounts[1:]:
+                assert snapshot(conn, account) == others[account.organization]
+
+    check()
+
+
+def test_sweep_applies_each_tenants_class_windows_and_redacts_inside_kept_rows(litellm_db: str) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme, globex = create_account(conn, "acme"), create_account(conn, "globex")
+        ages = (1, 10, 20, 40)
+        requests = {
+            (a.organization, age): spend_log(conn, a, NOW - timedelta(days=age)) for a in (acme, globex) for age in ages
+        }
+        globex_before = snapshot(conn, globex)
+    cutoffs = {
+        "acme": {
+            "usage": NOW - timedelta(days=30),
+            "prompts": NOW - timedelta(days=7),
+            "responses": NOW - timedelta(days=14),
+        }
+    }
+    result = run(
+        litellm_db,
+        lambda conn: operations.sweep(conn, LITELLM, {"acme": (acme.organization,)}, cutoffs, ignore),  # type: ignore[arg-type]
+    )
+    assert result.deleted == 1  # the 40-day-old row
+    with psycopg.connect(litellm_db) as conn:
+
+        def row(age: int) -> tuple[Any, ...] | None:
+            return conn.execute(
+                'SELECT messages IS NULL, proxy_server_request IS NULL, response IS NULL FROM "LiteLLM_SpendLogs" '
+                "WHERE request_id = %s",
+                [requests[(acme.organization, age)]],
+            ).fetchone()
+
+        assert row(40) is None
+        assert row(20) == (True, True, True)  # prompts (7d) and responses (14d) cleared, usage row kept (30d)
+        assert row(10) == (True, True, False)  # prompts cleared, the response not yet
+        assert row(1) == (False, False, False)
+        assert snapshot(conn, globex) == globex_before  # no policy window: untouched
+
+
+def test_a_sweep_of_thousands_of_tenants_is_a_few_statements(litellm_db: str) -> None:
+    statements: list[str] = []
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> operations.SweepResult:
+        conn.add_notice_handler(lambda _: None)
+        original = conn.cursor
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            statements.append("statement")
+            return original(*args, **kwargs)
+
+        conn.cursor = counting  # type: ignore[method-assign]
+        tenants = {f"t{i}": (f"team-{i}",) for i in range(2000)}
+        cutoffs = {name: {"usage": NOW - timedelta(days=i % 365)} for i, name in enumerate(tenants)}
+        return await operations.sweep(conn, LITELLM, tenants, cutoffs, ignore)  # type: ignore[arg-type]
+
+    run(litellm_db, work)
+    assert len(statements) < 100, len(statements)

@@ -1,0 +1,94 @@
+"""Rows in LiteLLM's real schema, as the proxy writes them: organizations, teams, keys, spend."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+
+@dataclass
+class Account:
+    """One customer: an organization with teams, each team with virtual keys."""
+
+    organization: str
+    teams: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+    """token → team."""
+
+
+def create_account(conn: psycopg.Connection[Any], name: str, teams: int = 2, keys_per_team: int = 2) -> Account:
+    account = Account(organization=f"org-{name}-{uuid.uuid4().hex[:8]}")
+    budget = f"budget-{account.organization}"
+    user = f"user-{account.organization}"
+    conn.execute('INSERT INTO "LiteLLM_UserTable" (user_id) VALUES (%s)', [user])
+    conn.execute(
+        'INSERT INTO "LiteLLM_BudgetTable" (budget_id, created_by, updated_by) VALUES (%s, %s, %s)',
+        [budget, "test", "test"],
+    )
+    conn.execute(
+        'INSERT INTO "LiteLLM_OrganizationTable" (organization_id, organization_alias, budget_id, created_by, updated_by) '
+        "VALUES (%s, %s, %s, 'test', 'test')",
+        [account.organization, name, budget],
+    )
+    conn.execute(
+        'INSERT INTO "LiteLLM_OrganizationMembership" (user_id, organization_id) VALUES (%s, %s)',
+        [user, account.organization],
+    )
+    for t in range(teams):
+        team = f"team-{name}-{t}-{uuid.uuid4().hex[:8]}"
+        account.teams.append(team)
+        conn.execute(
+            'INSERT INTO "LiteLLM_TeamTable" (team_id, organization_id) VALUES (%s, %s)', [team, account.organization]
+        )
+        conn.execute('INSERT INTO "LiteLLM_TeamMembership" (user_id, team_id) VALUES (%s, %s)', [user, team])
+        for _ in range(keys_per_team):
+            token = uuid.uuid4().hex + uuid.uuid4().hex
+            account.tokens[token] = team
+            conn.execute(
+                'INSERT INTO "LiteLLM_VerificationToken" (token, team_id, organization_id) VALUES (%s, %s, %s)',
+                [token, team, account.organization],
+            )
+    return account
+
+
+def spend_log(
+    conn: psycopg.Connection[Any],
+    account: Account,
+    at: datetime,
+    token: str | None = None,
+    with_team: bool = True,
+    with_organization: bool = True,
+) -> str:
+    """One request through the gateway: its spend log, with prompt and response content."""
+    token = token or next(iter(account.tokens))
+    request = uuid.uuid4().hex
+    conn.execute(
+        'INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, "startTime", "endTime", team_id, '
+        "organization_id, messages, response, proxy_server_request, spend) "
+        "VALUES (%s, 'acompletion', %s, %s, %s, %s, %s, %s, %s, %s, 0.01)",
+        [
+            request,
+            token,
+            at,
+            at + timedelta(seconds=1),
+            account.tokens[token] if with_team else None,
+            account.organization if with_organization else None,
+            '[{"role": "user", "content": "secret prompt"}]',
+            '{"choices": [{"message": {"content": "secret answer"}}]}',
+            '{"messages": [{"role": "user", "content": "secret prompt"}]}',
+        ],
+    )
+    return request
+
+
+def daily_team_spend(conn: psycopg.Connection[Any], account: Account, team: str, at: datetime) -> None:
+    token = next(t for t, owner in account.tokens.items() if owner == team)
+    conn.execute(
+        'INSERT INTO "LiteLLM_DailyTeamSpend" (id, team_id, date, api_key, created_at, updated_at) '
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        [uuid.uuid4().hex, team, at.date().isoformat(), token, at, at],
+    )
