@@ -30,8 +30,8 @@ def create_account(conn: psycopg.Connection[Any], name: str, teams: int = 2, key
         [budget, "test", "test"],
     )
     conn.execute(
-        'INSERT INTO "LiteLLM_OrganizationTable" (organization_id, organization_alias, budget_id, created_by, updated_by) '
-        "VALUES (%s, %s, %s, 'test', 'test')",
+        'INSERT INTO "LiteLLM_OrganizationTable" '
+        "(organization_id, organization_alias, budget_id, created_by, updated_by) VALUES (%s, %s, %s, 'test', 'test')",
         [account.organization, name, budget],
     )
     conn.execute(

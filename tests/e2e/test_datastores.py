@@ -1,0 +1,270 @@
+"""DataStores end to end: a real control plane, a real PostgreSQL with LiteLLM's schema, the operator."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import Objects, Operator
+from tests.e2e.test_lifecycle import phase_of
+from tests.support.kube import Kubectl, condition, eventually
+from tests.support.litellm import Account, create_account, spend_log
+from tests.support.postgres import Postgres
+
+pytestmark = pytest.mark.usefixtures("operator")
+NAMESPACE = "tenure-system"
+
+
+@pytest.fixture
+def secret(kubectl: Kubectl, litellm_db: str, unique: str) -> Iterator[str]:
+    """A Secret holding the LiteLLM database's URI, where the operator may read it."""
+    if kubectl.get("namespace", NAMESPACE) is None:
+        kubectl.run("create", "namespace", NAMESPACE)
+    name = f"litellm-{unique}"
+    kubectl.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "data": {"uri": base64.b64encode(litellm_db.encode()).decode()},
+        }
+    )
+    yield name
+    kubectl.run("delete", "secret", name, "-n", NAMESPACE, "--ignore-not-found")
+
+
+def datastore(objects: Objects, name: str, secret: str, **postgres: Any) -> None:
+    spec = {"connectionSecretRef": {"namespace": NAMESPACE, "name": secret}, "preset": "litellm", **postgres}
+    objects.create("DataStore", name, {"postgres": spec, "sweepInterval": "1h"})
+
+
+def ready(kubectl: Kubectl, name: str, wanted: str = "True") -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        found = condition(kubectl.get("datastore", name), "Ready")
+        return found if found and found["status"] == wanted else None
+
+    return eventually(probe, timeout=60, what=f"DataStore {name} Ready={wanted}")
+
+
+def rows(uri: str, account: Account) -> int:
+    with psycopg.connect(uri) as conn:
+        row = conn.execute(
+            'SELECT (SELECT count(*) FROM "LiteLLM_SpendLogs" WHERE organization_id = %s OR team_id = ANY(%s)) + '
+            '(SELECT count(*) FROM "LiteLLM_VerificationToken" WHERE organization_id = %s) + '
+            '(SELECT count(*) FROM "LiteLLM_TeamTable" WHERE organization_id = %s)',
+            [account.organization, account.teams, account.organization, account.organization],
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_ready_names_residual_copies(kubectl: Kubectl, objects: Objects, secret: str, unique: str) -> None:
+    datastore(objects, f"ds-{unique}", secret)
+    assert "every mapped table and column exists" in ready(kubectl, f"ds-{unique}")["message"]
+    residual = kubectl.get("datastore", f"ds-{unique}")["status"]["residual"]  # type: ignore[index]
+    assert any(r.startswith("LiteLLM_ErrorLogs") for r in residual)
+    assert any(r.startswith("LiteLLM_AuditLog") for r in residual)
+
+
+def test_missing_table_and_column_are_named(kubectl: Kubectl, objects: Objects, secret: str, unique: str) -> None:
+    tables = [
+        {"table": "LiteLLM_SpendLogs", "tenantColumn": "tenant", "dataClass": "usage"},
+        {"table": "Nope", "tenantColumn": "team_id", "dataClass": "logs"},
+    ]
+    datastore(objects, f"ds-{unique}", secret, tables=tables)
+    message = ready(kubectl, f"ds-{unique}", "False")["message"]
+    assert "column public.LiteLLM_SpendLogs.tenant does not exist" in message
+    assert "table public.Nope does not exist" in message
+
+
+def test_unreachable_database_is_reported_without_the_uri(
+    kubectl: Kubectl, objects: Objects, unique: str, operator: Operator
+) -> None:
+    if kubectl.get("namespace", NAMESPACE) is None:
+        kubectl.run("create", "namespace", NAMESPACE)
+    password = f"hunter-{unique}"
+    uri = f"postgresql://tenure:{password}@127.0.0.1:1/nowhere"
+    kubectl.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"down-{unique}", "namespace": NAMESPACE},
+            "stringData": {"uri": uri},
+        }
+    )
+    try:
+        datastore(objects, f"ds-{unique}", f"down-{unique}")
+        found = ready(kubectl, f"ds-{unique}", "False")
+        assert found["reason"] == "Unavailable" and "unreachable" in found["message"]
+        everything = kubectl.run("get", "datastore", f"ds-{unique}", "-o", "yaml").stdout
+        everything += kubectl.run("get", "events", "-A").stdout + operator.log.read_text()
+        assert password not in everything
+    finally:
+        kubectl.run("delete", "secret", f"down-{unique}", "-n", NAMESPACE)
+
+
+def test_sweep_applies_class_windows_and_skips_held_tenants(
+    kubectl: Kubectl, objects: Objects, secret: str, litellm_db: str, unique: str
+) -> None:
+    now = datetime.now(UTC)
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme, held = create_account(conn, "acme"), create_account(conn, "held")
+        logs = {
+            (a.organization, age): spend_log(conn, a, now - timedelta(days=age))
+            for a in (acme, held)
+            for age in (1, 10, 40)
+        }
+    windows = {"dataClassRetention": {"usage": "30d", "prompts": "7d", "responses": "14d"}}
+    objects.create("RetentionPolicy", f"p-{unique}", windows)
+    store = f"ds-{unique}"
+    for name, account in (("acme", acme), ("held", held)):
+        objects.create(
+            "Tenant",
+            f"{name}-{unique}",
+            {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [account.organization]}},
+        )
+    objects.create("LegalHold", f"h-{unique}", {"tenants": [f"held-{unique}"], "reason": "case 9"})
+    datastore(objects, store, secret)
+
+    def swept() -> dict[str, Any] | None:
+        obj = kubectl.get("datastore", store)
+        return ((obj or {}).get("status") or {}).get("lastSweep", {}).get("finishedAt") and obj
+
+    sweep = eventually(swept, timeout=60, what="the first sweep")["status"]["lastSweep"]
+    assert sweep["rowsDeleted"] == 1 and sweep["rowsRedacted"] == 1
+    with psycopg.connect(litellm_db) as conn:
+
+        def content(account: Account, age: int) -> tuple[Any, ...] | None:
+            return conn.execute(
+                'SELECT messages IS NULL, response IS NULL FROM "LiteLLM_SpendLogs" WHERE request_id = %s',
+                [logs[(account.organization, age)]],
+            ).fetchone()
+
+        assert content(acme, 40) is None
+        assert content(acme, 10) == (True, False)
+        assert content(acme, 1) == (False, False)
+        assert [content(held, age) for age in (1, 10, 40)] == [(False, False)] * 3
+
+
+def test_closed_tenant_rows_are_purged_with_keys_recorded_first(
+    kubectl: Kubectl, objects: Objects, secret: str, litellm_db: str, unique: str
+) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme, globex = create_account(conn, "acme"), create_account(conn, "globex")
+        for account in (acme, globex):
+            for day in range(20):
+                spend_log(conn, account, datetime.now(UTC) - timedelta(days=day))
+    store, tenant = f"ds-{unique}", f"t-{unique}"
+    datastore(objects, store, secret, batchSize=7)
+    ready(kubectl, store)
+    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "2s"})
+    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
+    phase_of(kubectl, tenant, "Active")
+    before = rows(litellm_db, globex)
+    kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
+    purged = phase_of(kubectl, tenant, "Purged", timeout=90)
+
+    (record,) = purged["status"]["purge"]["stores"]
+    assert record["state"] == "Done" and record["rowsRemaining"] == 0
+    assert set(record["keys"]["team"]) >= set(acme.teams)
+    assert set(record["keys"]["token"]) == set(acme.tokens)
+    assert record["rowsDeleted"] >= 20
+    assert rows(litellm_db, acme) == 0
+    assert rows(litellm_db, globex) == before
+    message = condition(purged, "Purged")["message"]  # type: ignore[index]
+    assert f"DataStore {store}" in message and "LiteLLM_ErrorLogs" in message
+
+
+@contextlib.contextmanager
+def table_locked(uri: str) -> Iterator[psycopg.Connection[Any]]:
+    """Hold an exclusive lock on the spend logs, so a purge stops mid-way until it is released."""
+    conn = psycopg.connect(uri)
+    conn.execute('LOCK TABLE "LiteLLM_SpendLogs" IN ACCESS EXCLUSIVE MODE')
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+        conn.close()
+
+
+def closed_tenant_mid_purge(
+    kubectl: Kubectl, objects: Objects, secret: str, litellm_db: str, unique: str
+) -> tuple[str, Account]:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme = create_account(conn, "acme")
+        for day in range(10):
+            spend_log(conn, acme, datetime.now(UTC) - timedelta(days=day))
+    store, tenant = f"ds-{unique}", f"t-{unique}"
+    datastore(objects, store, secret)
+    ready(kubectl, store)
+    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "2s"})
+    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
+    phase_of(kubectl, tenant, "Active")
+    return tenant, acme
+
+
+def store_state(kubectl: Kubectl, tenant: str, wanted: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        stores = (((kubectl.get("tenant", tenant) or {}).get("status") or {}).get("purge") or {}).get("stores") or []
+        return stores[0] if stores and stores[0]["state"] == wanted else None
+
+    return eventually(probe, timeout=60, what=f"the store purge to be {wanted}")
+
+
+def test_operator_killed_mid_purge_finishes_after_restart(
+    kubectl: Kubectl, objects: Objects, secret: str, litellm_db: str, unique: str, operator: Operator
+) -> None:
+    tenant, acme = closed_tenant_mid_purge(kubectl, objects, secret, litellm_db, unique)
+    with table_locked(litellm_db):
+        kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
+        store_state(kubectl, tenant, "Deleting")  # keys recorded; blocked on the lock
+        operator.kill()
+    operator.start()
+    phase_of(kubectl, tenant, "Purged", timeout=90)
+    assert rows(litellm_db, acme) == 0
+
+
+def test_database_restart_mid_purge_is_survived(
+    kubectl: Kubectl,
+    objects: Objects,
+    secret: str,
+    litellm_db: str,
+    unique: str,
+    postgres: Postgres,
+    operator: Operator,
+) -> None:
+    tenant, acme = closed_tenant_mid_purge(kubectl, objects, secret, litellm_db, unique)
+    with table_locked(litellm_db):
+        kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
+        store_state(kubectl, tenant, "Deleting")
+        postgres.restart()  # kills every session, the purge's included
+    eventually(
+        lambda: f"purge of tenant {tenant} from ds-{unique}: database unreachable" in operator.log.read_text(),
+        what="the purge to see the outage and retry",
+    )
+    purged = phase_of(kubectl, tenant, "Purged", timeout=120)
+    assert purged["status"]["purge"]["stores"][0]["rowsRemaining"] == 0
+    assert rows(litellm_db, acme) == 0
+
+
+def test_legal_hold_pauses_a_store_purge(
+    kubectl: Kubectl, objects: Objects, secret: str, litellm_db: str, unique: str
+) -> None:
+    tenant, acme = closed_tenant_mid_purge(kubectl, objects, secret, litellm_db, unique)
+    with table_locked(litellm_db):
+        kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
+        store_state(kubectl, tenant, "Deleting")
+        objects.create("LegalHold", f"h-{unique}", {"tenants": [tenant], "reason": "subpoena"})
+        eventually(lambda: condition(kubectl.get("tenant", tenant), "LegalHold")["status"] == "True", what="held")  # type: ignore[index]
+    store_state(kubectl, tenant, "Paused")
+    assert rows(litellm_db, acme) > 0  # the hold stopped the purge at the next batch
+    kubectl.delete("legalhold", f"h-{unique}")
+    phase_of(kubectl, tenant, "Purged", timeout=90)
+    assert rows(litellm_db, acme) == 0
