@@ -174,6 +174,7 @@ def test_sweep_applies_each_tenants_class_windows_and_redacts_inside_kept_rows(l
         lambda conn: operations.sweep(conn, LITELLM, {"acme": (acme.organization,)}, cutoffs, ignore),  # type: ignore[arg-type]
     )
     assert result.deleted == 1  # the 40-day-old row
+    assert result.redacted == 3  # prompts of the 10- and 20-day-old rows, the response of the 20-day-old one
     with psycopg.connect(litellm_db) as conn:
 
         def row(age: int) -> tuple[Any, ...] | None:

@@ -88,7 +88,9 @@ class SweepStatus(Model):
     finished_at: Timestamp | None = Field(None, description="When it finished.")
     tenants: int | None = Field(None, ge=0, description="Tenants whose windows applied.")
     rows_deleted: int | None = Field(None, ge=0, description="Rows deleted.")
-    rows_redacted: int | None = Field(None, ge=0, description="Rows whose finer-class columns were cleared.")
+    rows_redacted: int | None = Field(
+        None, ge=0, description="Rows whose finer-class columns were cleared, counted once per data class."
+    )
     error: str | None = Field(None, description="Why the sweep stopped early, if it did.")
 
 

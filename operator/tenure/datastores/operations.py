@@ -70,24 +70,26 @@ async def sweep(
 ) -> SweepResult:
     """Delete records past their tenant's retention, and clear finer-class columns past theirs.
 
-    Every tenant's cutoff goes into one statement per table and key column, so
-    the number of statements does not grow with the number of tenants.
+    Every tenant's cutoff goes into the same statements (one per page range
+    and change), so the work does not grow with the number of tenants.
     """
     owners = await _owners(conn, spec, {t: k for t, k in tenant_keys.items() if t in cutoffs})
     result = SweepResult()
     for target in targets_of(spec):
         if target.timestamp is None:
             continue
+        passes: list[postgres.SweepPass] = []
         row_class = target.data_class
-        for column, kind in target.key_columns:
-            if row_class != "account":
-                batch = _cutoffs(column, owners.get(kind, {}), cutoffs, row_class)
-                result.deleted += await postgres.sweep(conn, target, batch, spec.postgres.batch_size, progress)
-            for data_class, columns in target.redact.items():
-                batch = _cutoffs(column, owners.get(kind, {}), cutoffs, data_class)
-                result.redacted += await postgres.sweep(
-                    conn, target, batch, spec.postgres.batch_size, progress, clear=columns
-                )
+        if row_class != "account":
+            passes.append(postgres.SweepPass(_windows(target, owners, cutoffs, row_class)))
+        for data_class, columns in target.redact.items():
+            passes.append(postgres.SweepPass(_windows(target, owners, cutoffs, data_class), clear=columns))
+        affected = await postgres.sweep(conn, target, passes, spec.postgres.batch_size, progress)
+        for sweep_pass, rows in zip(passes, affected, strict=True):
+            if sweep_pass.clear:
+                result.redacted += rows
+            else:
+                result.deleted += rows
     return result
 
 
@@ -107,13 +109,20 @@ async def _owners(
     return owners
 
 
-def _cutoffs(
-    column: str, owners: Mapping[str, str], cutoffs: Mapping[str, TenantCutoffs], data_class: ContentClass
-) -> postgres.Cutoffs:
-    keys, before = [], []
-    for key, tenant in owners.items():
-        moment: datetime | None = cutoffs.get(tenant, {}).get(data_class)
-        if moment is not None:
-            keys.append(key)
-            before.append(moment)
-    return postgres.Cutoffs(column, keys, before)
+def _windows(
+    target: Target,
+    owners: Mapping[str, Mapping[str, str]],
+    cutoffs: Mapping[str, TenantCutoffs],
+    data_class: ContentClass,
+) -> dict[str, postgres.Cutoffs]:
+    """Per key column of the table: every key with a cutoff for this class, and that cutoff."""
+    windows = {}
+    for column, kind in target.key_columns:
+        keys, before = [], []
+        for key, tenant in owners.get(kind, {}).items():
+            moment: datetime | None = cutoffs.get(tenant, {}).get(data_class)
+            if moment is not None:
+                keys.append(key)
+                before.append(moment)
+        windows[column] = postgres.Cutoffs(keys, before)
+    return windows

@@ -218,90 +218,92 @@ async def purge(conn: psycopg.AsyncConnection[Any], target: Target, keys: Keys, 
 
 @dataclass(frozen=True)
 class Cutoffs:
-    """Per-tenant-key cutoffs for one key column: rows older than their key's cutoff are affected."""
+    """For one key column, rows whose key is ``keys[i]`` are past retention when dated before ``before[i]``."""
 
-    column: str
     keys: list[str]
     before: list[datetime]
+
+
+@dataclass(frozen=True)
+class SweepPass:
+    """One change applied to every page range: delete past-retention rows, or clear columns in them."""
+
+    cutoffs: Mapping[str, Cutoffs]
+    """Per key column."""
+    clear: tuple[str, ...] = ()
+    """Columns set to NULL; empty means the rows are deleted."""
 
 
 def _naive(moments: list[datetime]) -> list[datetime]:
     return [moment.astimezone(UTC).replace(tzinfo=None) for moment in moments]
 
 
+def _sweep_statement(target: Target, sweep_pass: SweepPass, stamp: str) -> tuple[sql.Composed, list[str]]:
+    """The statement for one page range, and the key columns whose arrays it binds (in order)."""
+    columns = [column for column, cutoffs in sweep_pass.cutoffs.items() if cutoffs.keys]
+    ts = sql.Identifier(target.timestamp or "")
+    joins = sql.SQL(" ").join(
+        sql.SQL("LEFT JOIN unnest(%s::text[], %s::{stamp}[]) AS {w}(k, before) ON t.{col} = {w}.k").format(
+            stamp=sql.SQL(stamp), w=sql.Identifier(f"w{i}"), col=sql.Identifier(column)
+        )
+        for i, column in enumerate(columns)
+    )
+    cutoff = sql.SQL("LEAST({})").format(
+        sql.SQL(", ").join(sql.SQL("{}.before").format(sql.Identifier(f"w{i}")) for i in range(len(columns)))
+    )
+    pending: sql.Composable = sql.SQL("")
+    if sweep_pass.clear:
+        pending = sql.SQL(" AND ({})").format(
+            sql.SQL(" OR ").join(sql.SQL("t.{} IS NOT NULL").format(sql.Identifier(c)) for c in sweep_pass.clear)
+        )
+    rows = sql.SQL(
+        "SELECT t.ctid FROM {t} t {joins} WHERE t.ctid >= %s::tid AND t.ctid < %s::tid AND t.{ts} < {cutoff}{pending}"
+    ).format(t=_ident(target), joins=joins, ts=ts, cutoff=cutoff, pending=pending)
+    if sweep_pass.clear:
+        sets = sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in sweep_pass.clear)
+        change = sql.SQL("UPDATE {t} SET {sets} WHERE ctid = ANY(ARRAY({rows}))").format(
+            t=_ident(target), sets=sets, rows=rows
+        )
+    else:
+        change = sql.SQL("DELETE FROM {t} WHERE ctid = ANY(ARRAY({rows}))").format(t=_ident(target), rows=rows)
+    return change, columns
+
+
 async def sweep(
     conn: psycopg.AsyncConnection[Any],
     target: Target,
-    cutoffs: Cutoffs,
+    passes: Sequence[SweepPass],
     batch: int,
     progress: Progress,
-    clear: Sequence[str] = (),
-) -> int:
-    """Delete (or, with ``clear``, set those columns to NULL in) rows older than their tenant's cutoff.
+) -> list[int]:
+    """Apply every pass to the table in one walk over its pages; returns the rows each pass affected.
 
-    One statement per batch for all tenants at once; returns rows affected.
+    Each statement covers one range of pages for all tenants at once (their
+    keys and cutoffs bound as arrays), so the work is one sequential pass over
+    the table however many tenants there are, in short transactions.
     """
-    if not cutoffs.keys or target.timestamp is None:
-        return 0
+    affected = [0] * len(passes)
+    if target.timestamp is None:
+        return affected
     table = await describe_table(conn, target)
     if table is None:
-        return 0
-    timestamp = table.columns[target.timestamp]
-    with_zone = "with time zone" in timestamp.type
-    before = cutoffs.before if with_zone else _naive(cutoffs.before)
-    stamp_type = sql.SQL("timestamptz" if with_zone else "timestamp")
-    ts, col = sql.Identifier(target.timestamp), sql.Identifier(cutoffs.column)
-    pending = (
-        sql.SQL(" AND ({})").format(
-            sql.SQL(" OR ").join(sql.SQL("t.{} IS NOT NULL").format(sql.Identifier(c)) for c in clear)
-        )
-        if clear
-        else sql.SQL("")
-    )
-    windows = sql.SQL("unnest(%s::text[], %s::{}[]) AS w(k, before)").format(stamp_type)
-    affected_total = 0
-    if target.timestamp in table.leading_indexed:
-        # Walk the timestamp index once, in order: rows kept (newer than their cutoff) are never rescanned.
-        change = (
-            sql.SQL("UPDATE {t} SET {sets} WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) RETURNING 1").format(
-                t=_ident(target), sets=sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in clear)
-            )
-            if clear
-            else sql.SQL("DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) RETURNING 1").format(
-                t=_ident(target)
-            )
-        )
-        query = sql.SQL(
-            "WITH doomed AS (SELECT t.ctid, t.{ts} AS at FROM {t} t JOIN {w} ON t.{col} = w.k "
-            "WHERE t.{ts} < w.before AND t.{ts} >= %s AND t.{ts} < %s{pending} ORDER BY t.{ts} LIMIT %s), "
-            "changed AS ({change}) SELECT (SELECT count(*) FROM changed), (SELECT max(at) FROM doomed)"
-        ).format(ts=ts, t=_ident(target), w=windows, col=col, pending=pending, change=change)
-        lower: datetime | None = datetime(1, 1, 1, tzinfo=UTC) if with_zone else datetime(1, 1, 1)
-        upper = max(before)
-        while lower is not None:
-            async with conn.cursor() as cur:
-                await cur.execute(query, [cutoffs.keys, before, lower, upper, batch])
-                row = await cur.fetchone()
-            assert row is not None
-            affected, last = int(row[0]), row[1]
-            affected_total += affected
-            await progress(affected)
-            lower = last if affected else None
-        return affected_total
-    change_sql = (
-        sql.SQL("UPDATE {t} t SET {sets} FROM {w} WHERE").format(
-            t=_ident(target),
-            w=windows,
-            sets=sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in clear),
-        )
-        if clear
-        else sql.SQL("DELETE FROM {t} t USING {w} WHERE").format(t=_ident(target), w=windows)
-    )
-    query = sql.SQL(
-        "{change} t.ctid >= %s::tid AND t.ctid < %s::tid AND t.{col} = w.k AND t.{ts} < w.before{pending}"
-    ).format(change=change_sql, col=col, ts=ts, pending=pending)
+        return affected
+    with_zone = "with time zone" in table.columns[target.timestamp].type
+    statements = []
+    for index, sweep_pass in enumerate(passes):
+        statement, columns = _sweep_statement(target, sweep_pass, "timestamptz" if with_zone else "timestamp")
+        if not columns:
+            continue
+        arrays: list[Any] = []
+        for column in columns:
+            cutoffs = sweep_pass.cutoffs[column]
+            arrays += [cutoffs.keys, cutoffs.before if with_zone else _naive(cutoffs.before)]
+        statements.append((index, statement, arrays))
+    if not statements:
+        return affected
     async for low, high in _page_ranges(conn, target, batch):
-        affected = await _execute(conn, query, [cutoffs.keys, before, low, high])
-        affected_total += affected
-        await progress(affected)
-    return affected_total
+        for index, statement, arrays in statements:
+            rows = await _execute(conn, statement, [*arrays, low, high])
+            affected[index] += rows
+            await progress(rows)
+    return affected
