@@ -10,7 +10,7 @@ KUBECTL := .cache/bin/kubectl
 export KUBECONFIG ?= $(CURDIR)/.cache/cluster/kubeconfig
 
 .PHONY: help venv crds cluster-build cluster-up cluster-down install samples run dev lint test test-unit test-e2e \
-        bench bench-scale clean
+        bench bench-scale bench-postgres clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,10 +66,13 @@ test-unit: venv ## unit and property tests only (no cluster)
 test-e2e: venv cluster-build ## e2e tests only
 	$(BIN)/pytest -m e2e
 
-bench: bench-scale ## every benchmark; results and commands in bench/RESULTS.md
+bench: bench-scale bench-postgres ## every benchmark; results and commands in bench/RESULTS.md
 
 bench-scale: venv cluster-build ## 10,000 tenants vs a no-op kopf operator, on a throwaway control plane
 	$(BIN)/python bench/scale.py
+
+bench-postgres: venv ## purge and sweep LiteLLM_SpendLogs: 10M rows, 1,000 tenants, vs single DELETE and LiteLLM's batches
+	$(BIN)/python bench/postgres.py
 
 clean: cluster-down ## remove the venv and every build output in the tree
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis
