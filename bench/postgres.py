@@ -127,9 +127,8 @@ async def litellm_batches(uri: str, limit: float) -> tuple[int, float, bool]:
     conn = await psycopg.AsyncConnection.connect(uri, autocommit=True)
     deleted, started, finished = 0, time.perf_counter(), False
     while time.perf_counter() - started < limit:
-        cur = await conn.execute(
-            'SELECT request_id FROM "LiteLLM_SpendLogs" WHERE team_id = %s AND "startTime" < now() LIMIT 1000',
-            [VICTIM],
+        cur = await conn.execute(  # Prisma's find_many returns whole rows, content included
+            'SELECT * FROM "LiteLLM_SpendLogs" WHERE team_id = %s AND "startTime" < now() LIMIT 1000', [VICTIM]
         )
         ids = [row[0] for row in await cur.fetchall()]
         if not ids:

@@ -1,4 +1,4 @@
-"""The ``tenure`` command: run the operator, render the CRDs."""
+"""The ``tenure`` command: run the operator, see where tenants stand, render the CRDs."""
 
 from __future__ import annotations
 
@@ -32,6 +32,26 @@ def run(
     # kopf logs every handler call; with thousands of tenants that drowns what matters.
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
     run_operator(Config(namespace=namespace, workers=workers, liveness_port=liveness_port, metrics_port=metrics_port))
+
+
+@app.command()
+def status() -> None:
+    """Every tenant: phase, next deadline, legal holds, purge progress (current KUBECONFIG)."""
+    from rich.console import Console
+
+    from tenure.inspect import status as show
+
+    show(Console())
+
+
+@app.command()
+def describe(tenant: Annotated[str, typer.Argument(help="The Tenant's name.")]) -> None:
+    """One tenant's timeline, conditions and purge progress."""
+    from rich.console import Console
+
+    from tenure.inspect import describe as show
+
+    show(Console(), tenant)
 
 
 @app.command()

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import urllib.request
 from typing import Any
 
-from tests.conftest import Operator
+from tests.conftest import Objects, Operator
 from tests.support.kube import Kubectl, condition, eventually
 
 
-def tenant(name: str, policy: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "retention.tenure.dev/v1alpha1",
-        "kind": "Tenant",
-        "metadata": {"name": name},
-        "spec": {"retentionPolicy": policy},
-    }
-
-
-def policy(name: str) -> dict[str, Any]:
-    return {"apiVersion": "retention.tenure.dev/v1alpha1", "kind": "RetentionPolicy", "metadata": {"name": name}}
-
-
-def test_tenant_with_a_policy_becomes_active(kubectl: Kubectl, operator: Operator, unique: str) -> None:
-    kubectl.create(policy(f"p-{unique}"))
-    kubectl.create(tenant(f"t-{unique}", f"p-{unique}"))
+def test_tenant_with_a_policy_becomes_active(
+    kubectl: Kubectl, objects: Objects, operator: Operator, unique: str
+) -> None:
+    objects.create("RetentionPolicy", f"p-{unique}", {})
+    objects.create("Tenant", f"t-{unique}", {"retentionPolicy": f"p-{unique}"})
 
     def resolved() -> dict[str, Any] | None:
         obj = kubectl.get("tenant", f"t-{unique}")
@@ -36,8 +28,10 @@ def test_tenant_with_a_policy_becomes_active(kubectl: Kubectl, operator: Operato
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
 
 
-def test_missing_policy_is_reported_then_resolved(kubectl: Kubectl, operator: Operator, unique: str) -> None:
-    kubectl.create(tenant(f"t-{unique}", f"late-{unique}"))
+def test_missing_policy_is_reported_then_resolved(
+    kubectl: Kubectl, objects: Objects, operator: Operator, unique: str
+) -> None:
+    objects.create("Tenant", f"t-{unique}", {"retentionPolicy": f"late-{unique}"})
 
     def status_of(wanted: str) -> dict[str, Any] | None:
         found = condition(kubectl.get("tenant", f"t-{unique}"), "PolicyResolved")
@@ -47,7 +41,7 @@ def test_missing_policy_is_reported_then_resolved(kubectl: Kubectl, operator: Op
     assert missing["reason"] == "PolicyNotFound"
     assert f"late-{unique}" in missing["message"]
 
-    kubectl.create(policy(f"late-{unique}"))
+    objects.create("RetentionPolicy", f"late-{unique}", {})
     assert eventually(lambda: status_of("True"), what="PolicyResolved=True")["reason"] == "PolicyFound"
 
 
@@ -60,3 +54,20 @@ def test_sigterm_shuts_down_cleanly(kubeconfig: Any, crds: None) -> None:
     running = Operator(kubeconfig, "sigterm")
     running.start()
     assert running.stop() == 0
+
+
+def test_cli_shows_where_tenants_stand(
+    kubectl: Kubectl, objects: Objects, kubeconfig: Any, operator: Operator, unique: str
+) -> None:
+    objects.create("RetentionPolicy", f"p-{unique}", {})
+    objects.create("Tenant", f"t-{unique}", {"retentionPolicy": f"p-{unique}"})
+    eventually(lambda: (kubectl.get("tenant", f"t-{unique}") or {}).get("status"), what="status")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "200"}
+    listing = subprocess.run(
+        [sys.executable, "-m", "tenure", "status"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert f"t-{unique}" in listing and "Active" in listing
+    detail = subprocess.run(
+        [sys.executable, "-m", "tenure", "describe", f"t-{unique}"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "PolicyResolved" in detail and "Windows come from RetentionPolicy" in detail

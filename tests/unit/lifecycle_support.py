@@ -16,8 +16,10 @@ from tenure.lifecycle import (
     DeleteNamespace,
     DeleteVolume,
     NamespaceFact,
+    PurgeStore,
     ReclaimOnDelete,
     RemoveFinalizer,
+    StoreProgress,
     TenantView,
     VolumeFact,
     World,
@@ -51,6 +53,10 @@ class FakeCluster:
     holds: tuple[str, ...] = ()
     namespaces: dict[str, NamespaceFact] = field(default_factory=dict)
     volumes: dict[str, VolumeFact] = field(default_factory=dict)
+    datastores: tuple[str, ...] = ("db",)
+    store_purges: dict[str, StoreProgress] = field(default_factory=dict)
+    rows: int = 3
+    """The tenant's rows in DataStore db."""
     now: datetime = T0
     decisions: list[Decision] = field(default_factory=list)
 
@@ -59,7 +65,13 @@ class FakeCluster:
         self.generation += 1
 
     def world(self) -> World:
-        return World(namespaces=dict(self.namespaces), volumes=dict(self.volumes), holds=self.holds)
+        return World(
+            namespaces=dict(self.namespaces),
+            volumes=dict(self.volumes),
+            holds=self.holds,
+            datastores=self.datastores,
+            store_purges=dict(self.store_purges),
+        )
 
     def view(self) -> TenantView:
         return TenantView(
@@ -110,6 +122,12 @@ class FakeCluster:
                 fact = self.volumes.get(name)
                 if fact is not None and fact.uid == volume_uid:
                     del self.volumes[name]
+            case PurgeStore(name=name, keys=None):
+                self.store_purges[name] = StoreProgress("Resolved", keys={"key": (self.name,)})
+            case PurgeStore(name=name, keys=keys):
+                assert keys is not None
+                deleted, self.rows = self.rows, 0
+                self.store_purges[name] = StoreProgress("Done", deleted, 0)
             case AddFinalizer():
                 self.finalized = True
             case RemoveFinalizer():

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tenure.api import Extensions, RetentionPolicySpec
-from tenure.lifecycle import DeleteNamespace, DeleteVolume, NamespaceFact, VolumeFact
+from tenure.lifecycle import DeleteNamespace, DeleteVolume, NamespaceFact, PurgeStore, VolumeFact
 from tenure.lifecycle.conditions import find
 
 from .lifecycle_support import T0, FakeCluster
@@ -144,6 +144,23 @@ def test_missing_policy_computes_no_deadline_until_it_appears() -> None:
     assert decision.status.purge is not None
 
 
+def test_store_rows_are_deleted_only_with_keys_already_recorded() -> None:
+    cluster = FakeCluster()
+    cluster.settle()
+    cluster.edit(state="Closed")
+    cluster.settle()
+    cluster.now = T0 + 30 * DAY
+    first = cluster.reconcile()
+    assert [a for a in first.actions if isinstance(a, PurgeStore)] == [PurgeStore("db", None, 0)]  # resolve only
+    second = cluster.reconcile()
+    (store,) = second.status.purge.stores if second.status.purge else ()
+    assert store.keys == {"key": ("acme",)}
+    assert PurgeStore("db", {"key": ("acme",)}, 0) in second.actions
+    cluster.settle()
+    assert cluster.status.phase == "Purged" and cluster.rows == 0
+    assert "DataStore db: 3 rows deleted" in cond(cluster, "Purged")[2]
+
+
 def test_purge_deletes_only_owned_namespaces_then_reports_purged() -> None:
     cluster = FakeCluster()
     cluster.edit(namespaces=("acme-a", "acme-b", "kube-system", "other"))
@@ -224,7 +241,8 @@ def test_a_namespace_recreated_during_the_purge_is_not_the_purged_one() -> None:
     cluster.reconcile()
     cluster.controllers()
     cluster.namespaces["acme-a"] = NamespaceFact("acme-a", "recreated", "9", owner="acme")
-    cluster.reconcile()
+    for _ in range(3):  # the DataStore purge: keys resolved and recorded, then rows deleted
+        cluster.reconcile()
     assert cluster.status.phase == "Purged"
     assert "acme-a" in cluster.namespaces
 

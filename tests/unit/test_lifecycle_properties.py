@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tenure.api import Extensions, RetentionPolicySpec
-from tenure.lifecycle import DeleteNamespace, DeleteVolume, NamespaceFact, VolumeFact
+from tenure.lifecycle import DeleteNamespace, DeleteVolume, NamespaceFact, PurgeStore, VolumeFact
 
 from .lifecycle_support import FakeCluster, uid
 
@@ -104,7 +104,7 @@ class Lifecycle(RuleBasedStateMachine):
         decision = self.cluster.reconcile()
         after = decision.status
         for action in decision.actions:
-            if isinstance(action, (DeleteNamespace, DeleteVolume)):
+            if isinstance(action, (DeleteNamespace, DeleteVolume, PurgeStore)):
                 event(f"checked a {type(action).__name__}")
                 assert after.phase == "Purging", f"deletion in phase {after.phase}"
                 assert not held, "deletion under a legal hold"
@@ -117,6 +117,9 @@ class Lifecycle(RuleBasedStateMachine):
                 assert action.name in {n.name for n in after.purge.namespaces} if after.purge else False
             if isinstance(action, DeleteVolume):
                 assert after.purge is not None and action.name in {v.name for v in after.purge.volumes}
+            if isinstance(action, PurgeStore) and action.keys is not None:
+                recorded = {s.name: s.keys for s in after.purge.stores} if after.purge else {}
+                assert recorded.get(action.name) == action.keys, "rows deleted with keys not recorded in status"
         if before.phase in ("Expired", "Purging", "Purged"):
             assert after.phase in ("Expired", "Purging", "Purged"), "an expired account came back"
         order = ["Expired", "Purging", "Purged"]
@@ -129,6 +132,11 @@ class Lifecycle(RuleBasedStateMachine):
             assert after.purge_after >= before.purge_after
         if after.purge_after and after.expired_at and after.windows and after.windows.expired_data_retention:
             assert after.purge_after >= after.expired_at + after.windows.expired_data_retention
+
+    @invariant()
+    def purged_means_the_rows_are_gone(self) -> None:
+        if self.cluster.status.phase == "Purged":
+            assert self.cluster.rows == 0
 
     @invariant()
     def never_loses_the_finalizer_before_purged(self) -> None:

@@ -11,9 +11,10 @@ How rows are found without degrading:
 * **Index batches** — when every tenant-key column is the leading column of an
   index, each batch deletes up to ``batch`` rows found through the index.
 * **Page ranges** — otherwise the table is walked once in ranges of heap
-  pages (a TID range scan, PostgreSQL 14+), each range one statement. The
-  whole purge then costs about one sequential scan, where ``LIMIT`` batches
-  over an unindexed column would rescan the table for every batch.
+  pages (a TID range scan, PostgreSQL 14+), each range one statement, sized
+  to change about ``batch`` rows (:class:`PageWalk`). The whole purge then
+  costs about one sequential scan, where ``LIMIT`` batches over an unindexed
+  column would rescan the table for every batch.
 * **Sweeps** (active retention) pass every tenant's cutoff at once as arrays
   joined with ``unnest``: one statement per table and key column per batch,
   however many tenants there are, walking the timestamp index in order when
@@ -26,7 +27,7 @@ count is zero, so "purged" is proven, not assumed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,9 +47,17 @@ MAX_PASSES = 5
 
 
 async def connect(uri: str) -> psycopg.AsyncConnection[Any]:
-    """A connection in autocommit (each statement its own transaction), dates in UTC."""
+    """A connection in autocommit (each statement its own transaction), dates in UTC.
+
+    Parallel query is off for Tenure's sessions: background deletion must not
+    take every core of a database that is serving live traffic.
+    """
     conn = await psycopg.AsyncConnection.connect(
-        uri, autocommit=True, connect_timeout=10, application_name="tenure", options="-c TimeZone=UTC"
+        uri,
+        autocommit=True,
+        connect_timeout=10,
+        application_name="tenure",
+        options="-c TimeZone=UTC -c max_parallel_workers_per_gather=0",
     )
     return conn
 
@@ -152,17 +161,38 @@ async def _pages(conn: psycopg.AsyncConnection[Any], target: Target) -> tuple[in
     return int(row[0]), max(1, int(row[1]))
 
 
-async def _page_ranges(
-    conn: psycopg.AsyncConnection[Any], target: Target, batch: int
-) -> AsyncIterator[tuple[str, str]]:
-    pages, density = await _pages(conn, target)
-    step = max(1, batch // density)
-    start = 0
-    while start <= pages:
-        yield f"({start},0)", f"({start + step},0)"
-        start += step
-        if start > pages:  # the table may have grown while we walked it
-            pages, _ = await _pages(conn, target)
+class PageWalk:
+    """Walks a table's heap in page ranges sized so each statement changes about ``batch`` rows.
+
+    Ranges start at ``batch`` rows' worth of pages and double while statements
+    change fewer than half a batch (sparse tenants, or nothing past retention),
+    halving when they change more than one and a half: transactions stay
+    short, and a table where little changes is crossed in few statements.
+    """
+
+    MAX_PAGES = 16_384
+    """128 MiB of heap per statement at most."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], target: Target, batch: int) -> None:
+        self.conn, self.target, self.batch = conn, target, batch
+        self.start, self.step, self.pages = 0, 0, -1
+
+    async def next(self) -> tuple[str, str] | None:
+        if self.pages < 0:
+            self.pages, density = await _pages(self.conn, self.target)
+            self.step = max(1, min(self.MAX_PAGES, self.batch // density))
+        if self.start > self.pages:  # the table may have grown while we walked it
+            self.pages, _ = await _pages(self.conn, self.target)
+            if self.start > self.pages:
+                return None
+        low, self.start = self.start, self.start + self.step
+        return f"({low},0)", f"({self.start},0)"
+
+    def changed(self, rows: int) -> None:
+        if rows < self.batch // 2:
+            self.step = min(self.MAX_PAGES, self.step * 2)
+        elif rows > self.batch * 3 // 2:
+            self.step = max(1, self.step // 2)
 
 
 async def count(conn: psycopg.AsyncConnection[Any], target: Target, keys: Keys) -> int:
@@ -207,8 +237,10 @@ async def purge(conn: psycopg.AsyncConnection[Any], target: Target, keys: Keys, 
             query = sql.SQL("DELETE FROM {t} WHERE ctid >= %s::tid AND ctid < %s::tid AND {w}").format(
                 t=_ident(target), w=where
             )
-            async for low, high in _page_ranges(conn, target, batch):
-                affected = await _execute(conn, query, [low, high, *params])
+            walk = PageWalk(conn, target, batch)
+            while (bounds := await walk.next()) is not None:
+                affected = await _execute(conn, query, [*bounds, *params])
+                walk.changed(affected)
                 deleted += affected
                 await progress(affected)
         if await count(conn, target, keys) == 0:
@@ -301,9 +333,13 @@ async def sweep(
         statements.append((index, statement, arrays))
     if not statements:
         return affected
-    async for low, high in _page_ranges(conn, target, batch):
+    walk = PageWalk(conn, target, batch)
+    while (bounds := await walk.next()) is not None:
+        most = 0
         for index, statement, arrays in statements:
-            rows = await _execute(conn, statement, [*arrays, low, high])
+            rows = await _execute(conn, statement, [*arrays, *bounds])
             affected[index] += rows
+            most = max(most, rows)
             await progress(rows)
+        walk.changed(most)
     return affected
