@@ -46,14 +46,16 @@ samples: ## apply the demo objects (windows of seconds)
 run: venv ## run the operator in the foreground against the current KUBECONFIG
 	$(BIN)/tenure run --log-format=plain
 
-dev: venv cluster-up install samples ## the live demo: control plane, CRDs, samples, operator and a storyline
+dev: venv cluster-up install samples ## the live demo: control plane, CRDs, samples, a LiteLLM database, operator, storyline
 	@echo "In another terminal: export KUBECONFIG=$(KUBECONFIG); $(CURDIR)/$(KUBECTL) get tenants -w"
-	KUBECTL=$(KUBECTL) manifests/samples/story.sh & trap "kill $$! 2>/dev/null || true" EXIT; \
+	$(BIN)/python manifests/samples/database.py & database=$$!; \
+	  KUBECTL=$(KUBECTL) manifests/samples/story.sh & story=$$!; \
+	  trap "kill $$story $$database 2>/dev/null || true" EXIT; \
 	  $(BIN)/tenure run --log-format=plain
 
 lint: venv ## ruff, mypy --strict, gofmt
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests bench manifests
+	$(BIN)/ruff format --check operator tests bench manifests
 	$(BIN)/mypy
 	test -z "$$(gofmt -l tests/cluster)"
 

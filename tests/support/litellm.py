@@ -20,8 +20,10 @@ class Account:
     """token → team."""
 
 
-def create_account(conn: psycopg.Connection[Any], name: str, teams: int = 2, keys_per_team: int = 2) -> Account:
-    account = Account(organization=f"org-{name}-{uuid.uuid4().hex[:8]}")
+def create_account(
+    conn: psycopg.Connection[Any], name: str, teams: int = 2, keys_per_team: int = 2, organization: str | None = None
+) -> Account:
+    account = Account(organization=organization or f"org-{name}-{uuid.uuid4().hex[:8]}")
     budget = f"budget-{account.organization}"
     user = f"user-{account.organization}"
     conn.execute('INSERT INTO "LiteLLM_UserTable" (user_id) VALUES (%s)', [user])
