@@ -280,7 +280,8 @@ async def measure(server: Postgres, args: argparse.Namespace) -> dict[str, Any]:
     results["tenure"]["remaining"] = victim_rows(uri)
     results["tenure"]["proof_count_s"] = round(await proof_count(uri), 2)
     log(
-        f"Tenure purge: {deleted:,} rows in {elapsed:.1f}s (its closing count alone: {results['tenure']['proof_count_s']}s)"
+        f"Tenure purge: {deleted:,} rows in {elapsed:.1f}s "
+        f"(its closing count alone: {results['tenure']['proof_count_s']}s)"
     )
 
     uri = copy(server, "run")
