@@ -8,13 +8,15 @@ running in a Pod, otherwise the current KUBECONFIG context.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tenure.api import API_GROUP, API_VERSION
 
+T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
 AS_MERGE_PATCH: dict[str, Any] = {"_content_type": MERGE_PATCH}
 """Keyword arguments that make a kubernetes_asyncio patch call send a JSON merge patch."""
@@ -28,6 +30,16 @@ async def connect(pool_size: int = 64) -> client.ApiClient:
         await config.load_kube_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
+
+
+async def unless_gone(call: Awaitable[T]) -> T | None:
+    """The call's result, or None when the object does not exist (HTTP 404)."""
+    try:
+        return await call
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
 
 
 def status_of(error: BaseException) -> int | None:

@@ -13,7 +13,7 @@ from kubernetes_asyncio.client import V1DeleteOptions, V1Namespace, V1ObjectMeta
 
 from tenure.api import PROTECTED_LABEL, TENANT_LABEL
 
-from .kube import AS_MERGE_PATCH, Kube, status_of
+from .kube import AS_MERGE_PATCH, Kube, status_of, unless_gone
 
 logger = logging.getLogger(__name__)
 
@@ -43,23 +43,15 @@ async def claim(kube: Kube, name: str, tenant: str, resource_version: str) -> No
 
 async def exists(kube: Kube, name: str, uid: str) -> bool:
     """Whether this very namespace (same uid) still exists, asked of the API server, not a cache."""
-    try:
-        live = await kube.core.read_namespace(name)
-    except Exception as error:
-        if status_of(error) == 404:
-            return False
-        raise
-    return bool(live.metadata.uid == uid)
+    live = await unless_gone(kube.core.read_namespace(name))
+    return live is not None and bool(live.metadata.uid == uid)
 
 
 async def delete(kube: Kube, name: str, tenant: str, uid: str, protected: frozenset[str]) -> bool:
     """Delete the namespace if it is still this tenant's; True when it is gone or going."""
-    try:
-        live = await kube.core.read_namespace(name)
-    except Exception as error:
-        if status_of(error) == 404:
-            return True
-        raise
+    live = await unless_gone(kube.core.read_namespace(name))
+    if live is None:
+        return True
     labels = live.metadata.labels or {}
     if (
         live.metadata.uid != uid

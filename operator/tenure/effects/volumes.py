@@ -10,7 +10,7 @@ import logging
 
 from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
 
-from .kube import AS_MERGE_PATCH, Kube, status_of
+from .kube import AS_MERGE_PATCH, Kube, status_of, unless_gone
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +26,8 @@ async def reclaim_on_delete(kube: Kube, name: str, uid: str) -> None:
 
 async def exists(kube: Kube, name: str, uid: str) -> bool:
     """Whether this very volume (same uid) still exists, asked of the API server, not a cache."""
-    try:
-        live = await kube.core.read_persistent_volume(name)
-    except Exception as error:
-        if status_of(error) == 404:
-            return False
-        raise
-    return bool(live.metadata.uid == uid)
+    live = await unless_gone(kube.core.read_persistent_volume(name))
+    return live is not None and bool(live.metadata.uid == uid)
 
 
 async def delete(kube: Kube, name: str, uid: str) -> None:

@@ -88,10 +88,8 @@ def extend_grace(draft: Draft, spec: TenantSpec, policy: RetentionPolicySpec | N
     """Compute graceEndsAt, filling a window missing at entry from a policy that appeared since."""
     if draft.grace_window is None and policy is not None:
         draft.grace_window = policy.suspension_grace_period
-    if draft.grace_window is None or draft.suspended_at is None:
-        return
-    extension = (spec.extensions.suspension_grace_period if spec.extensions else None) or timedelta(0)
-    draft.grace_ends_at = later(draft.grace_ends_at, draft.suspended_at + draft.grace_window + extension)
+    extension = spec.extensions.suspension_grace_period if spec.extensions else None
+    draft.grace_ends_at = _deadline(draft.grace_ends_at, draft.suspended_at, draft.grace_window, extension)
 
 
 def reopen(draft: Draft) -> None:
@@ -123,7 +121,14 @@ def extend_retention(draft: Draft, spec: TenantSpec, policy: RetentionPolicySpec
     """Compute purgeAfter, filling a window missing at entry from a policy that appeared since."""
     if draft.retention_window is None and policy is not None:
         draft.retention_window = policy.expired_data_retention
-    if draft.retention_window is None or draft.expired_at is None:
-        return
-    extension = (spec.extensions.expired_data_retention if spec.extensions else None) or timedelta(0)
-    draft.purge_after = later(draft.purge_after, draft.expired_at + draft.retention_window + extension)
+    extension = spec.extensions.expired_data_retention if spec.extensions else None
+    draft.purge_after = _deadline(draft.purge_after, draft.expired_at, draft.retention_window, extension)
+
+
+def _deadline(
+    shown: datetime | None, entered: datetime | None, window: timedelta | None, extension: timedelta | None
+) -> datetime | None:
+    """entered + window + extension, never earlier than the deadline already shown; unknown without a window."""
+    if entered is None or window is None:
+        return shown
+    return later(shown, entered + window + (extension or timedelta(0)))
