@@ -54,14 +54,16 @@ async def connect(uri: str) -> psycopg.AsyncConnection[Any]:
     """A connection in autocommit (each statement its own transaction), dates in UTC.
 
     Parallel query is off for Tenure's sessions: background deletion must not
-    take every core of a database that is serving live traffic.
+    take every core of a database that is serving live traffic. Plans are
+    always custom: with the keys as constants PostgreSQL hashes ``= ANY`` key
+    arrays, which a generic plan (after five executions) would scan row by row.
     """
     conn = await psycopg.AsyncConnection.connect(
         uri,
         autocommit=True,
         connect_timeout=10,
         application_name="tenure",
-        options="-c TimeZone=UTC -c max_parallel_workers_per_gather=0",
+        options="-c TimeZone=UTC -c max_parallel_workers_per_gather=0 -c plan_cache_mode=force_custom_plan",
     )
     return conn
 
