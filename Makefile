@@ -46,7 +46,9 @@ samples: ## apply the demo objects (windows of seconds)
 run: venv ## run the operator in the foreground against the current KUBECONFIG
 	$(BIN)/tenure run --log-format=plain
 
-dev: venv cluster-up install samples ## the live demo: control plane, CRDs, samples, a LiteLLM database, operator, storyline
+dev: venv ## the live demo on a fresh control plane: CRDs, samples, a LiteLLM database, operator, storyline
+	tests/cluster/cluster.sh down
+	$(MAKE) --no-print-directory cluster-up install samples
 	@echo "In another terminal: export KUBECONFIG=$(KUBECONFIG); $(CURDIR)/$(KUBECTL) get tenants -w"
 	$(BIN)/python manifests/samples/database.py & database=$$!; \
 	  KUBECTL=$(KUBECTL) manifests/samples/story.sh & story=$$!; \

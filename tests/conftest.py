@@ -76,7 +76,7 @@ def crds(kubectl: Kubectl) -> None:
     kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
     # The OpenAPI document (kubectl explain, client-side validation) is published a moment after Established.
-    for kind in ("tenant", "retentionpolicy", "legalhold"):
+    for kind in ("tenant", "retentionpolicy", "legalhold", "datastore"):
         eventually(lambda k=kind: kubectl.run("explain", k, check=False).returncode == 0, what=f"OpenAPI for {kind}")
 
 

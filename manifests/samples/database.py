@@ -96,6 +96,10 @@ def main() -> None:
             print(f"database: {report(uri)}", flush=True)
             time.sleep(10)
     finally:
+        # A DataStore whose database is gone would hold every later purge in this cluster (safely) forever.
+        subprocess.run([KUBECTL, "delete", "datastore", "litellm", "--ignore-not-found", "--wait=false"], check=False)
+        subprocess.run([KUBECTL, "delete", "secret", "litellm-demo", "-n", "tenure-system", "--ignore-not-found"],
+                       check=False)  # fmt: skip
         server.stop()
 
 

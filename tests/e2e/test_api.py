@@ -25,7 +25,7 @@ def policy(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def test_crds_are_established(kubectl: Kubectl) -> None:
-    for plural in ("tenants", "retentionpolicies", "legalholds"):
+    for plural in ("tenants", "retentionpolicies", "legalholds", "datastores"):
         crd = kubectl.get("crd", f"{plural}.retention.tenure.dev")
         assert crd is not None
         established = [c for c in crd["status"]["conditions"] if c["type"] == "Established"]
@@ -40,7 +40,7 @@ def test_kubectl_explain_prints_the_field_description(kubectl: Kubectl) -> None:
 
 def test_short_names_and_category(kubectl: Kubectl) -> None:
     resources = kubectl.run("api-resources", "--api-group=retention.tenure.dev", "-o", "wide").stdout
-    for short in ("tn", "rp", "lh"):
+    for short in ("tn", "rp", "lh", "dstore"):
         assert f" {short} " in resources
     assert kubectl.run("get", "tenure").returncode == 0
 

@@ -17,12 +17,13 @@ import contextlib
 import logging
 from typing import Any
 
+import aiohttp
 import kopf
 from prometheus_client import start_http_server
 
 from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, RETENTION_POLICY, TENANT
 from tenure.effects.events import EventPoster
-from tenure.effects.kube import Kube, connect
+from tenure.effects.kube import Kube, connect, status_of
 from tenure.lifecycle import PROTECTED_NAMESPACES
 
 from .config import Config
@@ -93,7 +94,7 @@ async def resync(kube: Kube, stores: Stores) -> set[str]:
     return affected
 
 
-@kopf.on.startup(backoff=2)
+@kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.peering.standalone = True
     settings.posting.enabled = False  # Tenure posts its own Events, from outside kopf's handlers
@@ -104,9 +105,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     kube = Kube(await connect(pool_size=config.workers))
     stores = Stores()
     try:
-        await resync(kube, stores)  # on failure kopf retries startup until the API server answers
-    except Exception:
+        await resync(kube, stores)
+    except Exception as error:
         await kube.close()
+        if status_of(error) in (429, 500, 503) or isinstance(error, (OSError, aiohttp.ClientError, TimeoutError)):
+            # The API server is starting, overloaded or unreachable: try again shortly, without a traceback.
+            reason = status_of(error) or type(error).__name__
+            raise kopf.TemporaryError(f"the API server is not ready yet ({reason})", delay=2) from error
         raise
     memo.runtime = Runtime(kube, stores, config)
     start_http_server(config.metrics_port)
