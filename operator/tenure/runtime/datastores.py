@@ -40,6 +40,8 @@ RETRY = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 PROGRESS_EVERY = 5.0
 """Seconds between progress reports of a running purge (status is not written per batch)."""
 NOT_READY_RETRY = 30.0
+READY_CHECK = 300.0
+"""A Ready store is checked again at least this often, so an outage shows even when nothing runs."""
 
 
 class Unavailable(Exception):
@@ -56,6 +58,8 @@ class DataStores:
         self.stores = stores
         self.touch_tenant: Callable[[str], None] = lambda name: None
         """Wakes a tenant so its next pass writes a purge's progress (set once the scheduler exists)."""
+        self.recheck: Callable[[str], None] = lambda name: None
+        """Wakes a DataStore so its Ready condition is checked again (after a purge met an outage)."""
         self.swept: set[str] = set()
         """Stores swept since this operator started (the first sweep runs soon after start)."""
         self._progress: dict[tuple[str, str], StoreProgress] = {}
@@ -135,13 +139,14 @@ class DataStores:
         self, name: str, spec: DataStoreSpec, conn: Any, last: SweepStatus | None, now: datetime
     ) -> tuple[SweepStatus | None, float]:
         interval = spec.sweep_interval.total_seconds()
+        check = time.time() + READY_CHECK
         if name in self.swept and last is not None and last.started_at is not None:
             due = last.started_at.timestamp() + interval
             if due > time.time():
-                return last, due
+                return last, min(due, check)
         result = await self.sweep(name, spec, conn, now)
         self.swept.add(name)
-        return result, now.timestamp() + interval
+        return result, min(now.timestamp() + interval, check)
 
     async def sweep(self, name: str, spec: DataStoreSpec, conn: Any, now: datetime) -> SweepStatus:
         """One active-data retention pass over every tenant not held, purging or purged."""
@@ -214,6 +219,7 @@ class DataStores:
                 delay = RETRY[min(attempt, len(RETRY) - 1)]
                 attempt += 1
                 logger.warning("purge of tenant %s from %s: %s; retrying in %.0fs", tenant, action.name, message, delay)
+                self.recheck(action.name)
                 previous = self._progress.get((tenant, action.name))
                 deleted = previous.rows_deleted if previous else action.rows_deleted
                 self._report(tenant, action.name, StoreProgress("Waiting", deleted, message=f"{message}; retrying"))

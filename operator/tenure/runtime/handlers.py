@@ -55,6 +55,7 @@ class Runtime:
         self.stores_scheduler = Scheduler("datastores", self.datastores, workers=2)
         self.events.busy = self.tenants.busy
         self.datastores.touch_tenant = self.tenants.touch
+        self.datastores.recheck = self.stores_scheduler.touch
         self.tasks = [
             asyncio.create_task(self.tenants.run(), name="tenure tenant scheduler"),
             asyncio.create_task(self.holds.run(), name="tenure hold scheduler"),
