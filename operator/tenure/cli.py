@@ -31,6 +31,8 @@ def run(
     logging.getLogger("tenure").setLevel(logging.DEBUG if verbose else logging.INFO)
     # kopf logs every handler call; with thousands of tenants that drowns what matters.
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # At DEBUG the client logs every response body, and one of them is the DataStore's connection Secret.
+    logging.getLogger("kubernetes_asyncio").setLevel(logging.INFO)
     run_operator(Config(namespace=namespace, workers=workers, liveness_port=liveness_port, metrics_port=metrics_port))
 
 
