@@ -8,7 +8,7 @@ import pytest
 
 from tenure.api import Extensions, RetentionPolicySpec
 from tenure.lifecycle import DeleteNamespace, DeleteVolume, NamespaceFact, PurgeStore, VolumeFact
-from tenure.lifecycle.conditions import find
+from tenure.lifecycle.conditions import LISTED, find, listing
 
 from .lifecycle_support import T0, FakeCluster
 
@@ -151,11 +151,11 @@ def test_store_rows_are_deleted_only_with_keys_already_recorded() -> None:
     cluster.settle()
     cluster.now = T0 + 30 * DAY
     first = cluster.reconcile()
-    assert [a for a in first.actions if isinstance(a, PurgeStore)] == [PurgeStore("db", None, 0)]  # resolve only
+    assert [a for a in first.actions if isinstance(a, PurgeStore)] == [PurgeStore("db", None, 0, ("acme",))]  # resolve
     second = cluster.reconcile()
     (store,) = second.status.purge.stores if second.status.purge else ()
     assert store.keys == {"key": ("acme",)}
-    assert PurgeStore("db", {"key": ("acme",)}, 0) in second.actions
+    assert PurgeStore("db", {"key": ("acme",)}, 0, ("acme",)) in second.actions
     cluster.settle()
     assert cluster.status.phase == "Purged" and cluster.rows == 0
     assert "DataStore db: 3 rows deleted" in cond(cluster, "Purged")[2]
@@ -266,3 +266,21 @@ def test_an_unchanged_tenant_decides_the_same_status_again() -> None:
     again = cluster.reconcile()
     assert again.status == first.status
     assert again.actions == () and again.events == ()
+
+
+def test_a_namespace_dropped_from_spec_but_still_labeled_is_purged() -> None:
+    cluster = FakeCluster()
+    cluster.edit(namespaces=("acme-a", "acme-b"))
+    cluster.settle()
+    cluster.edit(namespaces=("acme-a",), state="Closed")  # acme-b keeps the tenant's label and its data
+    cluster.settle()
+    cluster.now = T0 + 31 * DAY
+    cluster.settle()
+    assert cluster.status.phase == "Purged"
+    assert cluster.namespaces == {}
+
+
+def test_long_lists_in_messages_are_cut_and_counted() -> None:
+    assert listing(f"ns-{i}" for i in range(3)) == "ns-0, ns-1, ns-2"
+    long = listing(f"ns-{i}" for i in range(LISTED + 5))
+    assert long.endswith(f"ns-{LISTED - 1}, … and 5 more") and f"ns-{LISTED}," not in long

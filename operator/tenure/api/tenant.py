@@ -128,8 +128,11 @@ class StorePurge(Model):
         description="Pending, Resolved (keys recorded), Deleting, Waiting (retrying; see message), Paused (legal hold) "
         "or Done (a count proved zero rows remain).",
     )
+    requested: tuple[str, ...] = Field(
+        (), description="The tenant's keys for this store (spec.dataKeys, or its name) when the purge began."
+    )
     keys: dict[str, tuple[str, ...]] | None = Field(
-        None, description="The tenant's keys in this store, by kind, recorded before anything was deleted."
+        None, description="Those keys resolved, by kind, recorded before anything was deleted."
     )
     rows_deleted: int = Field(0, ge=0, description="Rows deleted so far.")
     rows_remaining: int | None = Field(None, ge=0, description="Rows counted after the last pass; 0 when Done.")

@@ -43,3 +43,14 @@ def find(conditions: Iterable[Condition], type_: str) -> Condition | None:
 def is_true(conditions: Iterable[Condition], type_: str) -> bool:
     found = find(conditions, type_)
     return found is not None and found.status == "True"
+
+
+LISTED = 20
+"""Names shown in one message; the rest are counted, so a message stays within the API's limits."""
+
+
+def listing(names: Iterable[str], separator: str = ", ") -> str:
+    """Names for a message: the first ``LISTED``, then how many more."""
+    items = list(names)
+    shown = separator.join(items[:LISTED])
+    return shown + (f"{separator}… and {len(items) - LISTED} more" if len(items) > LISTED else "")

@@ -15,7 +15,7 @@ from tenure.api import Condition, RetentionPolicySpec, TenantStatus
 from tenure.api.meta import ConditionStatus
 
 from . import purge
-from .conditions import condition, find
+from .conditions import condition, find, listing
 from .model import Action, AddFinalizer, Decision, Event, RemoveFinalizer, TenantView, World
 from .ownership import describe, ownership
 from .timeline import Draft, expire, extend_grace, extend_retention, reopen, stamp, suspend
@@ -146,26 +146,26 @@ def _iso(moment: datetime | None) -> str:
 
 def _scope_message(draft: Draft) -> str:
     assert draft.purge is not None
-    namespaces = ", ".join(n.name for n in draft.purge.namespaces) or "none"
-    volumes = ", ".join(v.name for v in draft.purge.volumes) or "none"
+    namespaces = listing(n.name for n in draft.purge.namespaces) or "none"
+    volumes = listing(v.name for v in draft.purge.volumes) or "none"
     return f"Permanent deletion started. Namespaces: {namespaces}. Volumes: {volumes}."
 
 
 def _purged_message(draft: Draft) -> str:
     assert draft.purge is not None
     message = (
-        f"Namespaces ({', '.join(n.name for n in draft.purge.namespaces) or 'none'}) and volumes "
-        f"({', '.join(v.name for v in draft.purge.volumes) or 'none'}) are gone."
+        f"Namespaces ({listing(n.name for n in draft.purge.namespaces) or 'none'}) and volumes "
+        f"({listing(v.name for v in draft.purge.volumes) or 'none'}) are gone."
     )
     for store in draft.purge.stores:
         message += f" DataStore {store.name}: {store.rows_deleted} rows deleted, a count found none left."
         if store.residual:
-            message += f" Not cleared (no column attributes them to a tenant): {'; '.join(store.residual)}."
+            message += f" Not cleared (no column attributes them to a tenant): {listing(store.residual, '; ')}."
     static = [f"{v.name} ({v.source or 'unknown source'})" for v in draft.purge.volumes if v.static]
     if static:
         message += (
             " Statically provisioned volumes were deleted as objects, but Kubernetes cannot wipe their backing "
-            f"storage; wipe it by hand: {', '.join(static)}."
+            f"storage; wipe it by hand: {listing(static)}."
         )
     return message
 
@@ -202,7 +202,7 @@ def _conditions(
         result.append(kept)
     result.append(_accessible(tenant, draft, make))
     if world.holds:
-        holds = ", ".join(sorted(world.holds))
+        holds = listing(sorted(world.holds))
         overdue = draft.phase == "Expired" and draft.purge_after is not None and now >= draft.purge_after
         effect = {
             "Purging": "the purge is paused and resumes when the last hold is released",

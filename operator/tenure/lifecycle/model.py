@@ -77,7 +77,7 @@ class World:
     """What the operator currently knows outside the Tenant object."""
 
     namespaces: Mapping[str, NamespaceFact] = field(default_factory=dict)
-    """The existing namespaces among those the tenant lists or recorded for its purge."""
+    """The existing namespaces the tenant lists, recorded for its purge, or labeled for it."""
     volumes: Mapping[str, VolumeFact] = field(default_factory=dict)
     """Volumes claimed from those namespaces, and volumes recorded for the purge."""
     holds: tuple[str, ...] = ()
@@ -133,6 +133,8 @@ class PurgeStore:
     name: str
     keys: Mapping[str, tuple[str, ...]] | None
     rows_deleted: int = 0
+    requested: tuple[str, ...] = ()
+    """The tenant's keys as recorded when the purge began, to resolve."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,8 @@ Action = (
     | AddFinalizer
     | RemoveFinalizer
 )
-DELETIONS = (DeleteNamespace, DeleteVolume, PurgeStore)
+DELETIONS = (DeleteNamespace, DeleteVolume, PurgeStore, ReclaimOnDelete)
+"""Actions that destroy data or arm its destruction: never issued before the API server confirms no hold."""
 
 
 @dataclass(frozen=True, slots=True)

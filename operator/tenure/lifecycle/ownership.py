@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from tenure.api.meta import ConditionStatus
 
+from .conditions import listing
 from .model import Action, ClaimNamespace, CreateNamespace, TenantView, World
 
 
@@ -59,10 +60,10 @@ def ownership(tenant: TenantView, world: World, claim: bool) -> Ownership:
 def describe(result: Ownership) -> tuple[ConditionStatus, str, str]:
     """(status, reason, message) of the NamespacesOwned condition."""
     if result.refused:
-        reasons = "; ".join(f"{name} {why}" for name, why in result.refused)
+        reasons = listing((f"{name} {why}" for name, why in result.refused), "; ")
         return "False", "NamespacesRefused", f"Not owned and never touched: {reasons}."
     if result.pending:
-        return "Unknown", "Claiming", f"Creating or labeling: {', '.join(result.pending)}."
+        return "Unknown", "Claiming", f"Creating or labeling: {listing(result.pending)}."
     if not result.owned:
         return "True", "NoNamespaces", "The tenant lists no namespaces."
-    return "True", "AllOwned", f"Labeled for this tenant: {', '.join(result.owned)}."
+    return "True", "AllOwned", f"Labeled for this tenant: {listing(result.owned)}."

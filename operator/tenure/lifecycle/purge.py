@@ -1,7 +1,7 @@
 """The purge, as steps whose completion is observed, never assumed.
 
-1. On entry the scope is recorded in status: the namespaces labeled for the
-   tenant and the volumes bound to claims in them. Nothing is deleted until
+1. On entry the scope is recorded in status: every namespace labeled for the
+   tenant (listed in spec or not) and the volumes bound to claims in them. Nothing is deleted until
    that record is written, so a restart resumes the same scope.
 2. Every recorded volume's reclaim policy becomes Delete, so the storage
    provisioner destroys the disk when the claim goes.
@@ -18,10 +18,12 @@ while any hold names the tenant.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tenure.api.tenant import PurgedNamespace, PurgedVolume, PurgeStatus, StorePurge
 
+from .conditions import listing
 from .model import (
     Action,
     DeleteNamespace,
@@ -40,10 +42,8 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
     """What the purge will delete, as recorded on entry."""
     namespaces = tuple(
         PurgedNamespace(name=fact.name, uid=fact.uid)
-        for name in sorted(tenant.spec.namespaces)
-        if (fact := world.namespaces.get(name)) is not None
-        and fact.owner == tenant.name
-        and not is_protected(name, world)
+        for fact in sorted(world.namespaces.values(), key=lambda fact: fact.name)
+        if fact.owner == tenant.name and not is_protected(fact.name, world)
     )
     names = {n.name for n in namespaces}
     volumes = tuple(
@@ -54,7 +54,10 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
     return PurgeStatus(
         namespaces=namespaces,
         volumes=volumes,
-        stores=tuple(StorePurge(name=name) for name in sorted(world.datastores)),
+        stores=tuple(
+            StorePurge(name=name, requested=tuple((tenant.spec.data_keys or {}).get(name) or (tenant.name,)))
+            for name in sorted(world.datastores)
+        ),
         remaining_namespaces=len(namespaces),
         remaining_volumes=len(volumes),
     )
@@ -82,6 +85,8 @@ def stores_step(record: PurgeStatus, world: World) -> tuple[tuple[StorePurge, ..
     waiting: list[str] = []
     for store in record.stores:
         progress = world.store_purges.get(store.name)
+        if progress is not None and store.keys is not None and _plain(progress.keys) not in (None, store.keys):
+            progress = None  # a report about other keys (an older purge) is not about this one
         if progress is not None and store.state != "Done":
             store = store.model_copy(
                 update={
@@ -101,14 +106,14 @@ def stores_step(record: PurgeStatus, world: World) -> tuple[tuple[StorePurge, ..
                 update={"state": "Waiting", "message": f"DataStore {store.name} does not exist; recreate it to finish"}
             )
         else:
-            actions.append(PurgeStore(store.name, store.keys, store.rows_deleted))
+            actions.append(PurgeStore(store.name, store.keys, store.rows_deleted, store.requested))
         waiting.append(f"rows in DataStore {store.name} ({store.state}{': ' + store.message if store.message else ''})")
         stores.append(store)
     return tuple(stores), actions, waiting
 
 
 def _plain(keys: object) -> dict[str, tuple[str, ...]] | None:
-    return {kind: tuple(values) for kind, values in keys.items()} if isinstance(keys, dict) else None
+    return {kind: tuple(values) for kind, values in keys.items()} if isinstance(keys, Mapping) else None
 
 
 def _claim_gone(volume: VolumeFact, namespaces: tuple[str, ...]) -> bool:
@@ -148,15 +153,15 @@ def step(tenant: TenantView, record: PurgeStatus, world: World) -> Progress:
     waiting = []
     foreign = [f.name for f in present if f.owner != tenant.name or is_protected(f.name, world)]
     if foreign:
-        waiting.append(f"namespaces no longer labeled for this tenant, left untouched: {', '.join(foreign)}")
+        waiting.append(f"namespaces no longer labeled for this tenant, left untouched: {listing(foreign)}")
     if namespaces:
-        waiting.append(f"namespaces to disappear: {', '.join(namespaces)}")
+        waiting.append(f"namespaces to disappear: {listing(namespaces)}")
     provisioned = [v.name for v in volumes if v.provisioner is not None and v.phase != "Failed"]
     if provisioned:
-        waiting.append(f"the provisioner to delete volumes: {', '.join(provisioned)}")
+        waiting.append(f"the provisioner to delete volumes: {listing(provisioned)}")
     others = [v.name for v in volumes if v.name not in provisioned]
     if others:
-        waiting.append(f"volumes to disappear: {', '.join(others)}")
+        waiting.append(f"volumes to disappear: {listing(others)}")
     waiting.extend(store_waiting)
     actions.extend(store_actions)
     return Progress(tuple(actions), namespaces, tuple(v.name for v in volumes), stores, "; ".join(waiting))

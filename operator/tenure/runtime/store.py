@@ -54,6 +54,8 @@ class TenantRecord:
     policy: str
     namespaces: tuple[str, ...]
     """Listed in spec, or recorded for the purge: the namespaces whose events concern this tenant."""
+    phase: str
+    data_keys: Mapping[str, tuple[str, ...]]
     payload: bytes
 
     @classmethod
@@ -71,8 +73,18 @@ class TenantRecord:
             finalizers=tuple(meta.get("finalizers") or ()),
             policy=spec.get("retentionPolicy", "default"),
             namespaces=tuple(dict.fromkeys([*spec.get("namespaces", []), *recorded])),
+            phase=str(status.get("phase", "")),
+            data_keys={
+                store: tuple(map(str, keys))
+                for store, keys in (spec.get("dataKeys") or {}).items()
+                if isinstance(keys, list) and keys
+            },
             payload=json.dumps({"spec": spec, "status": status}, separators=(",", ":")).encode(),
         )
+
+    def keys_in(self, store: str) -> tuple[str, ...]:
+        """The tenant's keys in a DataStore: spec.dataKeys, or its name."""
+        return self.data_keys.get(store) or (self.name,)
 
     def raw_status(self) -> dict[str, Any]:
         status: dict[str, Any] = json.loads(self.payload)["status"]
@@ -204,6 +216,7 @@ class Stores:
         self.holds: dict[str, HoldRecord] = {}
         self._holds_by_tenant: defaultdict[str, set[str]] = defaultdict(set)
         self.namespaces: dict[str, NamespaceFact] = {}
+        self._namespaces_by_owner: defaultdict[str, set[str]] = defaultdict(set)
         self.volumes: dict[str, VolumeFact] = {}
         self._volumes_by_namespace: defaultdict[str, set[str]] = defaultdict(set)
         self.datastores: dict[str, DataStoreRecord] = {}
@@ -306,11 +319,20 @@ class Stores:
         fact = namespace_fact(body)
         old = self.namespaces.get(fact.name)
         if old is None or newer(old.resource_version, fact.resource_version):
+            self._unlink_namespace(old)
             self.namespaces[fact.name] = fact
+            if fact.owner:
+                self._namespaces_by_owner[fact.owner].add(fact.name)
         return self._namespace_tenants(fact.name, old, fact)
 
     def drop_namespace(self, name: str) -> set[str]:
-        return self._namespace_tenants(name, self.namespaces.pop(name, None))
+        old = self.namespaces.pop(name, None)
+        self._unlink_namespace(old)
+        return self._namespace_tenants(name, old)
+
+    def _unlink_namespace(self, fact: NamespaceFact | None) -> None:
+        if fact is not None and fact.owner:
+            _unlink(self._namespaces_by_owner, fact.owner, fact.name)
 
     def _namespace_tenants(self, name: str, *facts: NamespaceFact | None) -> set[str]:
         owners = {fact.owner for fact in facts if fact is not None and fact.owner}
@@ -357,6 +379,7 @@ class Stores:
     def world(self, tenant: TenantView, protected: frozenset[str], store_purges: Mapping[str, StoreProgress]) -> World:
         purge = tenant.status.purge
         names = set(tenant.spec.namespaces) | ({n.name for n in purge.namespaces} if purge else set())
+        names |= self._namespaces_by_owner.get(tenant.name, set())
         namespaces = {name: fact for name in names if (fact := self.namespaces.get(name)) is not None}
         volumes = {
             volume: self.volumes[volume] for name in names for volume in self._volumes_by_namespace.get(name, ())
