@@ -212,3 +212,38 @@ def test_a_sweep_of_thousands_of_tenants_is_a_few_statements(litellm_db: str) ->
 
     run(litellm_db, work)
     assert len(statements) < 100, len(statements)
+
+
+def test_a_row_shared_with_a_kept_tenant_is_not_swept(litellm_db: str) -> None:
+    """A row carrying a team of one tenant and the organization of another is past retention only for both."""
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme, initech = create_account(conn, "acme"), create_account(conn, "initech")
+        old = NOW - timedelta(days=40)
+        shared_row, own_row = spend_log(conn, acme, old), spend_log(conn, initech, old)
+    # "team" claims one of acme's teams (and initech), "org" claims acme's organization and keeps its data.
+    keys = {"team": (acme.teams[0], initech.organization), "org": (acme.organization,)}
+    cutoffs = {"team": {"usage": NOW - timedelta(days=30)}}
+    result = run(litellm_db, lambda conn: operations.sweep(conn, LITELLM, keys, cutoffs, ignore))  # type: ignore[arg-type]
+    assert result.deleted == 1
+    with psycopg.connect(litellm_db) as conn:
+        left = {r for (r,) in conn.execute('SELECT request_id FROM "LiteLLM_SpendLogs"').fetchall()}
+    assert shared_row in left and own_row not in left
+
+
+def test_keys_another_tenant_claims_are_found_both_ways(litellm_db: str) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme, globex = create_account(conn, "acme"), create_account(conn, "globex")
+
+    async def work(conn: psycopg.AsyncConnection[Any]) -> list[dict[str, tuple[str, ...]]]:
+        by_org = await operations.resolve(conn, LITELLM, (acme.organization,))
+        by_team = await operations.resolve(conn, LITELLM, (acme.teams[0],))
+        return [
+            await operations.shared(conn, LITELLM, by_org, {"b": (acme.teams[1],), "c": (globex.organization,)}),
+            await operations.shared(conn, LITELLM, by_team, {"b": (acme.organization,), "c": (globex.teams[0],)}),
+            await operations.shared(conn, LITELLM, by_team, {"b": (acme.teams[1],), "c": (globex.organization,)}),
+        ]
+
+    org_covers_team, team_inside_org, siblings = run(litellm_db, work)
+    assert org_covers_team == {"b": (acme.teams[1],)}
+    assert team_inside_org == {"b": (acme.organization,)}
+    assert siblings == {}  # two teams of one organization are separate tenants' keys

@@ -269,3 +269,33 @@ def test_legal_hold_pauses_a_store_purge(
     kubectl.delete("legalhold", f"h-{unique}")
     phase_of(kubectl, tenant, "Purged", timeout=90)
     assert rows(litellm_db, acme) == 0
+
+
+def test_keys_another_tenant_claims_are_not_purged_until_the_claim_is_fixed(
+    kubectl: Kubectl, objects: Objects, secret: str, litellm_db: str, unique: str
+) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme = create_account(conn, "acme")
+        for team in acme.teams:
+            token = next(t for t, owner in acme.tokens.items() if owner == team)
+            spend_log(conn, acme, datetime.now(UTC), token=token)
+    store, closing, keeping = f"ds-{unique}", f"team-{unique}", f"org-{unique}"
+    datastore(objects, store, secret)
+    ready(kubectl, store)
+    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "2s"})
+    objects.create("Tenant", keeping, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
+    objects.create("Tenant", closing, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.teams[0]]}})
+
+    def logs_of(team: str) -> int:
+        with psycopg.connect(litellm_db) as conn:
+            row = conn.execute('SELECT count(*) FROM "LiteLLM_SpendLogs" WHERE team_id = %s', [team]).fetchone()
+        return int(row[0]) if row else 0
+
+    kubectl.patch("tenant", closing, {"spec": {"state": "Closed"}})
+    waiting = store_state(kubectl, closing, "Waiting")
+    assert keeping in waiting["message"] and acme.organization in waiting["message"]
+    assert logs_of(acme.teams[0]) == 1  # the organization's tenant claims that team's rows too: nothing deleted
+
+    kubectl.patch("tenant", keeping, {"spec": {"dataKeys": {store: [acme.teams[1]]}}})
+    phase_of(kubectl, closing, "Purged", timeout=120)
+    assert logs_of(acme.teams[0]) == 0 and logs_of(acme.teams[1]) == 1

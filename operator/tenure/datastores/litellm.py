@@ -106,12 +106,26 @@ async def resolve(conn: psycopg.AsyncConnection[Any], keys: tuple[str, ...]) -> 
 
 async def tokens_by_owner(
     conn: psycopg.AsyncConnection[Any], teams: list[str], organizations: list[str]
-) -> dict[str, str]:
-    """Virtual key → the team or organization id owning it, for many tenants in one query (used by sweeps)."""
+) -> dict[str, tuple[str, ...]]:
+    """Virtual key → the team and organization ids it carries, for many tenants in one query (used by sweeps)."""
     async with conn.cursor() as cur:
         await cur.execute(
-            'SELECT token, coalesce(team_id, organization_id) FROM "LiteLLM_VerificationToken" '
+            'SELECT token, team_id, organization_id FROM "LiteLLM_VerificationToken" '
             "WHERE team_id = ANY(%s) OR organization_id = ANY(%s)",
             [teams, organizations],
         )
-        return {token: owner for token, owner in await cur.fetchall()}
+        return {token: tuple(o for o in (team, org) if o) for token, team, org in await cur.fetchall()}
+
+
+async def organizations_of(conn: psycopg.AsyncConnection[Any], teams: tuple[str, ...]) -> set[str]:
+    """The organizations the teams belong to (live or deleted teams)."""
+    if not teams:
+        return set()
+    async with conn.cursor() as cur:
+        await cur.execute(
+            'SELECT organization_id FROM "LiteLLM_TeamTable" WHERE team_id = ANY(%s) AND organization_id IS NOT NULL '
+            'UNION SELECT organization_id FROM "LiteLLM_DeletedTeamTable" '
+            "WHERE team_id = ANY(%s) AND organization_id IS NOT NULL",
+            [list(teams)] * 2,
+        )
+        return {row[0] for row in await cur.fetchall()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -61,6 +61,10 @@ class SweepResult:
     redacted: int = 0
 
 
+KEPT = datetime(1, 1, 1, tzinfo=UTC)
+"""The cutoff of a key whose rows are kept (held, no window for the class): no row is dated before it."""
+
+
 async def sweep(
     conn: psycopg.AsyncConnection[Any],
     spec: DataStoreSpec,
@@ -70,10 +74,14 @@ async def sweep(
 ) -> SweepResult:
     """Delete records past their tenant's retention, and clear finer-class columns past theirs.
 
+    ``tenant_keys`` names every tenant whose rows may be in the store, swept or
+    not: a row carrying keys of two tenants (say a team of one in the
+    organization of another) is past retention only when it is past every
+    one of them, and a tenant without a cutoff (held, keeps forever) keeps it.
     Every tenant's cutoff goes into the same statements (one per page range
     and change), so the work does not grow with the number of tenants.
     """
-    owners = await _owners(conn, spec, {t: k for t, k in tenant_keys.items() if t in cutoffs})
+    owners = await _owners(conn, spec, tenant_keys)
     result = SweepResult()
     for target in targets_of(spec):
         if target.timestamp is None:
@@ -93,36 +101,58 @@ async def sweep(
     return result
 
 
+Owners = dict[str, dict[str, set[str]]]
+"""key kind → key value → the tenants claiming it."""
+
+
 async def _owners(
     conn: psycopg.AsyncConnection[Any], spec: DataStoreSpec, tenant_keys: Mapping[str, tuple[str, ...]]
-) -> dict[str, dict[str, str]]:
-    """key kind → key value → tenant."""
-    owners: defaultdict[str, dict[str, str]] = defaultdict(dict)
-    by_key = {key: tenant for tenant, keys in tenant_keys.items() for key in keys}
+) -> Owners:
+    by_key: defaultdict[str, set[str]] = defaultdict(set)
+    for tenant, keys in tenant_keys.items():
+        for key in keys:
+            by_key[key].add(tenant)
+    owners: Owners = {}
     if spec.postgres.tables:
         owners[KEY] = by_key
     if spec.postgres.preset == "litellm":
         owners[litellm.ORGANIZATION] = by_key
         owners[litellm.TEAM] = by_key
         tokens = await litellm.tokens_by_owner(conn, list(by_key), list(by_key))
-        owners[litellm.TOKEN] = {token: by_key[owner] for token, owner in tokens.items() if owner in by_key}
+        claimants = {token: {t for owner in ids for t in by_key.get(owner, ())} for token, ids in tokens.items()}
+        owners[litellm.TOKEN] = {token: tenants for token, tenants in claimants.items() if tenants}
     return owners
 
 
 def _windows(
-    target: Target,
-    owners: Mapping[str, Mapping[str, str]],
-    cutoffs: Mapping[str, TenantCutoffs],
-    data_class: ContentClass,
+    target: Target, owners: Owners, cutoffs: Mapping[str, TenantCutoffs], data_class: ContentClass
 ) -> dict[str, postgres.Cutoffs]:
-    """Per key column of the table: every key with a cutoff for this class, and that cutoff."""
-    windows = {}
+    """Per key column of the table: every known key and its cutoff for this class (``KEPT`` when kept).
+
+    A key claimed by several tenants gets the earliest of their cutoffs. When
+    no key has a cutoff the pass would change nothing: it is skipped.
+    """
+    windows: dict[str, postgres.Cutoffs] = {}
     for column, kind in target.key_columns:
-        keys, before = [], []
-        for key, tenant in owners.get(kind, {}).items():
-            moment: datetime | None = cutoffs.get(tenant, {}).get(data_class)
-            if moment is not None:
-                keys.append(key)
-                before.append(moment)
-        windows[column] = postgres.Cutoffs(keys, before)
+        claimed = owners.get(kind, {})
+        if claimed:
+            before = [min(cutoffs.get(t, {}).get(data_class, KEPT) for t in tenants) for tenants in claimed.values()]
+            windows[column] = postgres.Cutoffs(list(claimed), before)
+    if all(moment == KEPT for window in windows.values() for moment in window.before):
+        return {}
     return windows
+
+
+async def shared(
+    conn: psycopg.AsyncConnection[Any], spec: DataStoreSpec, keys: Keys, others: Mapping[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    """Other tenants whose keys the tenant's keys cover: purging it would delete their rows too.
+
+    For LiteLLM a tenant's organizations cover their teams (resolution adds
+    them), and a team is covered by its organization, so the organizations of
+    the tenant's teams count as its keys here.
+    """
+    ours = {value for values in keys.values() for value in values}
+    if spec.postgres.preset == "litellm":
+        ours |= await litellm.organizations_of(conn, keys.get(litellm.TEAM, ()))
+    return {tenant: tuple(sorted(ours & set(theirs))) for tenant, theirs in others.items() if ours & set(theirs)}

@@ -26,11 +26,12 @@ from tenure.api import DATA_STORE, DataStoreSpec, DataStoreStatus
 from tenure.api.datastore import SweepStatus
 from tenure.api.tenant import StoreState
 from tenure.datastores import operations, postgres
+from tenure.datastores.targets import Keys
 from tenure.effects import holds, status
 from tenure.effects.kube import Kube, status_of
 from tenure.lifecycle import PurgeStore, StoreProgress
-from tenure.lifecycle.conditions import condition
-from tenure.lifecycle.retention import cutoffs
+from tenure.lifecycle.conditions import condition, listing
+from tenure.lifecycle.retention import Cutoffs, cutoffs
 
 from .store import DataStoreRecord, Stores, Unreadable
 
@@ -49,7 +50,11 @@ class Unavailable(Exception):
 
 
 class Paused(Exception):
-    """A legal hold appeared during a purge."""
+    """A legal hold appeared during a purge or sweep."""
+
+
+class Gone(Exception):
+    """The tenant object this purge was for is gone, replaced or no longer Purging."""
 
 
 class DataStores:
@@ -149,20 +154,21 @@ class DataStores:
         return result, min(now.timestamp() + interval, check)
 
     async def sweep(self, name: str, spec: DataStoreSpec, conn: Any, now: datetime) -> SweepStatus:
-        """One active-data retention pass over every tenant not held, purging or purged."""
+        """One active-data retention pass over every tenant not held, purging or purged.
+
+        A hold that appears mid-sweep stops it at the next statement; it starts
+        over without the newly held tenant.
+        """
         started = time.perf_counter()
-        held = self.stores.held_tenants() | await holds.held_tenants(self.kube)
-        views = []
-        for record in list(self.stores.tenants.values()):
-            with contextlib.suppress(Unreadable):
-                views.append(record.view())
-        windows = cutoffs(views, self.stores.policy, held, now)
-        keys = {v.name: (v.spec.data_keys or {}).get(name) or (v.name,) for v in views}
-        try:
-            result = await operations.sweep(conn, spec, keys, windows, _no_progress)
-        except Exception as error:
-            logger.warning("sweep of DataStore %s stopped: %s", name, postgres.describe_error(error))
-            return SweepStatus(started_at=now, finished_at=datetime.now(UTC), error=postgres.describe_error(error))
+        while True:
+            try:
+                windows, result = await self._sweep_once(name, spec, conn, now)
+                break
+            except Paused:
+                logger.info("sweep of DataStore %s: a legal hold appeared; starting over without its tenant", name)
+            except Exception as error:
+                logger.warning("sweep of DataStore %s stopped: %s", name, postgres.describe_error(error))
+                return SweepStatus(started_at=now, finished_at=datetime.now(UTC), error=postgres.describe_error(error))
         metrics.SWEEP_ROWS.labels(name, "deleted").inc(result.deleted)
         metrics.SWEEP_ROWS.labels(name, "redacted").inc(result.redacted)
         metrics.SWEEP_SECONDS.labels(name).observe(time.perf_counter() - started)
@@ -175,18 +181,37 @@ class DataStores:
             rows_redacted=result.redacted,
         )
 
+    async def _sweep_once(
+        self, name: str, spec: DataStoreSpec, conn: Any, now: datetime
+    ) -> tuple[dict[str, Cutoffs], operations.SweepResult]:
+        held = self.stores.held_tenants() | await holds.held_tenants(self.kube)
+        views = []
+        for record in list(self.stores.tenants.values()):
+            with contextlib.suppress(Unreadable):
+                views.append(record.view())
+        windows = cutoffs(views, self.stores.policy, held, now)
+        keys = {r.name: r.keys_in(name) for r in list(self.stores.tenants.values()) if r.phase != "Purged"}
+
+        async def progress(rows: int) -> None:
+            if self.stores.held_tenants() & windows.keys():
+                raise Paused
+
+        return windows, await operations.sweep(conn, spec, keys, windows, progress)
+
     # Purges (driven by the tenant reconciler's PurgeStore actions)
 
     def purges_of(self, tenant: str) -> dict[str, StoreProgress]:
         return {store: progress for (name, store), progress in self._progress.items() if name == tenant}
 
-    def purge(self, tenant: str, action: PurgeStore) -> None:
-        """Start (or keep running) the purge of one store for one tenant; idempotent."""
+    def purge(self, tenant: str, uid: str, action: PurgeStore) -> None:
+        """Start (or keep running) the purge of one store for one tenant object; idempotent."""
         key = (tenant, action.name)
         running = self._tasks.get(key)
         if running is not None and not running.done():
             return
-        self._tasks[key] = asyncio.create_task(self._purge(tenant, action), name=f"purge {tenant} from {action.name}")
+        self._tasks[key] = asyncio.create_task(
+            self._purge(tenant, uid, action), name=f"purge {tenant} from {action.name}"
+        )
 
     def forget(self, tenant: str) -> None:
         for key in [key for key in self._tasks if key[0] == tenant]:
@@ -203,11 +228,13 @@ class DataStores:
         self._progress[(tenant, store)] = progress
         self.touch_tenant(tenant)
 
-    async def _purge(self, tenant: str, action: PurgeStore) -> None:
+    async def _purge(self, tenant: str, uid: str, action: PurgeStore) -> None:
         attempt = 0
         while True:
             try:
-                await self._purge_once(tenant, action)
+                await self._purge_once(tenant, uid, action)
+                return
+            except Gone:
                 return
             except Paused:
                 self._report(tenant, action.name, StoreProgress("Paused", action.rows_deleted, message="legal hold"))
@@ -226,24 +253,23 @@ class DataStores:
                 await asyncio.sleep(delay)
                 action = replace(action, rows_deleted=deleted)
 
-    async def _purge_once(self, tenant: str, action: PurgeStore) -> None:
+    async def _purge_once(self, tenant: str, uid: str, action: PurgeStore) -> None:
         record: DataStoreRecord | None = self.stores.datastores.get(action.name)
         if record is None or record.spec is None:
             raise Unavailable(f"DataStore {action.name} does not exist or is invalid")
         spec = record.spec
         residual = operations.residual_of(spec)
+        await self._still_due(tenant, uid)
         conn = await self.connect(spec)
         try:
             if action.keys is None:
-                tenant_record = self.stores.tenants.get(tenant)
-                if tenant_record is None:
-                    return
-                data_keys = (tenant_record.view().spec.data_keys or {}).get(action.name) or (tenant,)
-                keys = await operations.resolve(conn, spec, tuple(data_keys))
+                keys = await operations.resolve(conn, spec, action.requested or (tenant,))
+                await self._not_shared(conn, spec, tenant, action.name, keys)
                 self._report(
                     tenant, action.name, StoreProgress("Resolved", action.rows_deleted, keys=keys, residual=residual)
                 )
                 return
+            await self._not_shared(conn, spec, tenant, action.name, action.keys)
             deleted = action.rows_deleted
             reported = time.monotonic()
 
@@ -255,6 +281,7 @@ class DataStores:
                     raise Paused
                 if time.monotonic() - reported >= PROGRESS_EVERY:
                     reported = time.monotonic()
+                    await self._still_due(tenant, uid)
                     self._report(tenant, action.name, StoreProgress("Deleting", deleted, residual=residual))
 
             self._report(tenant, action.name, StoreProgress("Deleting", deleted, residual=residual))
@@ -266,6 +293,26 @@ class DataStores:
             )
         finally:
             await conn.close()
+
+    async def _still_due(self, tenant: str, uid: str) -> None:
+        """Stop unless the same tenant object is still Purging and the API server itself knows no hold on it."""
+        record = self.stores.tenants.get(tenant)
+        if record is None or record.uid != uid or record.phase != "Purging":
+            raise Gone
+        if await holds.holding(self.kube, tenant):
+            raise Paused
+
+    async def _not_shared(self, conn: Any, spec: DataStoreSpec, tenant: str, store: str, keys: Keys) -> None:
+        """Refuse to delete rows whose keys another tenant (not yet purged) also claims."""
+        others = {
+            name: record.keys_in(store)
+            for name, record in list(self.stores.tenants.items())
+            if name != tenant and record.phase != "Purged"
+        }
+        shared = await operations.shared(conn, spec, keys, others)
+        if shared:
+            claims = listing(f"{other} ({', '.join(values)})" for other, values in sorted(shared.items()))
+            raise Unavailable(f"keys also claimed by other tenants, nothing deleted; fix spec.dataKeys: {claims}")
 
 
 async def _no_progress(rows: int) -> None:

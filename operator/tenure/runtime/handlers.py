@@ -138,6 +138,7 @@ async def tenant_event(name: str, type: str | None, body: kopf.Body, memo: kopf.
     if type == "DELETED":
         runtime.stores.drop_tenant(name)
         runtime.tenants.forget(name)
+        runtime.datastores.forget(name)
     elif runtime.stores.put_tenant(body):
         runtime.tenants.touch(name)
     if type in ("ADDED", "DELETED"):

@@ -120,9 +120,9 @@ class Reconciler:
 
         record = await self._add_finalizer(record, decision)
         record = await self._write_status(record, decision)
-        await self._act(record, decision)
-        for event in decision.events:
+        for event in decision.events:  # posted once the transition is recorded, even if acting on it fails
             self.events.post(TENANT.kind, name, record.uid, event.reason, event.message, event.warning)
+        await self._act(record, decision)
         self._count(name, decision.status.phase)
         self._progress(name, decision)
         if decision.status.phase == "Purged" and tenant.status.phase != "Purged":
@@ -214,7 +214,7 @@ class Reconciler:
                 metrics.API_WRITES.labels("volume").inc()
                 metrics.PURGE_DELETIONS.labels("volume").inc()
             case PurgeStore():
-                self.datastores.purge(tenant, action)
+                self.datastores.purge(tenant, record.uid, action)
             case RemoveFinalizer():
                 remaining = [f for f in record.finalizers if f != FINALIZER]
                 await self._guard(
