@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import signal
 import statistics
 import sys
 import time
@@ -344,6 +345,7 @@ def main() -> None:
     parser.add_argument("--victim-every", type=int, default=10, help="the purged tenant owns every n-th row")
     parser.add_argument("--litellm-seconds", type=float, default=120.0)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server
     server = Postgres(settings=SETTINGS).start()
     try:
         started = time.perf_counter()

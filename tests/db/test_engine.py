@@ -215,11 +215,19 @@ def test_a_sweep_of_thousands_of_tenants_is_a_few_statements(litellm_db: str) ->
 
 
 def test_a_row_shared_with_a_kept_tenant_is_not_swept(litellm_db: str) -> None:
-    """A row carrying a team of one tenant and the organization of another is past retention only for both."""
+    """A row of one tenant's team inside another tenant's organization is past retention only for both."""
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         acme, initech = create_account(conn, "acme"), create_account(conn, "initech")
         old = NOW - timedelta(days=40)
-        shared_row, own_row = spend_log(conn, acme, old), spend_log(conn, initech, old)
+        kept = [
+            spend_log(conn, acme, old),
+            spend_log(conn, acme, old, with_organization=False),  # names only the team, inside acme's organization
+        ]
+        daily_team_spend(conn, acme, acme.teams[0], old)
+        swept = spend_log(conn, initech, old)
+        conn.execute(  # a held tenant's row dated -infinity: the kept cutoff must still keep it
+            'UPDATE "LiteLLM_SpendLogs" SET "startTime" = \'-infinity\' WHERE request_id = %s', [kept[0]]
+        )
     # "team" claims one of acme's teams (and initech), "org" claims acme's organization and keeps its data.
     keys = {"team": (acme.teams[0], initech.organization), "org": (acme.organization,)}
     cutoffs = {"team": {"usage": NOW - timedelta(days=30)}}
@@ -227,7 +235,9 @@ def test_a_row_shared_with_a_kept_tenant_is_not_swept(litellm_db: str) -> None:
     assert result.deleted == 1
     with psycopg.connect(litellm_db) as conn:
         left = {r for (r,) in conn.execute('SELECT request_id FROM "LiteLLM_SpendLogs"').fetchall()}
-    assert shared_row in left and own_row not in left
+        daily = conn.execute('SELECT count(*) FROM "LiteLLM_DailyTeamSpend" WHERE team_id = %s', [acme.teams[0]])
+        assert daily.fetchone() == (1,)
+    assert set(kept) <= left and swept not in left
 
 
 def test_keys_another_tenant_claims_are_found_both_ways(litellm_db: str) -> None:

@@ -122,8 +122,8 @@ class FakeCluster:
                 fact = self.volumes.get(name)
                 if fact is not None and fact.uid == volume_uid:
                     del self.volumes[name]
-            case PurgeStore(name=name, keys=None):
-                self.store_purges[name] = StoreProgress("Resolved", keys={"key": (self.name,)})
+            case PurgeStore(name=name, keys=None, requested=requested):
+                self.store_purges[name] = StoreProgress("Resolved", keys={"key": requested}, requested=requested)
             case PurgeStore(name=name, keys=keys):
                 assert keys is not None
                 deleted, self.rows = self.rows, 0

@@ -7,7 +7,15 @@ from datetime import timedelta
 import pytest
 
 from tenure.api import Extensions, RetentionPolicySpec
-from tenure.lifecycle import DeleteNamespace, DeleteVolume, NamespaceFact, PurgeStore, VolumeFact
+from tenure.lifecycle import (
+    DeleteNamespace,
+    DeleteVolume,
+    NamespaceFact,
+    PurgeStore,
+    StoreProgress,
+    VolumeFact,
+    decide,
+)
 from tenure.lifecycle.conditions import LISTED, find, listing
 
 from .lifecycle_support import T0, FakeCluster
@@ -284,3 +292,23 @@ def test_long_lists_in_messages_are_cut_and_counted() -> None:
     assert listing(f"ns-{i}" for i in range(3)) == "ns-0, ns-1, ns-2"
     long = listing(f"ns-{i}" for i in range(LISTED + 5))
     assert long.endswith(f"ns-{LISTED - 1}, … and 5 more") and f"ns-{LISTED}," not in long
+
+
+def test_store_keys_follow_the_spec_until_resolved_then_stay() -> None:
+    cluster = FakeCluster()
+    cluster.settle()
+    cluster.edit(state="Closed")
+    cluster.settle()
+    cluster.now = T0 + 30 * DAY
+    cluster.status = decide(cluster.view(), cluster.policy, cluster.world(), cluster.now).status  # not yet acted on
+    cluster.edit(data_keys={"db": ("org-1",)})  # a wrong claim corrected while the purge waits
+    cluster.store_purges["db"] = StoreProgress("Resolved", keys={"key": ("acme",)}, requested=("acme",))
+    decision = cluster.reconcile()  # the stale resolution (of the old keys) is not recorded
+    (store,) = decision.status.purge.stores if decision.status.purge else ()
+    assert store.keys is None and store.requested == ("org-1",)
+    cluster.reconcile()
+    cluster.edit(data_keys={"db": ("org-2",)})  # once resolved, the recorded keys are what gets purged
+    cluster.settle()
+    (store,) = cluster.status.purge.stores if cluster.status.purge else ()
+    assert store.keys == {"key": ("org-1",)} and store.requested == ("org-1",)
+    assert cluster.status.phase == "Purged"

@@ -129,7 +129,9 @@ class StorePurge(Model):
         "or Done (a count proved zero rows remain).",
     )
     requested: tuple[str, ...] = Field(
-        (), description="The tenant's keys for this store (spec.dataKeys, or its name) when the purge began."
+        (),
+        description="The tenant's keys for this store (spec.dataKeys, or its name); they follow the spec until "
+        "resolved, then stay as resolved.",
     )
     keys: dict[str, tuple[str, ...]] | None = Field(
         None, description="Those keys resolved, by kind, recorded before anything was deleted."

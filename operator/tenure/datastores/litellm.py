@@ -129,3 +129,14 @@ async def organizations_of(conn: psycopg.AsyncConnection[Any], teams: tuple[str,
             [list(teams)] * 2,
         )
         return {row[0] for row in await cur.fetchall()}
+
+
+async def teams_of(conn: psycopg.AsyncConnection[Any], organizations: list[str]) -> dict[str, str]:
+    """Team → organization, for the teams of the organizations (live or deleted teams); one query for many."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            'SELECT team_id, organization_id FROM "LiteLLM_TeamTable" WHERE organization_id = ANY(%s) '
+            'UNION SELECT team_id, organization_id FROM "LiteLLM_DeletedTeamTable" WHERE organization_id = ANY(%s)',
+            [organizations] * 2,
+        )
+        return {team: organization for team, organization in await cur.fetchall()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -59,10 +58,6 @@ async def purge(
 class SweepResult:
     deleted: int = 0
     redacted: int = 0
-
-
-KEPT = datetime(1, 1, 1, tzinfo=UTC)
-"""The cutoff of a key whose rows are kept (held, no window for the class): no row is dated before it."""
 
 
 async def sweep(
@@ -116,10 +111,14 @@ async def _owners(
     if spec.postgres.tables:
         owners[KEY] = by_key
     if spec.postgres.preset == "litellm":
+        # A team belongs to whoever claims it and to whoever claims its organization; a key to both of those.
+        teams: dict[str, set[str]] = {key: set(tenants) for key, tenants in by_key.items()}
+        for team, organization in (await litellm.teams_of(conn, list(by_key))).items():
+            teams.setdefault(team, set()).update(by_key[organization])
         owners[litellm.ORGANIZATION] = by_key
-        owners[litellm.TEAM] = by_key
-        tokens = await litellm.tokens_by_owner(conn, list(by_key), list(by_key))
-        claimants = {token: {t for owner in ids for t in by_key.get(owner, ())} for token, ids in tokens.items()}
+        owners[litellm.TEAM] = teams
+        tokens = await litellm.tokens_by_owner(conn, list(teams), list(by_key))
+        claimants = {token: {t for owner in ids for t in teams.get(owner, ())} for token, ids in tokens.items()}
         owners[litellm.TOKEN] = {token: tenants for token, tenants in claimants.items() if tenants}
     return owners
 
@@ -127,7 +126,7 @@ async def _owners(
 def _windows(
     target: Target, owners: Owners, cutoffs: Mapping[str, TenantCutoffs], data_class: ContentClass
 ) -> dict[str, postgres.Cutoffs]:
-    """Per key column of the table: every known key and its cutoff for this class (``KEPT`` when kept).
+    """Per key column of the table: every known key and its cutoff for this class (``postgres.KEPT`` when kept).
 
     A key claimed by several tenants gets the earliest of their cutoffs. When
     no key has a cutoff the pass would change nothing: it is skipped.
@@ -136,9 +135,11 @@ def _windows(
     for column, kind in target.key_columns:
         claimed = owners.get(kind, {})
         if claimed:
-            before = [min(cutoffs.get(t, {}).get(data_class, KEPT) for t in tenants) for tenants in claimed.values()]
+            before = [
+                min(cutoffs.get(t, {}).get(data_class, postgres.KEPT) for t in tenants) for tenants in claimed.values()
+            ]
             windows[column] = postgres.Cutoffs(list(claimed), before)
-    if all(moment == KEPT for window in windows.values() for moment in window.before):
+    if all(moment == postgres.KEPT for window in windows.values() for moment in window.before):
         return {}
     return windows
 

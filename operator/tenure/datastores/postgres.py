@@ -279,6 +279,10 @@ async def purge(conn: psycopg.AsyncConnection[Any], target: Target, keys: Keys, 
     raise RuntimeError(f"rows of the tenant keep appearing in {target.name}; is the tenant still writing?")
 
 
+KEPT = datetime(1, 1, 1, tzinfo=UTC)
+"""The cutoff of a key whose rows are kept (held, no window for the class): a row it applies to is never changed."""
+
+
 @dataclass(frozen=True)
 class Cutoffs:
     """For one key column, rows whose key is ``keys[i]`` are past retention when dated before ``before[i]``."""
@@ -319,9 +323,11 @@ def _sweep_statement(target: Target, sweep_pass: SweepPass, stamp: str) -> tuple
         pending = sql.SQL(" AND ({})").format(
             sql.SQL(" OR ").join(sql.SQL("t.{} IS NOT NULL").format(sql.Identifier(c)) for c in sweep_pass.clear)
         )
+    # A kept key's cutoff (KEPT) wins LEAST, and the row is excluded even when dated -infinity.
     rows = sql.SQL(
-        "SELECT t.ctid FROM {t} t {joins} WHERE t.ctid >= %s::tid AND t.ctid < %s::tid AND t.{ts} < {cutoff}{pending}"
-    ).format(t=_ident(target), joins=joins, ts=ts, cutoff=cutoff, pending=pending)
+        "SELECT t.ctid FROM {t} t {joins} WHERE t.ctid >= %s::tid AND t.ctid < %s::tid "
+        "AND t.{ts} < {cutoff} AND {cutoff} > %s::{stamp}{pending}"
+    ).format(t=_ident(target), joins=joins, ts=ts, cutoff=cutoff, stamp=sql.SQL(stamp), pending=pending)
     if sweep_pass.clear:
         sets = sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in sweep_pass.clear)
         change = sql.SQL("UPDATE {t} SET {sets} WHERE ctid = ANY(ARRAY({rows}))").format(
@@ -364,11 +370,12 @@ async def sweep(
         statements.append((index, statement, arrays))
     if not statements:
         return affected
+    kept = KEPT if with_zone else KEPT.replace(tzinfo=None)
     walk = PageWalk(conn, target, batch)
     while (bounds := await walk.next()) is not None:
         most = 0
         for index, statement, arrays in statements:
-            rows = await _execute(conn, statement, [*arrays, *bounds])
+            rows = await _execute(conn, statement, [*arrays, *bounds, kept])
             affected[index] += rows
             most = max(most, rows)
             await progress(rows)

@@ -69,6 +69,8 @@ class StoreProgress:
     message: str = ""
     keys: Mapping[str, tuple[str, ...]] | None = None
     """The tenant's keys in the store, once resolved: recorded in status before any row is deleted."""
+    requested: tuple[str, ...] = ()
+    """The keys that were resolved."""
     residual: tuple[str, ...] = ()
 
 
@@ -134,7 +136,7 @@ class PurgeStore:
     keys: Mapping[str, tuple[str, ...]] | None
     rows_deleted: int = 0
     requested: tuple[str, ...] = ()
-    """The tenant's keys as recorded when the purge began, to resolve."""
+    """The tenant's keys to resolve (spec.dataKeys, or its name)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,10 +54,7 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
     return PurgeStatus(
         namespaces=namespaces,
         volumes=volumes,
-        stores=tuple(
-            StorePurge(name=name, requested=tuple((tenant.spec.data_keys or {}).get(name) or (tenant.name,)))
-            for name in sorted(world.datastores)
-        ),
+        stores=tuple(StorePurge(name=name, requested=data_keys(tenant, name)) for name in sorted(world.datastores)),
         remaining_namespaces=len(namespaces),
         remaining_volumes=len(volumes),
     )
@@ -78,15 +75,36 @@ class Progress:
         return not self.remaining_namespaces and not self.remaining_volumes and stores_done
 
 
-def stores_step(record: PurgeStatus, world: World) -> tuple[tuple[StorePurge, ...], list[Action], list[str]]:
-    """Each store's recorded progress, the actions that move it on, and what it waits for."""
+def data_keys(tenant: TenantView, store: str) -> tuple[str, ...]:
+    """The tenant's keys in a DataStore: spec.dataKeys, or its name."""
+    return tuple((tenant.spec.data_keys or {}).get(store) or (tenant.name,))
+
+
+def stores_step(
+    tenant: TenantView, record: PurgeStatus, world: World
+) -> tuple[tuple[StorePurge, ...], list[Action], list[str]]:
+    """Each store's recorded progress, the actions that move it on, and what it waits for.
+
+    Until a store's keys are resolved and recorded, the keys to resolve follow
+    spec.dataKeys (so a wrong claim can still be fixed); from then on the
+    recorded keys are what the purge deletes.
+    """
     stores: list[StorePurge] = []
     actions: list[Action] = []
     waiting: list[str] = []
     for store in record.stores:
+        if store.keys is None:
+            store = store.model_copy(update={"requested": data_keys(tenant, store.name)})
         progress = world.store_purges.get(store.name)
         if progress is not None and store.keys is not None and _plain(progress.keys) not in (None, store.keys):
             progress = None  # a report about other keys (an older purge) is not about this one
+        if (
+            progress is not None
+            and store.keys is None
+            and progress.keys is not None
+            and progress.requested != store.requested
+        ):
+            progress = None  # resolved from keys the spec no longer lists: resolve again
         if progress is not None and store.state != "Done":
             store = store.model_copy(
                 update={
@@ -137,7 +155,7 @@ def step(tenant: TenantView, record: PurgeStatus, world: World) -> Progress:
     present = _present_namespaces(record, world)
     namespaces = tuple(fact.name for fact in present)
     volumes = _present_volumes(record, world)
-    stores, store_actions, store_waiting = stores_step(record, world)
+    stores, store_actions, store_waiting = stores_step(tenant, record, world)
     actions: list[Action] = [ReclaimOnDelete(v.name, v.uid) for v in volumes if v.reclaim_policy != "Delete"]
     if actions:
         names = tuple(v.name for v in volumes)

@@ -16,13 +16,13 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from tenure import metrics
-from tenure.api import DATA_STORE, DataStoreSpec, DataStoreStatus
+from tenure.api import DATA_STORE, TENANT, DataStoreSpec, DataStoreStatus
 from tenure.api.datastore import SweepStatus
 from tenure.api.tenant import StoreState
 from tenure.datastores import operations, postgres
@@ -33,7 +33,7 @@ from tenure.lifecycle import PurgeStore, StoreProgress
 from tenure.lifecycle.conditions import condition, listing
 from tenure.lifecycle.retention import Cutoffs, cutoffs
 
-from .store import DataStoreRecord, Stores, Unreadable
+from .store import DataStoreRecord, Stores, TenantRecord, Unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class DataStores:
             with contextlib.suppress(Unreadable):
                 views.append(record.view())
         windows = cutoffs(views, self.stores.policy, held, now)
-        keys = {r.name: r.keys_in(name) for r in list(self.stores.tenants.values()) if r.phase != "Purged"}
+        keys = claims(await self._tenants(), name)
 
         async def progress(rows: int) -> None:
             if self.stores.held_tenants() & windows.keys():
@@ -224,9 +224,15 @@ class DataStores:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    def _report(self, tenant: str, store: str, progress: StoreProgress) -> None:
+    def _report(self, tenant: str, store: str, progress: StoreProgress, touch: bool = True) -> None:
+        """Keep a purge's progress; ``touch`` wakes the tenant so its next pass writes it to status."""
         self._progress[(tenant, store)] = progress
-        self.touch_tenant(tenant)
+        if touch:
+            self.touch_tenant(tenant)
+
+    def _deleted(self, tenant: str, action: PurgeStore) -> int:
+        previous = self._progress.get((tenant, action.name))
+        return max(previous.rows_deleted if previous else 0, action.rows_deleted)
 
     async def _purge(self, tenant: str, uid: str, action: PurgeStore) -> None:
         attempt = 0
@@ -237,7 +243,8 @@ class DataStores:
             except Gone:
                 return
             except Paused:
-                self._report(tenant, action.name, StoreProgress("Paused", action.rows_deleted, message="legal hold"))
+                paused = StoreProgress("Paused", self._deleted(tenant, action), message="legal hold")
+                self._report(tenant, action.name, paused)
                 return
             except asyncio.CancelledError:
                 raise
@@ -247,8 +254,7 @@ class DataStores:
                 attempt += 1
                 logger.warning("purge of tenant %s from %s: %s; retrying in %.0fs", tenant, action.name, message, delay)
                 self.recheck(action.name)
-                previous = self._progress.get((tenant, action.name))
-                deleted = previous.rows_deleted if previous else action.rows_deleted
+                deleted = self._deleted(tenant, action)
                 self._report(tenant, action.name, StoreProgress("Waiting", deleted, message=f"{message}; retrying"))
                 await asyncio.sleep(delay)
                 action = replace(action, rows_deleted=deleted)
@@ -260,16 +266,18 @@ class DataStores:
         spec = record.spec
         residual = operations.residual_of(spec)
         await self._still_due(tenant, uid)
+        others = claims(await self._tenants(), action.name, but=tenant)
         conn = await self.connect(spec)
         try:
             if action.keys is None:
-                keys = await operations.resolve(conn, spec, action.requested or (tenant,))
-                await self._not_shared(conn, spec, tenant, action.name, keys)
-                self._report(
-                    tenant, action.name, StoreProgress("Resolved", action.rows_deleted, keys=keys, residual=residual)
+                keys = await operations.resolve(conn, spec, action.requested)
+                await _not_shared(conn, spec, keys, others)
+                resolved = StoreProgress(
+                    "Resolved", action.rows_deleted, keys=keys, requested=action.requested, residual=residual
                 )
+                self._report(tenant, action.name, resolved)
                 return
-            await self._not_shared(conn, spec, tenant, action.name, action.keys)
+            await _not_shared(conn, spec, action.keys, others)
             deleted = action.rows_deleted
             reported = time.monotonic()
 
@@ -277,12 +285,17 @@ class DataStores:
                 nonlocal deleted, reported
                 deleted += rows
                 metrics.PURGE_ROWS.labels(action.name).inc(rows)
+                due = time.monotonic() - reported >= PROGRESS_EVERY
+                self._report(tenant, action.name, StoreProgress("Deleting", deleted, residual=residual), touch=due)
                 if self.stores.holds_of(tenant):
                     raise Paused
-                if time.monotonic() - reported >= PROGRESS_EVERY:
+                if due:
                     reported = time.monotonic()
                     await self._still_due(tenant, uid)
-                    self._report(tenant, action.name, StoreProgress("Deleting", deleted, residual=residual))
+                    # Claims made since the purge began, as far as the watch has seen them.
+                    await _not_shared(
+                        conn, spec, action.keys or {}, claims(self.stores.tenants.values(), action.name, but=tenant)
+                    )
 
             self._report(tenant, action.name, StoreProgress("Deleting", deleted, residual=residual))
             _, remaining = await operations.purge(conn, spec, action.keys, batch_done)
@@ -302,17 +315,25 @@ class DataStores:
         if await holds.holding(self.kube, tenant):
             raise Paused
 
-    async def _not_shared(self, conn: Any, spec: DataStoreSpec, tenant: str, store: str, keys: Keys) -> None:
-        """Refuse to delete rows whose keys another tenant (not yet purged) also claims."""
-        others = {
-            name: record.keys_in(store)
-            for name, record in list(self.stores.tenants.items())
-            if name != tenant and record.phase != "Purged"
-        }
-        shared = await operations.shared(conn, spec, keys, others)
-        if shared:
-            claims = listing(f"{other} ({', '.join(values)})" for other, values in sorted(shared.items()))
-            raise Unavailable(f"keys also claimed by other tenants, nothing deleted; fix spec.dataKeys: {claims}")
+    async def _tenants(self) -> list[TenantRecord]:
+        """Every Tenant, read from the API server now: after a start the watch may not have delivered them all."""
+        return [TenantRecord.from_body(body) for body in await self.kube.list_custom(TENANT.plural)]
+
+
+def claims(tenants: Iterable[TenantRecord], store: str, but: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Each tenant's keys in the store, for every tenant not yet purged (but one)."""
+    return {t.name: t.keys_in(store) for t in list(tenants) if t.phase != "Purged" and t.name != but}
+
+
+async def _not_shared(conn: Any, spec: DataStoreSpec, keys: Keys, others: Mapping[str, tuple[str, ...]]) -> None:
+    """Refuse to delete rows whose keys another tenant also claims."""
+    shared = await operations.shared(conn, spec, keys, others)
+    if shared:
+        named = listing(f"{other} ({', '.join(values)})" for other, values in sorted(shared.items()))
+        raise Unavailable(
+            f"nothing deleted: other tenants claim the same rows: {named}; correct spec.dataKeys (this tenant's "
+            "counts until its keys are resolved)"
+        )
 
 
 async def _no_progress(rows: int) -> None:
