@@ -6,7 +6,8 @@ A purge of one store is a background task per (tenant, store): it resolves
 the tenant's keys (which the tenant's status records before anything is
 deleted), then deletes in batches, reporting progress that the tenant's next
 pass writes to status at a modest rate. A database outage makes it wait and
-retry with backoff; a legal hold stops it at the next batch.
+retry with backoff; a legal hold stops it at the next batch; keys another
+tenant also claims stop it before anything is deleted.
 """
 
 from __future__ import annotations
@@ -334,7 +335,3 @@ async def _not_shared(conn: Any, spec: DataStoreSpec, keys: Keys, others: Mappin
             f"nothing deleted: other tenants claim the same rows: {named}; correct spec.dataKeys (this tenant's "
             "counts until its keys are resolved)"
         )
-
-
-async def _no_progress(rows: int) -> None:
-    pass
