@@ -210,6 +210,9 @@ class DataStores:
         running = self._tasks.get(key)
         if running is not None and not running.done():
             return
+        finished = self._progress.get(key)
+        if finished is not None and finished.state == "Done" and action.keys is not None:
+            return  # proven empty; the tenant's next pass records it (a pass that started earlier asks again)
         self._tasks[key] = asyncio.create_task(
             self._purge(tenant, uid, action), name=f"purge {tenant} from {action.name}"
         )
