@@ -299,3 +299,27 @@ def test_keys_another_tenant_claims_are_not_purged_until_the_claim_is_fixed(
     kubectl.patch("tenant", keeping, {"spec": {"dataKeys": {store: [acme.teams[1]]}}})
     phase_of(kubectl, closing, "Purged", timeout=120)
     assert logs_of(acme.teams[0]) == 0 and logs_of(acme.teams[1]) == 1
+
+
+def test_a_purging_tenant_can_correct_its_own_wrong_claim_before_keys_are_resolved(
+    kubectl: Kubectl, objects: Objects, secret: str, litellm_db: str, unique: str
+) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme, initech = create_account(conn, "acme"), create_account(conn, "initech")
+        for account in (acme, initech):
+            spend_log(conn, account, datetime.now(UTC))
+    store, closing, keeping = f"ds-{unique}", f"initech-{unique}", f"acme-{unique}"
+    datastore(objects, store, secret)
+    ready(kubectl, store)
+    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "2s"})
+    objects.create("Tenant", keeping, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
+    objects.create("Tenant", closing, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
+    acme_rows = rows(litellm_db, acme)
+
+    kubectl.patch("tenant", closing, {"spec": {"state": "Closed"}})
+    waiting = store_state(kubectl, closing, "Waiting")
+    assert keeping in waiting["message"] and waiting["requested"] == [acme.organization]
+    kubectl.patch("tenant", closing, {"spec": {"dataKeys": {store: [initech.organization]}}})  # the right account
+    purged = phase_of(kubectl, closing, "Purged", timeout=120)
+    assert purged["status"]["purge"]["stores"][0]["requested"] == [initech.organization]
+    assert rows(litellm_db, initech) == 0 and rows(litellm_db, acme) == acme_rows

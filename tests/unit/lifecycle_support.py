@@ -121,7 +121,7 @@ class FakeCluster:
             case DeleteVolume(name=name, uid=volume_uid):
                 fact = self.volumes.get(name)
                 if fact is not None and fact.uid == volume_uid:
-                    del self.volumes[name]
+                    self.volumes[name] = replace(fact, terminating=True)  # pv-protection holds it a moment
             case PurgeStore(name=name, keys=None, requested=requested):
                 self.store_purges[name] = StoreProgress("Resolved", keys={"key": requested}, requested=requested)
             case PurgeStore(name=name, keys=keys):
@@ -136,12 +136,14 @@ class FakeCluster:
                     self.gone = True
 
     def controllers(self) -> None:
-        """What kube-controller-manager does: finish namespace deletion, release volumes."""
+        """What kube-controller-manager does: finish namespace and volume deletion, release volumes."""
         for name, fact in list(self.namespaces.items()):
             if fact.terminating:
                 del self.namespaces[name]
         for name, volume in list(self.volumes.items()):
-            if volume.claim_namespace is not None and volume.claim_namespace not in self.namespaces:
+            if volume.terminating:
+                del self.volumes[name]
+            elif volume.claim_namespace is not None and volume.claim_namespace not in self.namespaces:
                 if volume.reclaim_policy == "Delete" and volume.provisioner is not None:
                     del self.volumes[name]
                 elif volume.phase == "Bound":

@@ -312,3 +312,21 @@ def test_store_keys_follow_the_spec_until_resolved_then_stay() -> None:
     (store,) = cluster.status.purge.stores if cluster.status.purge else ()
     assert store.keys == {"key": ("org-1",)} and store.requested == ("org-1",)
     assert cluster.status.phase == "Purged"
+
+
+def test_a_terminating_volume_is_not_deleted_again() -> None:
+    cluster = FakeCluster()
+    cluster.volumes["pv-1"] = VolumeFact("pv-1", "u-pv", "acme-a", "Retain", "Bound", provisioner=None)
+    cluster.settle()
+    cluster.edit(state="Closed")
+    cluster.settle()
+    cluster.now = T0 + 31 * DAY
+    for _ in range(6):  # until the volume is deleted, and held by its finalizer
+        cluster.reconcile()
+        if cluster.volumes["pv-1"].terminating:
+            break
+        cluster.controllers()
+    assert cluster.volumes["pv-1"].terminating
+    assert not [a for a in cluster.reconcile().actions if isinstance(a, DeleteVolume)]
+    cluster.settle()
+    assert cluster.status.phase == "Purged"

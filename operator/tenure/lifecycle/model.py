@@ -57,6 +57,8 @@ class VolumeFact:
     provisioner: str | None
     """Who provisioned it (pv.kubernetes.io/provisioned-by); None for a statically created volume."""
     source: str = ""
+    terminating: bool = False
+    """Deleted, and waiting for its finalizers (pv-protection, the provisioner's)."""
 
 
 @dataclass(frozen=True, slots=True)

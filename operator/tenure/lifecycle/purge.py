@@ -98,13 +98,8 @@ def stores_step(
         progress = world.store_purges.get(store.name)
         if progress is not None and store.keys is not None and _plain(progress.keys) not in (None, store.keys):
             progress = None  # a report about other keys (an older purge) is not about this one
-        if (
-            progress is not None
-            and store.keys is None
-            and progress.keys is not None
-            and progress.requested != store.requested
-        ):
-            progress = None  # resolved from keys the spec no longer lists: resolve again
+        if progress is not None and store.keys is None and progress.requested != store.requested:
+            progress = None  # about keys the spec no longer lists: they are resolved again
         if progress is not None and store.state != "Done":
             store = store.model_copy(
                 update={
@@ -165,7 +160,8 @@ def step(tenant: TenantView, record: PurgeStatus, world: World) -> Progress:
         if fact.owner == tenant.name and not fact.terminating and not is_protected(fact.name, world):
             actions.append(DeleteNamespace(fact.name, fact.uid))
     for volume in volumes:
-        if _claim_gone(volume, namespaces) and (volume.provisioner is None or volume.phase == "Failed"):
+        leftover = volume.provisioner is None or volume.phase == "Failed"
+        if _claim_gone(volume, namespaces) and leftover and not volume.terminating:
             actions.append(DeleteVolume(volume.name, volume.uid))
 
     waiting = []

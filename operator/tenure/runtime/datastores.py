@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,22 @@ class Gone(Exception):
     """The tenant object this purge was for is gone, replaced or no longer Purging."""
 
 
+@dataclass
+class Job:
+    """The purge of one store for one Tenant object (its uid)."""
+
+    tenant: str
+    uid: str
+    action: PurgeStore
+    """The latest the tenant's passes asked for: each attempt starts from it."""
+    progress: StoreProgress | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def deleted(self) -> int:
+        return max(self.progress.rows_deleted if self.progress else 0, self.action.rows_deleted)
+
+
 class DataStores:
     def __init__(self, kube: Kube, stores: Stores) -> None:
         self.kube = kube
@@ -68,8 +84,8 @@ class DataStores:
         """Wakes a DataStore so its Ready condition is checked again (after a purge met an outage)."""
         self.swept: set[str] = set()
         """Stores swept since this operator started (the first sweep runs soon after start)."""
-        self._progress: dict[tuple[str, str], StoreProgress] = {}
-        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._jobs: dict[tuple[str, str], Job] = {}
+        """By (tenant, store)."""
 
     # Connections
 
@@ -201,54 +217,57 @@ class DataStores:
 
     # Purges (driven by the tenant reconciler's PurgeStore actions)
 
-    def purges_of(self, tenant: str) -> dict[str, StoreProgress]:
-        return {store: progress for (name, store), progress in self._progress.items() if name == tenant}
+    def purges_of(self, tenant: str, uid: str) -> dict[str, StoreProgress]:
+        return {
+            store: job.progress
+            for (name, store), job in self._jobs.items()
+            if name == tenant and job.uid == uid and job.progress is not None
+        }
 
     def purge(self, tenant: str, uid: str, action: PurgeStore) -> None:
         """Start (or keep running) the purge of one store for one tenant object; idempotent."""
         key = (tenant, action.name)
-        running = self._tasks.get(key)
-        if running is not None and not running.done():
+        job = self._jobs.get(key)
+        if job is None or job.uid != uid:
+            if job is not None and job.task is not None:
+                job.task.cancel()  # an earlier object of the same name
+            job = self._jobs[key] = Job(tenant, uid, action)
+        job.action = action
+        if job.task is not None and not job.task.done():
             return
-        finished = self._progress.get(key)
-        if finished is not None and finished.state == "Done" and action.keys is not None:
+        if job.progress is not None and job.progress.state == "Done" and action.keys is not None:
             return  # proven empty; the tenant's next pass records it (a pass that started earlier asks again)
-        self._tasks[key] = asyncio.create_task(
-            self._purge(tenant, uid, action), name=f"purge {tenant} from {action.name}"
-        )
+        job.task = asyncio.create_task(self._purge(job), name=f"purge {tenant} from {action.name}")
 
     def forget(self, tenant: str) -> None:
-        for key in [key for key in self._tasks if key[0] == tenant]:
-            self._tasks.pop(key).cancel()
-        for key in [key for key in self._progress if key[0] == tenant]:
-            del self._progress[key]
+        for key in [key for key in self._jobs if key[0] == tenant]:
+            task = self._jobs.pop(key).task
+            if task is not None:
+                task.cancel()
 
     async def stop(self) -> None:
-        for task in self._tasks.values():
+        tasks = [job.task for job in self._jobs.values() if job.task is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _report(self, tenant: str, store: str, progress: StoreProgress, touch: bool = True) -> None:
+    def _report(self, job: Job, action: PurgeStore, progress: StoreProgress, touch: bool = True) -> None:
         """Keep a purge's progress; ``touch`` wakes the tenant so its next pass writes it to status."""
-        self._progress[(tenant, store)] = progress
+        job.progress = replace(progress, requested=action.requested)
         if touch:
-            self.touch_tenant(tenant)
+            self.touch_tenant(job.tenant)
 
-    def _deleted(self, tenant: str, action: PurgeStore) -> int:
-        previous = self._progress.get((tenant, action.name))
-        return max(previous.rows_deleted if previous else 0, action.rows_deleted)
-
-    async def _purge(self, tenant: str, uid: str, action: PurgeStore) -> None:
+    async def _purge(self, job: Job) -> None:
         attempt = 0
         while True:
+            action = replace(job.action, rows_deleted=job.deleted)  # the latest ask: spec.dataKeys may have changed
             try:
-                await self._purge_once(tenant, uid, action)
+                await self._purge_once(job, action)
                 return
             except Gone:
                 return
             except Paused:
-                paused = StoreProgress("Paused", self._deleted(tenant, action), message="legal hold")
-                self._report(tenant, action.name, paused)
+                self._report(job, action, StoreProgress("Paused", job.deleted, message="legal hold"))
                 return
             except asyncio.CancelledError:
                 raise
@@ -256,14 +275,15 @@ class DataStores:
                 message = str(error) if isinstance(error, Unavailable) else postgres.describe_error(error)
                 delay = RETRY[min(attempt, len(RETRY) - 1)]
                 attempt += 1
-                logger.warning("purge of tenant %s from %s: %s; retrying in %.0fs", tenant, action.name, message, delay)
+                logger.warning(
+                    "purge of tenant %s from %s: %s; retrying in %.0fs", job.tenant, action.name, message, delay
+                )
                 self.recheck(action.name)
-                deleted = self._deleted(tenant, action)
-                self._report(tenant, action.name, StoreProgress("Waiting", deleted, message=f"{message}; retrying"))
+                self._report(job, action, StoreProgress("Waiting", job.deleted, message=f"{message}; retrying"))
                 await asyncio.sleep(delay)
-                action = replace(action, rows_deleted=deleted)
 
-    async def _purge_once(self, tenant: str, uid: str, action: PurgeStore) -> None:
+    async def _purge_once(self, job: Job, action: PurgeStore) -> None:
+        tenant, uid = job.tenant, job.uid
         record: DataStoreRecord | None = self.stores.datastores.get(action.name)
         if record is None or record.spec is None:
             raise Unavailable(f"DataStore {action.name} does not exist or is invalid")
@@ -275,13 +295,12 @@ class DataStores:
         try:
             if action.keys is None:
                 keys = await operations.resolve(conn, spec, action.requested)
-                await _not_shared(conn, spec, keys, others)
-                resolved = StoreProgress(
-                    "Resolved", action.rows_deleted, keys=keys, requested=action.requested, residual=residual
-                )
-                self._report(tenant, action.name, resolved)
+                if shared := await shared_with(conn, spec, keys, others):
+                    raise Unavailable(f"nothing deleted: other tenants claim the same rows: {shared}")
+                self._report(job, action, StoreProgress("Resolved", action.rows_deleted, keys=keys, residual=residual))
                 return
-            await _not_shared(conn, spec, action.keys, others)
+            if shared := await shared_with(conn, spec, action.keys, others):
+                raise Unavailable(f"nothing deleted in this attempt: other tenants claim the same rows: {shared}")
             deleted = action.rows_deleted
             reported = time.monotonic()
 
@@ -290,21 +309,23 @@ class DataStores:
                 deleted += rows
                 metrics.PURGE_ROWS.labels(action.name).inc(rows)
                 due = time.monotonic() - reported >= PROGRESS_EVERY
-                self._report(tenant, action.name, StoreProgress("Deleting", deleted, residual=residual), touch=due)
+                self._report(job, action, StoreProgress("Deleting", deleted, residual=residual), touch=due)
                 if self.stores.holds_of(tenant):
                     raise Paused
                 if due:
                     reported = time.monotonic()
                     await self._still_due(tenant, uid)
                     # Claims made since the purge began, as far as the watch has seen them.
-                    await _not_shared(
-                        conn, spec, action.keys or {}, claims(self.stores.tenants.values(), action.name, but=tenant)
-                    )
+                    current = claims(self.stores.tenants.values(), action.name, but=tenant)
+                    if shared := await shared_with(conn, spec, action.keys or {}, current):
+                        raise Unavailable(
+                            f"stopped after {deleted} rows: other tenants now claim the same rows: {shared}"
+                        )
 
-            self._report(tenant, action.name, StoreProgress("Deleting", deleted, residual=residual))
+            self._report(job, action, StoreProgress("Deleting", deleted, residual=residual))
             _, remaining = await operations.purge(conn, spec, action.keys, batch_done)
             state: StoreState = "Done" if remaining == 0 else "Deleting"
-            self._report(tenant, action.name, StoreProgress(state, deleted, remaining, residual=residual))
+            self._report(job, action, StoreProgress(state, deleted, remaining, residual=residual))
             logger.info(
                 "purged tenant %s from DataStore %s: %d rows, %d remain", tenant, action.name, deleted, remaining
             )
@@ -321,7 +342,11 @@ class DataStores:
 
     async def _tenants(self) -> list[TenantRecord]:
         """Every Tenant, read from the API server now: after a start the watch may not have delivered them all."""
-        return [TenantRecord.from_body(body) for body in await self.kube.list_custom(TENANT.plural)]
+        try:
+            bodies = await self.kube.list_custom(TENANT.plural)
+        except Exception as error:
+            raise Unavailable(f"cannot list Tenants ({status_of(error) or type(error).__name__})") from error
+        return [TenantRecord.from_body(body) for body in bodies]
 
 
 def claims(tenants: Iterable[TenantRecord], store: str, but: str | None = None) -> dict[str, tuple[str, ...]]:
@@ -329,12 +354,8 @@ def claims(tenants: Iterable[TenantRecord], store: str, but: str | None = None) 
     return {t.name: t.keys_in(store) for t in list(tenants) if t.phase != "Purged" and t.name != but}
 
 
-async def _not_shared(conn: Any, spec: DataStoreSpec, keys: Keys, others: Mapping[str, tuple[str, ...]]) -> None:
-    """Refuse to delete rows whose keys another tenant also claims."""
+async def shared_with(conn: Any, spec: DataStoreSpec, keys: Keys, others: Mapping[str, tuple[str, ...]]) -> str:
+    """Other tenants claiming rows these keys cover, and the shared keys, for a message; empty when none."""
     shared = await operations.shared(conn, spec, keys, others)
-    if shared:
-        named = listing(f"{other} ({', '.join(values)})" for other, values in sorted(shared.items()))
-        raise Unavailable(
-            f"nothing deleted: other tenants claim the same rows: {named}; correct spec.dataKeys (this tenant's "
-            "counts until its keys are resolved)"
-        )
+    named = listing(f"{other} ({', '.join(values)})" for other, values in sorted(shared.items()))
+    return f"{named}; correct spec.dataKeys (this tenant's counts until its keys are resolved)" if shared else ""

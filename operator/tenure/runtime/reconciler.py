@@ -109,7 +109,7 @@ class Reconciler:
             logger.error("tenant %s is unreadable and left untouched: %s", name, error)
             return None
         policy = self.stores.policy(tenant.spec.retention_policy)
-        world = self.stores.world(tenant, self.protected, self.datastores.purges_of(name))
+        world = self.stores.world(tenant, self.protected, self.datastores.purges_of(name, record.uid))
         decision = decide(tenant, policy, world, self.clock())
         if (
             decision.status.phase == "Purged"

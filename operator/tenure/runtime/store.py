@@ -193,6 +193,7 @@ def volume_fact(body: Body) -> VolumeFact:
         phase=(body.get("status") or {}).get("phase", "Pending"),
         provisioner=(meta.get("annotations") or {}).get("pv.kubernetes.io/provisioned-by"),
         source=source,
+        terminating=meta.get("deletionTimestamp") is not None,
     )
 
 
