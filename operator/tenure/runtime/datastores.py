@@ -34,7 +34,7 @@ from tenure.lifecycle import PurgeStore, StoreProgress
 from tenure.lifecycle.conditions import condition, listing
 from tenure.lifecycle.retention import Cutoffs, cutoffs
 
-from .store import DataStoreRecord, Stores, TenantRecord, Unreadable
+from .store import Claim, DataStoreRecord, Stores, Unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,9 @@ RETRY = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 PROGRESS_EVERY = 5.0
 """Seconds between progress reports of a running purge (status is not written per batch)."""
 NOT_READY_RETRY = 30.0
+LISTING_SHARED = 5.0
+"""Seconds a listing of every Tenant's claim is shared by purges and sweeps starting meanwhile (the watch adds
+what is newer)."""
 READY_CHECK = 300.0
 """A Ready store is checked again at least this often, so an outage shows even when nothing runs."""
 
@@ -86,6 +89,8 @@ class DataStores:
         """Stores swept since this operator started (the first sweep runs soon after start)."""
         self._jobs: dict[tuple[str, str], Job] = {}
         """By (tenant, store)."""
+        self._listing: asyncio.Future[list[Claim]] | None = None
+        self._listed_at = 0.0
 
     # Connections
 
@@ -207,7 +212,7 @@ class DataStores:
             with contextlib.suppress(Unreadable):
                 views.append(record.view())
         windows = cutoffs(views, self.stores.policy, held, now)
-        keys = claims(await self._tenants(), name)
+        keys = claims(await self._claims(), name)
 
         async def progress(rows: int) -> None:
             if self.stores.held_tenants() & windows.keys():
@@ -246,6 +251,8 @@ class DataStores:
                 task.cancel()
 
     async def stop(self) -> None:
+        if self._listing is not None:
+            self._listing.cancel()
         tasks = [job.task for job in self._jobs.values() if job.task is not None]
         for task in tasks:
             task.cancel()
@@ -290,7 +297,7 @@ class DataStores:
         spec = record.spec
         residual = operations.residual_of(spec)
         await self._still_due(tenant, uid)
-        others = claims(await self._tenants(), action.name, but=tenant)
+        others = claims(await self._claims(), action.name, but=tenant)
         conn = await self.connect(spec)
         try:
             if action.keys is None:
@@ -316,7 +323,7 @@ class DataStores:
                     reported = time.monotonic()
                     await self._still_due(tenant, uid)
                     # Claims made since the purge began, as far as the watch has seen them.
-                    current = claims(self.stores.tenants.values(), action.name, but=tenant)
+                    current = claims((r.claim for r in self.stores.tenants.values()), action.name, but=tenant)
                     if shared := await shared_with(conn, spec, action.keys or {}, current):
                         raise Unavailable(
                             f"stopped after {deleted} rows: other tenants now claim the same rows: {shared}"
@@ -335,23 +342,42 @@ class DataStores:
     async def _still_due(self, tenant: str, uid: str) -> None:
         """Stop unless the same tenant object is still Purging and the API server itself knows no hold on it."""
         record = self.stores.tenants.get(tenant)
-        if record is None or record.uid != uid or record.phase != "Purging":
+        if record is None or record.uid != uid or record.claim.phase != "Purging":
             raise Gone
         if await holds.holding(self.kube, tenant):
             raise Paused
 
-    async def _tenants(self) -> list[TenantRecord]:
-        """Every Tenant, read from the API server now: after a start the watch may not have delivered them all."""
+    async def _claims(self) -> list[Claim]:
+        """Every Tenant's claim: the watch's, over a listing from the API server.
+
+        The listing covers the start, when the watch may not have delivered every tenant yet; the watch covers
+        tenants created since the listing. Listings started within ``LISTING_SHARED`` seconds are shared, so a
+        thousand purges starting together list the tenants once, not a thousand times.
+        """
+        if self._listing is None or time.monotonic() - self._listed_at > LISTING_SHARED:
+            self._listed_at = time.monotonic()
+            self._listing = asyncio.ensure_future(self._list_claims())
+        listing = self._listing
+        try:
+            listed = {claim.name: claim for claim in await asyncio.shield(listing)}
+        except Exception:
+            if self._listing is listing:
+                self._listing = None  # a failed listing is not shared
+            raise
+        listed.update((name, record.claim) for name, record in list(self.stores.tenants.items()))
+        return list(listed.values())
+
+    async def _list_claims(self) -> list[Claim]:
         try:
             bodies = await self.kube.list_custom(TENANT.plural)
         except Exception as error:
             raise Unavailable(f"cannot list Tenants ({status_of(error) or type(error).__name__})") from error
-        return [TenantRecord.from_body(body) for body in bodies]
+        return [Claim.from_body(body) for body in bodies]
 
 
-def claims(tenants: Iterable[TenantRecord], store: str, but: str | None = None) -> dict[str, tuple[str, ...]]:
+def claims(tenants: Iterable[Claim], store: str, but: str | None = None) -> dict[str, tuple[str, ...]]:
     """Each tenant's keys in the store, for every tenant not yet purged (but one)."""
-    return {t.name: t.keys_in(store) for t in list(tenants) if t.phase != "Purged" and t.name != but}
+    return {c.name: c.keys_in(store) for c in list(tenants) if c.phase != "Purged" and c.name != but}
 
 
 async def shared_with(conn: Any, spec: DataStoreSpec, keys: Keys, others: Mapping[str, tuple[str, ...]]) -> str:

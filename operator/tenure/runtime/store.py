@@ -42,6 +42,32 @@ class _Stored(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """The keys a tenant claims in DataStores, and its phase (a Purged tenant claims nothing any more)."""
+
+    name: str
+    phase: str
+    data_keys: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def from_body(cls, body: Body) -> Claim:
+        spec = body.get("spec") or {}
+        return cls(
+            name=body["metadata"]["name"],
+            phase=str((body.get("status") or {}).get("phase", "")),
+            data_keys={
+                store: tuple(map(str, keys))
+                for store, keys in (spec.get("dataKeys") or {}).items()
+                if isinstance(keys, list) and keys
+            },
+        )
+
+    def keys_in(self, store: str) -> tuple[str, ...]:
+        """The tenant's keys in a DataStore: spec.dataKeys, or its name."""
+        return self.data_keys.get(store) or (self.name,)
+
+
+@dataclass(frozen=True, slots=True)
 class TenantRecord:
     """A Tenant as last seen: identity and preconditions for writes, spec and status as compact JSON."""
 
@@ -54,8 +80,7 @@ class TenantRecord:
     policy: str
     namespaces: tuple[str, ...]
     """Listed in spec, or recorded for the purge: the namespaces whose events concern this tenant."""
-    phase: str
-    data_keys: Mapping[str, tuple[str, ...]]
+    claim: Claim
     payload: bytes
 
     @classmethod
@@ -73,18 +98,9 @@ class TenantRecord:
             finalizers=tuple(meta.get("finalizers") or ()),
             policy=spec.get("retentionPolicy", "default"),
             namespaces=tuple(dict.fromkeys([*spec.get("namespaces", []), *recorded])),
-            phase=str(status.get("phase", "")),
-            data_keys={
-                store: tuple(map(str, keys))
-                for store, keys in (spec.get("dataKeys") or {}).items()
-                if isinstance(keys, list) and keys
-            },
+            claim=Claim.from_body(body),
             payload=json.dumps({"spec": spec, "status": status}, separators=(",", ":")).encode(),
         )
-
-    def keys_in(self, store: str) -> tuple[str, ...]:
-        """The tenant's keys in a DataStore: spec.dataKeys, or its name."""
-        return self.data_keys.get(store) or (self.name,)
 
     def raw_status(self) -> dict[str, Any]:
         status: dict[str, Any] = json.loads(self.payload)["status"]

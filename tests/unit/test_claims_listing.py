@@ -1,0 +1,64 @@
+"""Purges starting together share one listing of the tenants' claims (a stub stands in for the API server)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tenure.runtime.datastores import DataStores, Unavailable
+from tenure.runtime.store import Stores
+
+
+class CountingKube:
+    def __init__(self, fail: bool = False) -> None:
+        self.lists = 0
+        self.fail = fail
+
+    async def list_custom(self, plural: str) -> list[dict[str, Any]]:
+        self.lists += 1
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise OSError("connection refused")
+        return [{"metadata": {"name": "acme"}, "spec": {"dataKeys": {"db": ["org-1"]}}, "status": {"phase": "Active"}}]
+
+
+def test_concurrent_purges_share_one_listing() -> None:
+    kube = CountingKube()
+    stores = DataStores(kube, Stores())  # type: ignore[arg-type]
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(stores._claims() for _ in range(100)))
+
+    results = asyncio.run(main())
+    assert kube.lists == 1
+    assert all(result[0].keys_in("db") == ("org-1",) for result in results)
+
+
+def test_a_failed_listing_is_not_shared() -> None:
+    kube = CountingKube(fail=True)
+    stores = DataStores(kube, Stores())  # type: ignore[arg-type]
+
+    async def main() -> None:
+        for _ in range(2):
+            with pytest.raises(Unavailable, match="cannot list Tenants"):
+                await stores._claims()
+
+    asyncio.run(main())
+    assert kube.lists == 2
+
+
+def test_tenants_the_watch_saw_after_the_listing_are_claimants_too() -> None:
+    kube = CountingKube()
+    stores = Stores()
+    datastores = DataStores(kube, stores)  # type: ignore[arg-type]
+
+    async def main() -> tuple[set[str], set[str]]:
+        before = {claim.name for claim in await datastores._claims()}
+        stores.put_tenant({"metadata": {"name": "globex", "resourceVersion": "2"}, "spec": {}, "status": {}})
+        return before, {claim.name for claim in await datastores._claims()}
+
+    before, after = asyncio.run(main())
+    assert kube.lists == 1  # the second call shares the first listing
+    assert before == {"acme"} and after == {"acme", "globex"}
