@@ -44,6 +44,20 @@ def datastore(objects: Objects, name: str, secret: str, **postgres: Any) -> None
     objects.create("DataStore", name, {"postgres": spec, "sweepInterval": "1h"})
 
 
+def purging_store(kubectl: Kubectl, objects: Objects, secret: str, unique: str, **postgres: Any) -> str:
+    """A Ready DataStore ds-<unique>, and the policy p-<unique> that purges a tenant 2 s after closure."""
+    store = f"ds-{unique}"
+    datastore(objects, store, secret, **postgres)
+    ready(kubectl, store)
+    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "2s"})
+    return store
+
+
+def claiming(objects: Objects, tenant: str, unique: str, store: str, *keys: str) -> None:
+    """A Tenant under policy p-<unique> whose keys in the store are ``keys``."""
+    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: list(keys)}})
+
+
 def ready(kubectl: Kubectl, name: str, wanted: str = "True") -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         found = condition(kubectl.get("datastore", name), "Ready")
@@ -161,11 +175,9 @@ def test_closed_tenant_rows_are_purged_with_keys_recorded_first(
         for account in (acme, globex):
             for day in range(20):
                 spend_log(conn, account, datetime.now(UTC) - timedelta(days=day))
-    store, tenant = f"ds-{unique}", f"t-{unique}"
-    datastore(objects, store, secret, batchSize=7)
-    ready(kubectl, store)
-    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "2s"})
-    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
+    tenant = f"t-{unique}"
+    store = purging_store(kubectl, objects, secret, unique, batchSize=7)
+    claiming(objects, tenant, unique, store, acme.organization)
     phase_of(kubectl, tenant, "Active")
     before = rows(litellm_db, globex)
     kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
@@ -202,11 +214,9 @@ def closed_tenant_mid_purge(
         acme = create_account(conn, "acme")
         for day in range(10):
             spend_log(conn, acme, datetime.now(UTC) - timedelta(days=day))
-    store, tenant = f"ds-{unique}", f"t-{unique}"
-    datastore(objects, store, secret)
-    ready(kubectl, store)
-    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "2s"})
-    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
+    tenant = f"t-{unique}"
+    store = purging_store(kubectl, objects, secret, unique)
+    claiming(objects, tenant, unique, store, acme.organization)
     phase_of(kubectl, tenant, "Active")
     return tenant, acme
 
@@ -279,12 +289,10 @@ def test_keys_another_tenant_claims_are_not_purged_until_the_claim_is_fixed(
         for team in acme.teams:
             token = next(t for t, owner in acme.tokens.items() if owner == team)
             spend_log(conn, acme, datetime.now(UTC), token=token)
-    store, closing, keeping = f"ds-{unique}", f"team-{unique}", f"org-{unique}"
-    datastore(objects, store, secret)
-    ready(kubectl, store)
-    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "2s"})
-    objects.create("Tenant", keeping, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
-    objects.create("Tenant", closing, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.teams[0]]}})
+    closing, keeping = f"team-{unique}", f"org-{unique}"
+    store = purging_store(kubectl, objects, secret, unique)
+    claiming(objects, keeping, unique, store, acme.organization)
+    claiming(objects, closing, unique, store, acme.teams[0])
 
     def logs_of(team: str) -> int:
         with psycopg.connect(litellm_db) as conn:
@@ -308,12 +316,10 @@ def test_a_purging_tenant_can_correct_its_own_wrong_claim_before_keys_are_resolv
         acme, initech = create_account(conn, "acme"), create_account(conn, "initech")
         for account in (acme, initech):
             spend_log(conn, account, datetime.now(UTC))
-    store, closing, keeping = f"ds-{unique}", f"initech-{unique}", f"acme-{unique}"
-    datastore(objects, store, secret)
-    ready(kubectl, store)
-    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "2s"})
-    objects.create("Tenant", keeping, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
-    objects.create("Tenant", closing, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
+    closing, keeping = f"initech-{unique}", f"acme-{unique}"
+    store = purging_store(kubectl, objects, secret, unique)
+    claiming(objects, keeping, unique, store, acme.organization)
+    claiming(objects, closing, unique, store, acme.organization)
     acme_rows = rows(litellm_db, acme)
 
     kubectl.patch("tenant", closing, {"spec": {"state": "Closed"}})

@@ -101,6 +101,13 @@ class FakeCluster:
             decision = self.reconcile()
         return decision
 
+    def close_until(self, now: datetime) -> None:
+        """Settle, close the account, settle (Expired, purgeAfter = T0 + 30 days), then move the clock."""
+        self.settle()
+        self.edit(state="Closed")
+        self.settle()
+        self.now = now
+
     def apply(self, action: object) -> None:
         match action:
             case CreateNamespace(name=name):

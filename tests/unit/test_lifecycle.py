@@ -154,10 +154,7 @@ def test_missing_policy_computes_no_deadline_until_it_appears() -> None:
 
 def test_store_rows_are_deleted_only_with_keys_already_recorded() -> None:
     cluster = FakeCluster()
-    cluster.settle()
-    cluster.edit(state="Closed")
-    cluster.settle()
-    cluster.now = T0 + 30 * DAY
+    cluster.close_until(T0 + 30 * DAY)
     first = cluster.reconcile()
     assert [a for a in first.actions if isinstance(a, PurgeStore)] == [PurgeStore("db", None, 0, ("acme",))]  # resolve
     second = cluster.reconcile()
@@ -214,10 +211,7 @@ def test_a_hold_blocks_an_overdue_purge_and_releasing_it_starts_at_once() -> Non
 def test_a_hold_pauses_a_running_purge() -> None:
     cluster = FakeCluster()
     cluster.volumes["pv-1"] = VolumeFact("pv-1", "u-pv", "acme-a", "Retain", "Bound", provisioner="csi.example")
-    cluster.settle()
-    cluster.edit(state="Closed")
-    cluster.settle()
-    cluster.now = T0 + 30 * DAY
+    cluster.close_until(T0 + 30 * DAY)
     cluster.reconcile()  # enters Purging; the first step switches reclaim policies
     assert cluster.status.phase == "Purging"
     cluster.holds = ("late-case",)
@@ -242,10 +236,7 @@ def test_deleting_the_tenant_is_a_closure_and_the_finalizer_waits_for_the_purge(
 
 def test_a_namespace_recreated_during_the_purge_is_not_the_purged_one() -> None:
     cluster = FakeCluster()
-    cluster.settle()
-    cluster.edit(state="Closed")
-    cluster.settle()
-    cluster.now = T0 + 30 * DAY
+    cluster.close_until(T0 + 30 * DAY)
     cluster.reconcile()
     cluster.controllers()
     cluster.namespaces["acme-a"] = NamespaceFact("acme-a", "recreated", "9", owner="acme")
@@ -296,10 +287,7 @@ def test_long_lists_in_messages_are_cut_and_counted() -> None:
 
 def test_store_keys_follow_the_spec_until_resolved_then_stay() -> None:
     cluster = FakeCluster()
-    cluster.settle()
-    cluster.edit(state="Closed")
-    cluster.settle()
-    cluster.now = T0 + 30 * DAY
+    cluster.close_until(T0 + 30 * DAY)
     cluster.status = decide(cluster.view(), cluster.policy, cluster.world(), cluster.now).status  # not yet acted on
     cluster.edit(data_keys={"db": ("org-1",)})  # a wrong claim corrected while the purge waits
     cluster.store_purges["db"] = StoreProgress("Resolved", keys={"key": ("acme",)}, requested=("acme",))
@@ -317,10 +305,7 @@ def test_store_keys_follow_the_spec_until_resolved_then_stay() -> None:
 def test_a_terminating_volume_is_not_deleted_again() -> None:
     cluster = FakeCluster()
     cluster.volumes["pv-1"] = VolumeFact("pv-1", "u-pv", "acme-a", "Retain", "Bound", provisioner=None)
-    cluster.settle()
-    cluster.edit(state="Closed")
-    cluster.settle()
-    cluster.now = T0 + 31 * DAY
+    cluster.close_until(T0 + 31 * DAY)
     for _ in range(6):  # until the volume is deleted, and held by its finalizer
         cluster.reconcile()
         if cluster.volumes["pv-1"].terminating:
