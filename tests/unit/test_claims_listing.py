@@ -1,13 +1,15 @@
-"""Purges starting together share one listing of the tenants' claims (a stub stands in for the API server)."""
+"""How purges and sweeps see every tenant: one shared listing, the watch laid over it (a stub API server)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tenure.runtime.datastores import DataStores, Unavailable
+from tenure.api import DataStoreSpec
+from tenure.runtime.datastores import DataStores, Unavailable, Unseen
 from tenure.runtime.store import Stores
 
 
@@ -62,3 +64,11 @@ def test_tenants_the_watch_saw_after_the_listing_are_claimants_too() -> None:
     before, after = asyncio.run(main())
     assert kube.lists == 1  # the second call shares the first listing
     assert before == {"acme"} and after == {"acme", "globex"}
+
+
+def test_a_sweep_waits_until_the_watch_has_delivered_every_listed_tenant() -> None:
+    """Right after a start the cache may lack tenants: a sweep then would skip their windows and still count."""
+    datastores = DataStores(CountingKube(), Stores())  # type: ignore[arg-type]
+    spec = DataStoreSpec.model_validate({"postgres": {"connectionSecretRef": {"namespace": "x", "name": "y"}}})
+    with pytest.raises(Unseen, match="acme"):
+        asyncio.run(datastores.sweep("db", spec, None, datetime.now(UTC)))

@@ -45,6 +45,8 @@ NOT_READY_RETRY = 30.0
 LISTING_SHARED = 5.0
 """Seconds a listing of every Tenant's claim is shared by purges and sweeps starting meanwhile (the watch adds
 what is newer)."""
+UNSEEN_RETRY = 5.0
+"""Seconds before a sweep that waited for the cache to fill tries again."""
 READY_CHECK = 300.0
 """A Ready store is checked again at least this often, so an outage shows even when nothing runs."""
 
@@ -55,6 +57,10 @@ class Unavailable(Exception):
 
 class Paused(Exception):
     """A legal hold appeared during a purge or sweep."""
+
+
+class Unseen(Exception):
+    """Tenants the API server lists are not in the operator's cache yet (it is still filling after a start)."""
 
 
 class Gone(Exception):
@@ -171,7 +177,11 @@ class DataStores:
             due = last.started_at.timestamp() + interval
             if due > time.time():
                 return last, min(due, check)
-        result = await self.sweep(name, spec, conn, now)
+        try:
+            result = await self.sweep(name, spec, conn, now)
+        except Unseen as waiting:
+            logger.info("sweep of DataStore %s waits: %s", name, waiting)
+            return last, time.time() + UNSEEN_RETRY
         self.swept.add(name)
         return result, min(now.timestamp() + interval, check)
 
@@ -186,6 +196,8 @@ class DataStores:
             try:
                 windows, result = await self._sweep_once(name, spec, conn, now)
                 break
+            except Unseen:
+                raise
             except Paused:
                 logger.info("sweep of DataStore %s: a legal hold appeared; starting over without its tenant", name)
             except Exception as error:
@@ -207,12 +219,16 @@ class DataStores:
         self, name: str, spec: DataStoreSpec, conn: Any, now: datetime
     ) -> tuple[dict[str, Cutoffs], operations.SweepResult]:
         held = self.stores.held_tenants() | await holds.held_tenants(self.kube)
+        listed = await self._listed()
+        unseen = [claim.name for claim in listed if claim.name not in self.stores.tenants]
+        if unseen:  # their windows come from the watch; sweeping without them would not count as a sweep
+            raise Unseen(f"the watch has not delivered every tenant yet ({listing(unseen)})")
         views = []
         for record in list(self.stores.tenants.values()):
             with contextlib.suppress(Unreadable):
                 views.append(record.view())
         windows = cutoffs(views, self.stores.policy, held, now)
-        keys = claims(await self._claims(), name)
+        keys = claims(self._overlay(listed), name)
 
         async def progress(rows: int) -> None:
             if self.stores.held_tenants() & windows.keys():
@@ -351,21 +367,31 @@ class DataStores:
         """Every Tenant's claim: the watch's, over a listing from the API server.
 
         The listing covers the start, when the watch may not have delivered every tenant yet; the watch covers
-        tenants created since the listing. Listings started within ``LISTING_SHARED`` seconds are shared, so a
-        thousand purges starting together list the tenants once, not a thousand times.
+        tenants created since the listing.
+        """
+        return self._overlay(await self._listed())
+
+    def _overlay(self, listed: list[Claim]) -> list[Claim]:
+        claims = {claim.name: claim for claim in listed}
+        claims.update((name, record.claim) for name, record in list(self.stores.tenants.items()))
+        return list(claims.values())
+
+    async def _listed(self) -> list[Claim]:
+        """Every Tenant's claim as the API server lists it now.
+
+        Listings started within ``LISTING_SHARED`` seconds are shared, so a thousand purges starting together
+        list the tenants once, not a thousand times.
         """
         if self._listing is None or time.monotonic() - self._listed_at > LISTING_SHARED:
             self._listed_at = time.monotonic()
             self._listing = asyncio.ensure_future(self._list_claims())
         listing = self._listing
         try:
-            listed = {claim.name: claim for claim in await asyncio.shield(listing)}
+            return await asyncio.shield(listing)
         except Exception:
             if self._listing is listing:
                 self._listing = None  # a failed listing is not shared
             raise
-        listed.update((name, record.claim) for name, record in list(self.stores.tenants.items()))
-        return list(listed.values())
 
     async def _list_claims(self) -> list[Claim]:
         try:
