@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tenure.api import LEGAL_HOLD, TENANT, TenantStatus, format_duration
+from tenure.effects.holds import by_tenant
 from tenure.effects.kube import Kube, connect
 
 
@@ -48,10 +49,7 @@ def _progress(status: TenantStatus) -> str:
 def status(console: Console) -> None:
     tenants = asyncio.run(_list(TENANT.plural))
     holds = asyncio.run(_list(LEGAL_HOLD.plural))
-    held: dict[str, list[str]] = {}
-    for hold in holds:
-        for name in (hold.get("spec") or {}).get("tenants", []):
-            held.setdefault(name, []).append(hold["metadata"]["name"])
+    held = by_tenant(holds)
     now = datetime.now(UTC)
     table = Table("Tenant", "Phase", "Policy", "Next deadline", "Legal holds", "Purge")
     for obj in sorted(tenants, key=lambda o: o["metadata"]["name"]):

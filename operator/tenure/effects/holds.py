@@ -7,24 +7,23 @@ that is about to delete asks the API server directly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from tenure.api import LEGAL_HOLD
 
 from .kube import Kube
 
 
-async def held_tenants(kube: Kube) -> set[str]:
-    """Every tenant some LegalHold lists, read from the API server now."""
-    return {
-        tenant
-        for hold in await kube.list_custom(LEGAL_HOLD.plural)
-        for tenant in (hold.get("spec") or {}).get("tenants", [])
-    }
+def by_tenant(holds: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Tenant name → the names of the LegalHolds that list it."""
+    held: dict[str, list[str]] = {}
+    for hold in holds:
+        for tenant in (hold.get("spec") or {}).get("tenants", []):
+            held.setdefault(tenant, []).append(hold["metadata"]["name"])
+    return held
 
 
-async def holding(kube: Kube, tenant: str) -> list[str]:
-    """Names of the LegalHolds that list the tenant, read from the API server now."""
-    return [
-        hold["metadata"]["name"]
-        for hold in await kube.list_custom(LEGAL_HOLD.plural)
-        if tenant in (hold.get("spec") or {}).get("tenants", [])
-    ]
+async def held(kube: Kube) -> dict[str, list[str]]:
+    """Every held tenant and its holds, read from the API server now."""
+    return by_tenant(await kube.list_custom(LEGAL_HOLD.plural))

@@ -18,7 +18,7 @@ while any hold names the tenant.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tenure.api.tenant import PurgedNamespace, PurgedVolume, PurgeStatus, StorePurge
@@ -54,7 +54,10 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
     return PurgeStatus(
         namespaces=namespaces,
         volumes=volumes,
-        stores=tuple(StorePurge(name=name, requested=data_keys(tenant, name)) for name in sorted(world.datastores)),
+        stores=tuple(
+            StorePurge(name=name, requested=keys_in(tenant.name, tenant.spec.data_keys, name))
+            for name in sorted(world.datastores)
+        ),
         remaining_namespaces=len(namespaces),
         remaining_volumes=len(volumes),
     )
@@ -75,9 +78,9 @@ class Progress:
         return not self.remaining_namespaces and not self.remaining_volumes and stores_done
 
 
-def data_keys(tenant: TenantView, store: str) -> tuple[str, ...]:
-    """The tenant's keys in a DataStore: spec.dataKeys, or its name."""
-    return tuple((tenant.spec.data_keys or {}).get(store) or (tenant.name,))
+def keys_in(tenant: str, data_keys: Mapping[str, Sequence[str]] | None, store: str) -> tuple[str, ...]:
+    """A tenant's keys in a DataStore: its spec.dataKeys for the store, or its name."""
+    return tuple((data_keys or {}).get(store) or (tenant,))
 
 
 def stores_step(
@@ -94,7 +97,7 @@ def stores_step(
     waiting: list[str] = []
     for store in record.stores:
         if store.keys is None:
-            store = store.model_copy(update={"requested": data_keys(tenant, store.name)})
+            store = store.model_copy(update={"requested": keys_in(tenant.name, tenant.spec.data_keys, store.name)})
         progress = world.store_purges.get(store.name)
         if progress is not None and store.keys is not None and _plain(progress.keys) not in (None, store.keys):
             progress = None  # a report about other keys (an older purge) is not about this one

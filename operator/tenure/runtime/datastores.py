@@ -143,7 +143,7 @@ class DataStores:
                 try:
                     problems = await postgres.inspect(conn, operations.targets_of(record.spec))
                     if problems:
-                        ready = ("False", "MissingTablesOrColumns", "; ".join(problems))
+                        ready = ("False", "MissingTablesOrColumns", listing(problems, "; "))
                     else:
                         ready = ("True", "Connected", "Connected; every mapped table and column exists.")
                         sweep, wake = await self._sweep_if_due(name, record.spec, conn, old.last_sweep, now)
@@ -218,7 +218,7 @@ class DataStores:
     async def _sweep_once(
         self, name: str, spec: DataStoreSpec, conn: Any, now: datetime
     ) -> tuple[dict[str, Cutoffs], operations.SweepResult]:
-        held = self.stores.held_tenants() | await holds.held_tenants(self.kube)
+        held = self.stores.held_tenants() | set(await holds.held(self.kube))
         listed = await self._listed()
         unseen = [claim.name for claim in listed if claim.name not in self.stores.tenants]
         if unseen:  # their windows come from the watch; sweeping without them would not count as a sweep
@@ -360,7 +360,7 @@ class DataStores:
         record = self.stores.tenants.get(tenant)
         if record is None or record.uid != uid or record.claim.phase != "Purging":
             raise Gone
-        if await holds.holding(self.kube, tenant):
+        if tenant in await holds.held(self.kube):
             raise Paused
 
     async def _claims(self) -> list[Claim]:

@@ -14,7 +14,7 @@ from tenure import metrics
 from tenure.api import LEGAL_HOLD, TENANT, LegalHoldStatus
 from tenure.effects import status
 from tenure.effects.kube import Kube, status_of
-from tenure.lifecycle.conditions import condition
+from tenure.lifecycle.conditions import condition, listing
 
 from .store import Stores
 
@@ -47,7 +47,7 @@ class HoldReconciler:
                 "TenantsFound",
                 "False",
                 "TenantNotFound",
-                f"No Tenant named {', '.join(missing)} exists; the hold applies to that name if one is created.",
+                f"No Tenant named {listing(missing)} exists; the hold applies to that name if one is created.",
                 datetime.now(UTC),
                 hold.generation,
             )

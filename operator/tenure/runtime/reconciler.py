@@ -186,7 +186,7 @@ class Reconciler:
     async def _act(self, record: TenantRecord, decision: Decision) -> None:
         actions = list(decision.actions)
         if any(isinstance(action, DELETIONS) for action in actions):
-            fresh = await holds.holding(self.kube, record.name)
+            fresh = (await holds.held(self.kube)).get(record.name)
             if fresh:
                 logger.warning("tenant %s: legal hold %s appeared; deleting nothing", record.name, ", ".join(fresh))
                 actions = [a for a in actions if not isinstance(a, DELETIONS)]

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from tenure.api import PROTECTED_LABEL, TENANT_LABEL, DataStoreSpec, RetentionPolicySpec, TenantSpec, TenantStatus
 from tenure.lifecycle import NamespaceFact, StoreProgress, TenantView, VolumeFact, World
+from tenure.lifecycle.purge import keys_in
 
 FINALIZER = "retention.tenure.dev/purge"
 logger = logging.getLogger(__name__)
@@ -63,8 +64,7 @@ class Claim:
         )
 
     def keys_in(self, store: str) -> tuple[str, ...]:
-        """The tenant's keys in a DataStore: spec.dataKeys, or its name."""
-        return self.data_keys.get(store) or (self.name,)
+        return keys_in(self.name, self.data_keys, store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +222,11 @@ def newer(old: str, new: str) -> bool:
     return not (old.isdigit() and new.isdigit()) or int(new) >= int(old)
 
 
+def known(old: str | None, new: str) -> bool:
+    """Whether resourceVersion ``new`` is the one stored (``old``) or older: e.g. the echo of our own write."""
+    return old is not None and (old == new or not newer(old, new))
+
+
 class Stores:
     """The in-memory view of the cluster, and which tenants each change concerns."""
 
@@ -245,7 +250,7 @@ class Stores:
         meta = body.get("metadata") or {}
         old = self.tenants.get(meta.get("name", ""))
         version = meta.get("resourceVersion", "")
-        if old is not None and (old.resource_version == version or not newer(old.resource_version, version)):
+        if known(old.resource_version if old else None, version):
             return False
         record = TenantRecord.from_body(body)
         self.drop_tenant(record.name)
@@ -314,9 +319,7 @@ class Stores:
         """Store a DataStore; False when this version is already known (our own status write's echo)."""
         record = DataStoreRecord.from_body(body)
         old = self.datastores.get(record.name)
-        if old is not None and (
-            old.resource_version == record.resource_version or not newer(old.resource_version, record.resource_version)
-        ):
+        if known(old.resource_version if old else None, record.resource_version):
             return False
         self.datastores[record.name] = record
         return True
