@@ -24,7 +24,12 @@ DEADLINE_LATENESS = Histogram(
 )
 SCHEDULED = Gauge("tenure_scheduled_deadlines", "Objects with a future deadline in a scheduler queue.", ["queue"])
 PENDING = Gauge("tenure_pending_reconciles", "Objects waiting for or in a reconcile pass.", ["queue"])
-PURGE_DELETIONS = Counter("tenure_purge_deletions_total", "Objects deleted by tenant purges, by kind.", ["kind"])
+PURGE_DELETIONS = Counter(
+    "tenure_purge_deletions_total",
+    "Deletes sent by tenant purges, by kind and by what the API server did: done (deleted), gone (already absent),"
+    " changed (a uid or resourceVersion precondition refused it; nothing deleted).",
+    ["kind", "outcome"],
+)
 PURGES_COMPLETED = Counter("tenure_purges_completed_total", "Tenant purges confirmed complete.")
 PURGE_REMAINING = Gauge(
     "tenure_purge_remaining",

@@ -20,6 +20,7 @@ from kubernetes_asyncio.client import CoreV1Event, V1EventSource, V1ObjectMeta, 
 
 from tenure.api import API_GROUP, API_VERSION
 
+from .errors import checked
 from .kube import Kube
 
 COMPONENT = "tenure"
@@ -93,4 +94,4 @@ class EventPoster:
             last_timestamp=notice.at,
             count=1,
         )
-        await self.kube.core.create_namespaced_event("default", event, _preload_content=False)
+        await checked(self.kube.core.create_namespaced_event("default", event, _preload_content=False))

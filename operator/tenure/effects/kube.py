@@ -12,9 +12,12 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from tenure.api import API_GROUP, API_VERSION
+
+from .errors import Gone, checked, status_of, typed
+
+__all__ = ["AS_MERGE_PATCH", "Kube", "connect", "status_of", "unless_gone"]
 
 T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
@@ -35,16 +38,9 @@ async def connect(pool_size: int = 64) -> client.ApiClient:
 async def unless_gone(call: Awaitable[T]) -> T | None:
     """The call's result, or None when the object does not exist (HTTP 404)."""
     try:
-        return await call
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
-def status_of(error: BaseException) -> int | None:
-    """The HTTP status of a failed API call, or None for transport errors."""
-    return error.status if isinstance(error, ApiException) else None
+        return await typed(call)
+    except Gone:
+        return None
 
 
 class Kube:
@@ -57,15 +53,17 @@ class Kube:
 
     async def patch_custom(self, plural: str, name: str, body: dict[str, Any], *, status: bool) -> dict[str, Any]:
         patch = self.custom.patch_cluster_custom_object_status if status else self.custom.patch_cluster_custom_object
-        result: dict[str, Any] = await patch(API_GROUP, API_VERSION, plural, name, body, **AS_MERGE_PATCH)
+        result: dict[str, Any] = await typed(patch(API_GROUP, API_VERSION, plural, name, body, **AS_MERGE_PATCH))
         return result
 
     async def get_custom(self, plural: str, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, plural, name)
+        result: dict[str, Any] = await typed(
+            self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, plural, name)
+        )
         return result
 
     async def list_custom(self, plural: str) -> list[dict[str, Any]]:
-        result = await self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural)
+        result = await typed(self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural))
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 
@@ -75,8 +73,7 @@ class Kube:
             "namespaces": self.core.list_namespace,
             "persistentvolumes": self.core.list_persistent_volume,
         }
-        response = await listers[plural](_preload_content=False)
-        items: list[dict[str, Any]] = (await response.json())["items"]
+        items: list[dict[str, Any]] = (await checked(listers[plural](_preload_content=False)))["items"]
         return items
 
     async def close(self) -> None:

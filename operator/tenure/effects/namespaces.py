@@ -13,7 +13,9 @@ from kubernetes_asyncio.client import V1DeleteOptions, V1Namespace, V1ObjectMeta
 
 from tenure.api import PROTECTED_LABEL, TENANT_LABEL
 
-from .kube import AS_MERGE_PATCH, Kube, status_of, unless_gone
+from .errors import Conflict, Gone, checked
+from .kube import AS_MERGE_PATCH, Kube, unless_gone
+from .outcome import Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -22,23 +24,26 @@ class NotOwned(Exception):
     """The namespace is not provably the tenant's; it was not deleted."""
 
 
-async def create(kube: Kube, name: str, tenant: str) -> None:
+async def create(kube: Kube, name: str, tenant: str) -> Outcome:
     body = V1Namespace(metadata=V1ObjectMeta(name=name, labels={TENANT_LABEL: tenant}))
     try:
-        await kube.core.create_namespace(body, _preload_content=False)
-    except Exception as error:
-        if status_of(error) != 409:  # created meanwhile: the next pass sees who owns it
-            raise
+        await checked(kube.core.create_namespace(body, _preload_content=False))
+    except Conflict:  # created meanwhile: the next pass sees who owns it
+        return Outcome.CHANGED
+    logger.info("created namespace %s for tenant %s", name, tenant)
+    return Outcome.DONE
 
 
-async def claim(kube: Kube, name: str, tenant: str, resource_version: str) -> None:
+async def claim(kube: Kube, name: str, tenant: str, resource_version: str) -> Outcome:
     """Label an unlabeled namespace, only if unchanged since it was seen unlabeled."""
     body = {"metadata": {"resourceVersion": resource_version, "labels": {TENANT_LABEL: tenant}}}
     try:
-        await kube.core.patch_namespace(name, body, **AS_MERGE_PATCH, _preload_content=False)
-    except Exception as error:
-        if status_of(error) not in (404, 409):  # gone or changed: decided again from the new state
-            raise
+        await checked(kube.core.patch_namespace(name, body, **AS_MERGE_PATCH, _preload_content=False))
+    except Gone:
+        return Outcome.GONE
+    except Conflict:  # changed: decided again from the new state
+        return Outcome.CHANGED
+    return Outcome.DONE
 
 
 async def exists(kube: Kube, name: str, uid: str) -> bool:
@@ -47,30 +52,26 @@ async def exists(kube: Kube, name: str, uid: str) -> bool:
     return live is not None and bool(live.metadata.uid == uid)
 
 
-async def delete(kube: Kube, name: str, tenant: str, uid: str, protected: frozenset[str]) -> bool:
-    """Delete the namespace if it is still this tenant's; True when it is gone or going."""
+async def delete(kube: Kube, name: str, tenant: str, uid: str, protected: frozenset[str]) -> Outcome:
+    """Delete the namespace if it is still this tenant's (raises NotOwned otherwise)."""
     live = await unless_gone(kube.core.read_namespace(name))
-    if live is None:
-        return True
+    if live is None or live.metadata.uid != uid:
+        return Outcome.GONE
     labels = live.metadata.labels or {}
-    if (
-        live.metadata.uid != uid
-        or labels.get(TENANT_LABEL) != tenant
-        or labels.get(PROTECTED_LABEL) == "true"
-        or name in protected
-    ):
+    if labels.get(TENANT_LABEL) != tenant or labels.get(PROTECTED_LABEL) == "true" or name in protected:
         raise NotOwned(f"namespace {name} is no longer provably owned by tenant {tenant}; not deleted")
     if live.metadata.deletion_timestamp is not None:
-        return True
+        return Outcome.GONE
     options = V1DeleteOptions(
         preconditions=V1Preconditions(uid=uid, resource_version=live.metadata.resource_version),
         propagation_policy="Background",
     )
     try:
-        await kube.core.delete_namespace(name, body=options, _preload_content=False)
-    except Exception as error:
-        if status_of(error) == 404:
-            return True
-        raise
+        await checked(kube.core.delete_namespace(name, body=options, _preload_content=False))
+    except Gone:
+        return Outcome.GONE
+    except Conflict:
+        logger.info("namespace %s changed since it was read; decided again", name)
+        return Outcome.CHANGED
     logger.info("deleted namespace %s of tenant %s", name, tenant)
-    return True
+    return Outcome.DONE

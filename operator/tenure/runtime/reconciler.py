@@ -28,8 +28,10 @@ from typing import Any, TypeVar
 from tenure import metrics
 from tenure.api import TENANT
 from tenure.effects import holds, namespaces, status, volumes
+from tenure.effects.errors import Conflict, Gone
 from tenure.effects.events import EventPoster
-from tenure.effects.kube import Kube, status_of
+from tenure.effects.kube import Kube
+from tenure.effects.outcome import Outcome
 from tenure.lifecycle import (
     DELETIONS,
     Action,
@@ -147,12 +149,11 @@ class Reconciler:
     async def _guard(self, name: str, call: Awaitable[T]) -> T:
         try:
             return await call
-        except Exception as error:
-            if status_of(error) == 404:
-                self.stores.drop_tenant(name)  # deleted while the watch was away
-            if status_of(error) in (404, 409):
-                raise Stale from error
-            raise
+        except Gone as error:
+            self.stores.drop_tenant(name)  # deleted while the watch was away
+            raise Stale from error
+        except Conflict as error:
+            raise Stale from error
 
     async def _add_finalizer(self, record: TenantRecord, decision: Decision) -> TenantRecord:
         if not any(isinstance(action, AddFinalizer) for action in decision.actions):
@@ -197,22 +198,16 @@ class Reconciler:
         tenant = record.name
         match action:
             case CreateNamespace(name=namespace):
-                await namespaces.create(self.kube, namespace, tenant)
-                metrics.API_WRITES.labels("namespace").inc()
+                self._wrote("namespace", await namespaces.create(self.kube, namespace, tenant))
             case ClaimNamespace(name=namespace, resource_version=version):
-                await namespaces.claim(self.kube, namespace, tenant, version)
-                metrics.API_WRITES.labels("namespace").inc()
+                self._wrote("namespace", await namespaces.claim(self.kube, namespace, tenant, version))
             case ReclaimOnDelete(name=volume, uid=uid):
-                await volumes.reclaim_on_delete(self.kube, volume, uid)
-                metrics.API_WRITES.labels("volume").inc()
+                self._wrote("volume", await volumes.reclaim_on_delete(self.kube, volume, uid))
             case DeleteNamespace(name=namespace, uid=uid):
-                await namespaces.delete(self.kube, namespace, tenant, uid, self.protected)
-                metrics.API_WRITES.labels("namespace").inc()
-                metrics.PURGE_DELETIONS.labels("namespace").inc()
+                outcome = await namespaces.delete(self.kube, namespace, tenant, uid, self.protected)
+                self._wrote("namespace", outcome, deletion=True)
             case DeleteVolume(name=volume, uid=uid):
-                await volumes.delete(self.kube, volume, uid)
-                metrics.API_WRITES.labels("volume").inc()
-                metrics.PURGE_DELETIONS.labels("volume").inc()
+                self._wrote("volume", await volumes.delete(self.kube, volume, uid), deletion=True)
             case PurgeStore():
                 self.datastores.purge(tenant, record.uid, action)
             case RemoveFinalizer():
@@ -223,6 +218,13 @@ class Reconciler:
                 metrics.API_WRITES.labels("finalizer").inc()
             case AddFinalizer():
                 pass  # done before the status write
+
+    @staticmethod
+    def _wrote(kind: str, outcome: Outcome, deletion: bool = False) -> None:
+        """Count what the API server did: a write it refused or an object already gone is no deletion."""
+        metrics.API_WRITES.labels(kind).inc()
+        if deletion:
+            metrics.PURGE_DELETIONS.labels(kind, outcome.value).inc()
 
     def _progress(self, name: str, decision: Decision | None) -> None:
         purge = decision.status.purge if decision else None
