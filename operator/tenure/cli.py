@@ -20,11 +20,19 @@ def run(
     workers: Annotated[int, typer.Option(envvar="TENURE_WORKERS", min=1, help="Tenants reconciled at once.")] = 64,
     liveness_port: Annotated[int, typer.Option(envvar="TENURE_LIVENESS_PORT")] = 8080,
     metrics_port: Annotated[int, typer.Option(envvar="TENURE_METRICS_PORT")] = 9090,
+    protected_namespaces: Annotated[
+        str,
+        typer.Option(
+            envvar="TENURE_PROTECTED_NAMESPACES",
+            help="Comma-separated namespaces no tenant may own or have deleted, besides default, every kube-* one "
+            "and the operator's own.",
+        ),
+    ] = "",
     log_format: Annotated[str, typer.Option(envvar="TENURE_LOG_FORMAT", help="json or plain.")] = "json",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the operator against the cluster of the current KUBECONFIG (or in-cluster), cluster-wide."""
-    from tenure.runtime.config import Config
+    from tenure.runtime.config import Config, namespace_list
     from tenure.runtime.handlers import run as run_operator
 
     kopf.configure(log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN, verbose=verbose)
@@ -33,7 +41,15 @@ def run(
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
     # At DEBUG the client logs every response body, and one of them is the DataStore's connection Secret.
     logging.getLogger("kubernetes_asyncio").setLevel(logging.INFO)
-    run_operator(Config(namespace=namespace, workers=workers, liveness_port=liveness_port, metrics_port=metrics_port))
+    run_operator(
+        Config(
+            namespace=namespace,
+            workers=workers,
+            liveness_port=liveness_port,
+            metrics_port=metrics_port,
+            protected_namespaces=namespace_list(protected_namespaces),
+        )
+    )
 
 
 @app.command()

@@ -9,8 +9,9 @@ from typing import Any
 
 from tenure.api import RetentionPolicySpec, TenantSpec, TenantStatus
 from tenure.lifecycle import (
+    PROTECTED_NAMESPACES,
     AddFinalizer,
-    ClaimNamespace,
+    ClaimFact,
     CreateNamespace,
     Decision,
     DeleteNamespace,
@@ -19,6 +20,7 @@ from tenure.lifecycle import (
     PurgeStore,
     ReclaimOnDelete,
     RemoveFinalizer,
+    RestoreReclaim,
     StoreProgress,
     TenantView,
     VolumeFact,
@@ -51,8 +53,11 @@ class FakeCluster:
         )
     )
     holds: tuple[str, ...] = ()
+    protected: frozenset[str] = PROTECTED_NAMESPACES
     namespaces: dict[str, NamespaceFact] = field(default_factory=dict)
     volumes: dict[str, VolumeFact] = field(default_factory=dict)
+    claims: dict[str, ClaimFact] = field(default_factory=dict)
+    """PersistentVolumeClaims by uid."""
     datastores: tuple[str, ...] = ("db",)
     store_purges: dict[str, StoreProgress] = field(default_factory=dict)
     rows: int = 3
@@ -68,7 +73,9 @@ class FakeCluster:
         return World(
             namespaces=dict(self.namespaces),
             volumes=dict(self.volumes),
+            claims=dict(self.claims),
             holds=self.holds,
+            protected=self.protected,
             datastores=self.datastores,
             store_purges=dict(self.store_purges),
         )
@@ -101,6 +108,14 @@ class FakeCluster:
             decision = self.reconcile()
         return decision
 
+    def bound_volume(self, name: str, namespace: str, provisioner: str | None = None, policy: str = "Retain") -> None:
+        """A claim in namespace and the volume bound to it, as the volume binder leaves them."""
+        claim = ClaimFact(namespace, f"claim-{name}", uid())
+        self.claims[claim.uid] = claim
+        self.volumes[name] = VolumeFact(
+            name, uid(), namespace, policy, "Bound", provisioner=provisioner, source="hostPath", claim_uid=claim.uid
+        )
+
     def close_until(self, now: datetime) -> None:
         """Settle, close the account, settle (Expired, purgeAfter = T0 + 30 days), then move the clock."""
         self.settle()
@@ -112,22 +127,22 @@ class FakeCluster:
         match action:
             case CreateNamespace(name=name):
                 if name not in self.namespaces:
-                    self.namespaces[name] = NamespaceFact(name, uid(), "1", owner=self.name)
-            case ClaimNamespace(name=name, resource_version=version):
-                fact = self.namespaces.get(name)
-                if fact is not None and fact.resource_version == version and fact.owner is None:
-                    self.namespaces[name] = replace(fact, owner=self.name, resource_version=uid())
-            case ReclaimOnDelete(name=name, uid=volume_uid):
+                    self.namespaces[name] = NamespaceFact(name, uid(), "1", owner=self.name, created_for=self.name)
+            case ReclaimOnDelete(name=name, uid=volume_uid, claim_uid=claim_uid):
                 fact = self.volumes.get(name)
-                if fact is not None and fact.uid == volume_uid:
+                if fact is not None and fact.uid == volume_uid and fact.claim_uid == claim_uid:
                     self.volumes[name] = replace(fact, reclaim_policy="Delete")
+            case RestoreReclaim(name=name, uid=volume_uid, claim_uid=claim_uid, policy=policy):
+                fact = self.volumes.get(name)
+                if fact is not None and fact.uid == volume_uid and fact.claim_uid == claim_uid:
+                    self.volumes[name] = replace(fact, reclaim_policy=policy)
             case DeleteNamespace(name=name, uid=ns_uid):
                 fact = self.namespaces.get(name)
                 if fact is not None and fact.uid == ns_uid:
                     self.namespaces[name] = replace(fact, terminating=True)
-            case DeleteVolume(name=name, uid=volume_uid):
+            case DeleteVolume(name=name, uid=volume_uid, claim_uid=claim_uid):
                 fact = self.volumes.get(name)
-                if fact is not None and fact.uid == volume_uid:
+                if fact is not None and fact.uid == volume_uid and fact.claim_uid == claim_uid:
                     self.volumes[name] = replace(fact, terminating=True)  # pv-protection holds it a moment
             case PurgeStore(name=name, keys=None, requested=requested):
                 self.store_purges[name] = StoreProgress("Resolved", keys={"key": requested}, requested=requested)
@@ -147,6 +162,7 @@ class FakeCluster:
         for name, fact in list(self.namespaces.items()):
             if fact.terminating:
                 del self.namespaces[name]
+        self.claims = {key: claim for key, claim in self.claims.items() if claim.namespace in self.namespaces}
         for name, volume in list(self.volumes.items()):
             if volume.terminating:
                 del self.volumes[name]

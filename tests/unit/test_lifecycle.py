@@ -13,7 +13,6 @@ from tenure.lifecycle import (
     NamespaceFact,
     PurgeStore,
     StoreProgress,
-    VolumeFact,
     decide,
 )
 from tenure.lifecycle.conditions import LISTED, find, listing
@@ -36,6 +35,9 @@ def test_new_tenant_is_active_with_a_finalizer_and_its_namespace() -> None:
     assert cluster.finalized
     assert cluster.namespaces["acme-a"].owner == "acme"
     assert cond(cluster, "NamespacesOwned")[0:2] == ("True", "AllOwned")
+    assert [(c.name, c.uid) for c in cluster.status.created_namespaces or ()] == [
+        ("acme-a", cluster.namespaces["acme-a"].uid)
+    ]
     assert cond(cluster, "Accessible")[0] == "True"
 
 
@@ -175,9 +177,7 @@ def test_purge_deletes_only_owned_namespaces_then_reports_purged() -> None:
     status, reason, message = cond(cluster, "NamespacesOwned")
     assert (status, reason) == ("False", "NamespacesRefused")
     assert "kube-system is protected" in message and "other belongs to tenant 'globex'" in message
-    cluster.volumes["pv-1"] = VolumeFact(
-        "pv-1", "u-pv", "acme-a", "Retain", "Bound", provisioner=None, source="hostPath"
-    )
+    cluster.bound_volume("pv-1", "acme-a")
     cluster.edit(state="Closed")
     cluster.settle()
     cluster.now = T0 + 31 * DAY
@@ -210,16 +210,28 @@ def test_a_hold_blocks_an_overdue_purge_and_releasing_it_starts_at_once() -> Non
 
 def test_a_hold_pauses_a_running_purge() -> None:
     cluster = FakeCluster()
-    cluster.volumes["pv-1"] = VolumeFact("pv-1", "u-pv", "acme-a", "Retain", "Bound", provisioner="csi.example")
+    cluster.settle()
+    cluster.bound_volume("pv-1", "acme-a", provisioner="csi.example")
     cluster.close_until(T0 + 30 * DAY)
     cluster.reconcile()  # enters Purging; the first step switches reclaim policies
     assert cluster.status.phase == "Purging"
+    assert cluster.volumes["pv-1"].reclaim_policy == "Delete"
+    (recorded,) = cluster.status.purge.volumes if cluster.status.purge else ()
+    assert recorded.reclaim_policy == "Retain" and recorded.claim_uid == cluster.volumes["pv-1"].claim_uid
     cluster.holds = ("late-case",)
+    first = cluster.reconcile()
+    assert [type(a).__name__ for a in first.actions] == ["RestoreReclaim"]
+    assert cluster.volumes["pv-1"].reclaim_policy == "Retain"  # deleting the claim now keeps the disk
     decision = cluster.settle()
     assert decision.actions == ()
     assert cluster.status.phase == "Purging"
     assert "acme-a" in cluster.namespaces
     assert cond(cluster, "Purged")[1] == "PausedByLegalHold"
+    cluster.holds = ()
+    cluster.reconcile()
+    assert cluster.volumes["pv-1"].reclaim_policy == "Delete"  # switched again as the purge resumes
+    cluster.settle()
+    assert cluster.status.phase == "Purged" and cluster.volumes == {}
 
 
 def test_deleting_the_tenant_is_a_closure_and_the_finalizer_waits_for_the_purge() -> None:
@@ -246,7 +258,7 @@ def test_a_namespace_recreated_during_the_purge_is_not_the_purged_one() -> None:
     assert "acme-a" in cluster.namespaces
 
 
-def test_nothing_new_is_claimed_after_suspension() -> None:
+def test_an_existing_namespace_listed_after_suspension_is_not_owned() -> None:
     cluster = FakeCluster()
     cluster.edit(state="Suspended", suspension_reason="NonPayment")
     cluster.settle()
@@ -254,7 +266,7 @@ def test_nothing_new_is_claimed_after_suspension() -> None:
     cluster.edit(namespaces=("acme-a", "late"))
     cluster.settle()
     assert cluster.namespaces["late"].owner is None
-    assert "late was never claimed" in cond(cluster, "NamespacesOwned")[2]
+    assert "late exists without this tenant's label" in cond(cluster, "NamespacesOwned")[2]
 
 
 def test_an_unchanged_tenant_decides_the_same_status_again() -> None:
@@ -304,7 +316,8 @@ def test_store_keys_follow_the_spec_until_resolved_then_stay() -> None:
 
 def test_a_terminating_volume_is_not_deleted_again() -> None:
     cluster = FakeCluster()
-    cluster.volumes["pv-1"] = VolumeFact("pv-1", "u-pv", "acme-a", "Retain", "Bound", provisioner=None)
+    cluster.settle()
+    cluster.bound_volume("pv-1", "acme-a")
     cluster.close_until(T0 + 31 * DAY)
     for _ in range(6):  # until the volume is deleted, and held by its finalizer
         cluster.reconcile()

@@ -2,7 +2,10 @@
 
 Whatever happens, the core never issues a deletion before purgeAfter, under a
 legal hold, for a tenant that is not purging, or of a namespace not labeled
-for the tenant; deadlines never move earlier.
+for the tenant; it never creates (so never labels) a namespace that exists or
+is protected, never touches a volume whose claim it did not see in the
+tenant's namespaces, and under a hold only puts reclaim policies back;
+deadlines never move earlier.
 """
 
 from __future__ import annotations
@@ -15,11 +18,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tenure.api import Extensions, RetentionPolicySpec
-from tenure.lifecycle import DeleteNamespace, DeleteVolume, NamespaceFact, PurgeStore, VolumeFact
+from tenure.lifecycle import (
+    DELETIONS,
+    CreateNamespace,
+    DeleteNamespace,
+    DeleteVolume,
+    NamespaceFact,
+    PurgeStore,
+    ReclaimOnDelete,
+    RestoreReclaim,
+    VolumeFact,
+)
+from tenure.lifecycle.ownership import is_protected
 
 from .lifecycle_support import FakeCluster, uid
 
-NAMESPACES = ("acme-a", "acme-b", "shared", "kube-system", "tenure-ops")
+NAMESPACES = ("acme-a", "acme-b", "shared", "legacy", "kube-system", "kube-extra", "tenure-ops")
 windows = st.integers(min_value=0, max_value=40 * 86400).map(lambda s: timedelta(seconds=s))
 
 
@@ -30,9 +44,13 @@ class Lifecycle(RuleBasedStateMachine):
         self.cluster.edit(namespaces=NAMESPACES)
         self.cluster.namespaces["shared"] = NamespaceFact("shared", uid(), "1", owner="globex")
         self.cluster.namespaces["tenure-ops"] = NamespaceFact("tenure-ops", uid(), "1", owner=None, protected=True)
+        self.cluster.namespaces["legacy"] = NamespaceFact("legacy", uid(), "1", owner=None)
+        self.unseen: set[str] = set()
+        """Volumes naming a namespace through a claim Tenure never saw."""
         self.cluster.settle()  # Active: acme-a and acme-b are created and labeled
-        for namespace in ("acme-a", "acme-b", "shared"):
-            self.volume_appears(namespace, provisioned=namespace == "acme-b")
+        for namespace in ("acme-a", "acme-b", "shared", "legacy"):
+            self.volume_appears(namespace, provisioned=namespace == "acme-b", seen=True)
+            self.volume_appears(namespace, provisioned=False, seen=False)
 
     # Things that happen to a tenant.
 
@@ -75,15 +93,20 @@ class Lifecycle(RuleBasedStateMachine):
             self.cluster.namespaces[name] = replace(fact, owner=owner, resource_version=uid())
         self.reconcile()
 
-    @rule(namespace=st.sampled_from(NAMESPACES), provisioned=st.booleans())
-    def new_volume(self, namespace: str, provisioned: bool) -> None:
-        self.volume_appears(namespace, provisioned)
+    @rule(namespace=st.sampled_from(NAMESPACES), provisioned=st.booleans(), seen=st.booleans())
+    def new_volume(self, namespace: str, provisioned: bool, seen: bool) -> None:
+        self.volume_appears(namespace, provisioned, seen)
         self.reconcile()
 
-    def volume_appears(self, namespace: str, provisioned: bool) -> None:
+    def volume_appears(self, namespace: str, provisioned: bool, seen: bool) -> None:
+        """A volume bound to a claim in namespace, or (not seen) a Released one of a claim Tenure never saw."""
+        if seen and namespace in self.cluster.namespaces:
+            self.cluster.bound_volume(f"pv-{uid()}", namespace, "csi.example" if provisioned else None)
+            return
         name = f"pv-{uid()}"
+        self.unseen.add(name)
         self.cluster.volumes[name] = VolumeFact(
-            name, uid(), namespace, "Retain", "Bound", provisioner="csi.example" if provisioned else None
+            name, uid(), namespace, "Retain", "Released", provisioner=None, claim_uid=f"gone-{uid()}"
         )
 
     @rule()
@@ -104,6 +127,15 @@ class Lifecycle(RuleBasedStateMachine):
         decision = self.cluster.reconcile()
         after = decision.status
         for action in decision.actions:
+            if isinstance(action, CreateNamespace):
+                assert action.name not in world.namespaces, f"creating (labeling) existing namespace {action.name}"
+                assert not is_protected(action.name, world), f"creating protected namespace {action.name}"
+            if isinstance(action, (ReclaimOnDelete, RestoreReclaim, DeleteVolume)):
+                assert action.name not in self.unseen, f"touching {action.name}, whose claim Tenure never saw"
+                recorded = {v.name: v.claim_uid for v in after.purge.volumes} if after.purge else {}
+                assert action.claim_uid is not None and recorded.get(action.name) == action.claim_uid
+            if held:
+                assert not isinstance(action, DELETIONS), f"{action} under a legal hold"
             if isinstance(action, (DeleteNamespace, DeleteVolume, PurgeStore)):
                 event(f"checked a {type(action).__name__}")
                 assert after.phase == "Purging", f"deletion in phase {after.phase}"
@@ -132,6 +164,11 @@ class Lifecycle(RuleBasedStateMachine):
             assert after.purge_after >= before.purge_after
         if after.purge_after and after.expired_at and after.windows and after.windows.expired_data_retention:
             assert after.purge_after >= after.expired_at + after.windows.expired_data_retention
+
+    @invariant()
+    def volumes_of_unseen_claims_are_never_changed(self) -> None:
+        for name in self.unseen:
+            assert self.cluster.volumes[name].reclaim_policy == "Retain", f"{name} was changed"
 
     @invariant()
     def purged_means_the_rows_are_gone(self) -> None:

@@ -16,6 +16,8 @@ API_GROUP = "retention.tenure.dev"
 API_VERSION = "v1alpha1"
 TENANT_LABEL = f"{API_GROUP}/tenant"
 PROTECTED_LABEL = f"{API_GROUP}/protected"
+CREATED_ANNOTATION = f"{API_GROUP}/created-for"
+"""Set by Tenure on a namespace it created for a tenant; only recorded in status, never a proof of ownership."""
 
 
 def _parse_timestamp(value: Any) -> Any:

@@ -63,9 +63,10 @@ class TenantSpec(Model):
         (),
         max_length=64,
         description=(
-            "Namespaces holding the tenant's workloads and volumes. While the tenant is active each is "
-            "created if missing and labeled retention.tenure.dev/tenant=<tenant>; only namespaces with "
-            "that label are ever deleted."
+            "Namespaces holding the tenant's workloads and volumes. While the tenant is Active, one that does "
+            "not exist is created with the label retention.tenure.dev/tenant=<tenant>. An existing namespace "
+            "is never labeled by Tenure: it is the tenant's only once an administrator labels it so. Only "
+            "namespaces with that label are ever deleted, and never a protected one."
         ),
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
@@ -105,11 +106,29 @@ class PurgedNamespace(Model):
     uid: str = Field(description="Its uid: a namespace recreated under the same name is not this one.", max_length=64)
 
 
+class CreatedNamespace(Model):
+    """A namespace Tenure created for the tenant (it did not exist when the tenant listed it)."""
+
+    name: str = Field(description="The namespace's name.", max_length=63)
+    uid: str = Field(description="The uid of the namespace Tenure created.", max_length=64)
+
+
 class PurgedVolume(Model):
     """A PersistentVolume of the tenant that the purge deletes."""
 
     name: str = Field(description="The PersistentVolume's name.", max_length=253)
     uid: str = Field(description="Its uid: a volume recreated under the same name is not this one.", max_length=64)
+    claim_uid: str | None = Field(
+        None,
+        description="The uid of the PersistentVolumeClaim in a purged namespace it was bound to, as Tenure saw it.",
+        max_length=64,
+    )
+    reclaim_policy: str | None = Field(
+        None,
+        description="Its reclaim policy before the purge changed anything; restored while a legal hold pauses the "
+        "purge.",
+        max_length=16,
+    )
     static: bool = Field(
         description="True when no provisioner created the volume: deleting the object cannot wipe its storage."
     )
@@ -151,7 +170,13 @@ class PurgeStatus(Model):
         (), description="Namespaces labeled for this tenant when the purge began; only these are deleted."
     )
     volumes: tuple[PurgedVolume, ...] = Field(
-        (), description="PersistentVolumes bound to claims in those namespaces when the purge began."
+        (),
+        description="PersistentVolumes whose claim (by uid) Tenure saw in those namespaces when the purge began.",
+    )
+    kept_volumes: tuple[str, ...] = Field(
+        (),
+        description="PersistentVolumes naming those namespaces whose claim Tenure never saw there: never modified "
+        "or deleted.",
     )
     stores: tuple[StorePurge, ...] = Field((), description="The purge of the tenant's rows, per DataStore.")
     remaining_namespaces: int | None = Field(None, ge=0, description="Recorded namespaces not yet confirmed gone.")
@@ -186,6 +211,9 @@ class TenantStatus(Model):
         description="Policy windows in force when the current phase was entered; later policy edits do not move them.",
     )
     purge: PurgeStatus | None = Field(None, description="The purge's recorded scope and progress.")
+    created_namespaces: tuple[CreatedNamespace, ...] | None = Field(
+        None, description="Namespaces Tenure created for this tenant because they did not exist, with their uids."
+    )
     observed_generation: int | None = Field(None, ge=0, description="The metadata.generation last acted on.")
     conditions: tuple[Condition, ...] = conditions_field(
         "PolicyResolved, NamespacesOwned, Accessible, LegalHold and Purged."

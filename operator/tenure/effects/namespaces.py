@@ -1,8 +1,10 @@
-"""Tenant namespaces: create, claim by label, and delete only what is provably owned.
+"""Tenant namespaces: create missing ones, and delete only what is provably owned.
 
-Deletion re-reads the namespace from the API server right before deleting
-and sends its uid and resourceVersion as preconditions: if anyone relabeled,
-protected or replaced it since, the API server refuses and nothing is lost.
+Tenure labels a namespace only by creating it: an existing one is never
+labeled, so the label on it is an administrator's hand-over. Deletion
+re-reads the namespace from the API server right before deleting and sends
+its uid and resourceVersion as preconditions: if anyone relabeled, protected
+or replaced it since, the API server refuses and nothing is lost.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import logging
 from kubernetes_asyncio.client import V1DeleteOptions, V1Namespace, V1ObjectMeta, V1Preconditions
 
 from tenure.api import PROTECTED_LABEL, TENANT_LABEL
+from tenure.api.meta import CREATED_ANNOTATION
+from tenure.lifecycle.ownership import protected as is_protected
 
 from .errors import Conflict, Gone, checked
-from .kube import AS_MERGE_PATCH, Kube, unless_gone
+from .kube import Kube, unless_gone
 from .outcome import Outcome
 
 logger = logging.getLogger(__name__)
@@ -25,24 +29,13 @@ class NotOwned(Exception):
 
 
 async def create(kube: Kube, name: str, tenant: str) -> Outcome:
-    body = V1Namespace(metadata=V1ObjectMeta(name=name, labels={TENANT_LABEL: tenant}))
+    """Create the namespace labeled for the tenant; one that exists already (a cache behind) is left as it is."""
+    metadata = V1ObjectMeta(name=name, labels={TENANT_LABEL: tenant}, annotations={CREATED_ANNOTATION: tenant})
     try:
-        await checked(kube.core.create_namespace(body, _preload_content=False))
-    except Conflict:  # created meanwhile: the next pass sees who owns it
+        await checked(kube.core.create_namespace(V1Namespace(metadata=metadata), _preload_content=False))
+    except Conflict:  # it exists: never labeled by Tenure; the next pass reports who owns it
         return Outcome.CHANGED
     logger.info("created namespace %s for tenant %s", name, tenant)
-    return Outcome.DONE
-
-
-async def claim(kube: Kube, name: str, tenant: str, resource_version: str) -> Outcome:
-    """Label an unlabeled namespace, only if unchanged since it was seen unlabeled."""
-    body = {"metadata": {"resourceVersion": resource_version, "labels": {TENANT_LABEL: tenant}}}
-    try:
-        await checked(kube.core.patch_namespace(name, body, **AS_MERGE_PATCH, _preload_content=False))
-    except Gone:
-        return Outcome.GONE
-    except Conflict:  # changed: decided again from the new state
-        return Outcome.CHANGED
     return Outcome.DONE
 
 
@@ -58,7 +51,7 @@ async def delete(kube: Kube, name: str, tenant: str, uid: str, protected: frozen
     if live is None or live.metadata.uid != uid:
         return Outcome.GONE
     labels = live.metadata.labels or {}
-    if labels.get(TENANT_LABEL) != tenant or labels.get(PROTECTED_LABEL) == "true" or name in protected:
+    if labels.get(TENANT_LABEL) != tenant or is_protected(name, labels.get(PROTECTED_LABEL) == "true", protected):
         raise NotOwned(f"namespace {name} is no longer provably owned by tenant {tenant}; not deleted")
     if live.metadata.deletion_timestamp is not None:
         return Outcome.GONE

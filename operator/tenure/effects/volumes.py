@@ -1,17 +1,20 @@
 """PersistentVolumes of a tenant: make their storage die with their claims, then remove leftovers.
 
-Both calls carry the volume's uid as a precondition, so a volume recreated
-under the same name is never touched. Each returns what the API server did
-(:class:`Outcome`), never what was asked: a volume already gone is not counted
-as deleted, and one that changed since it was decided about is left for the
-next pass to decide again.
+Every change is made to the volume as the API server has it right now: it is
+re-read first, left alone unless it is the recorded object (uid) still bound
+to the recorded claim (claimRef.uid), and written with that uid and its
+resourceVersion as preconditions, so a volume recreated, rebound or changed
+in between is never touched. Each call returns what the API server did
+(:class:`Outcome`), never what was asked: a volume already gone is not
+counted as deleted, and one that changed since it was decided about is left
+for the next pass to decide again.
 """
 
 from __future__ import annotations
 
 import logging
 
-from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
+from kubernetes_asyncio.client import V1DeleteOptions, V1PersistentVolume, V1Preconditions
 
 from .errors import Conflict, Gone, checked
 from .kube import AS_MERGE_PATCH, Kube, unless_gone
@@ -20,16 +23,36 @@ from .outcome import Outcome
 logger = logging.getLogger(__name__)
 
 
-async def reclaim_on_delete(kube: Kube, name: str, uid: str) -> Outcome:
-    body = {"metadata": {"uid": uid}, "spec": {"persistentVolumeReclaimPolicy": "Delete"}}
+async def _live(kube: Kube, name: str, uid: str, claim_uid: str | None) -> V1PersistentVolume | Outcome:
+    """The volume as it is now, or the Outcome to report when it is not the one decided about."""
+    live: V1PersistentVolume | None = await unless_gone(kube.core.read_persistent_volume(name))
+    if live is None or live.metadata.uid != uid:
+        return Outcome.GONE
+    claim = live.spec.claim_ref
+    if claim_uid is None or claim is None or claim.uid != claim_uid:
+        logger.warning("volume %s is no longer bound to claim %s; left untouched", name, claim_uid)
+        return Outcome.CHANGED
+    return live
+
+
+async def set_reclaim_policy(kube: Kube, name: str, uid: str, claim_uid: str | None, policy: str) -> Outcome:
+    live = await _live(kube, name, uid, claim_uid)
+    if isinstance(live, Outcome):
+        return live
+    if live.spec.persistent_volume_reclaim_policy == policy:
+        return Outcome.DONE
+    body = {
+        "metadata": {"uid": uid, "resourceVersion": live.metadata.resource_version},
+        "spec": {"persistentVolumeReclaimPolicy": policy},
+    }
     try:
         await checked(kube.core.patch_persistent_volume(name, body, **AS_MERGE_PATCH, _preload_content=False))
     except Gone:
         return Outcome.GONE
     except Conflict:
-        logger.info("volume %s was replaced (uid changed); its reclaim policy is not changed", name)
+        logger.info("volume %s changed since it was read; its reclaim policy is decided again", name)
         return Outcome.CHANGED
-    logger.info("volume %s: reclaim policy set to Delete", name)
+    logger.info("volume %s: reclaim policy set to %s", name, policy)
     return Outcome.DONE
 
 
@@ -39,15 +62,18 @@ async def exists(kube: Kube, name: str, uid: str) -> bool:
     return live is not None and bool(live.metadata.uid == uid)
 
 
-async def delete(kube: Kube, name: str, uid: str) -> Outcome:
-    options = V1DeleteOptions(preconditions=V1Preconditions(uid=uid))
+async def delete(kube: Kube, name: str, uid: str, claim_uid: str | None) -> Outcome:
+    live = await _live(kube, name, uid, claim_uid)
+    if isinstance(live, Outcome):
+        return live
+    options = V1DeleteOptions(preconditions=V1Preconditions(uid=uid, resource_version=live.metadata.resource_version))
     try:
         await checked(kube.core.delete_persistent_volume(name, body=options, _preload_content=False))
     except Gone:
         logger.info("persistent volume %s was already gone", name)
         return Outcome.GONE
     except Conflict:
-        logger.info("persistent volume %s was replaced (uid changed); not deleted", name)
+        logger.info("persistent volume %s changed since it was read; not deleted", name)
         return Outcome.CHANGED
     logger.info("deleted persistent volume %s", name)
     return Outcome.DONE

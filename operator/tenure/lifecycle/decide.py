@@ -75,8 +75,8 @@ def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World,
             draft.phase = "Purged"
             draft.purged_at = stamp(now)
             draft.events.append(Event("Purged", _purged_message(draft)))
-        elif not held:
-            actions.extend(progress.actions)
+        else:
+            actions.extend(progress.restores if held else progress.actions)
         draft.purge = draft.purge.model_copy(
             update={
                 "remaining_namespaces": len(progress.remaining_namespaces),
@@ -85,7 +85,7 @@ def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World,
             }
         )
 
-    owns = ownership(tenant, world, claim=draft.phase == "Active" and not tenant.deleting)
+    owns = ownership(tenant, world, create=draft.phase == "Active" and not tenant.deleting)
     if draft.phase == "Active":
         actions.extend(owns.actions)
     if not tenant.finalized and not tenant.deleting and draft.phase != "Purged":
@@ -107,6 +107,7 @@ def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World,
         next_deadline=draft.next_deadline,
         windows=draft.windows,
         purge=draft.purge,
+        created_namespaces=owns.created or None,
         observed_generation=tenant.generation,
         conditions=conditions,
     )
@@ -148,14 +149,24 @@ def _scope_message(draft: Draft) -> str:
     assert draft.purge is not None
     namespaces = listing(n.name for n in draft.purge.namespaces) or "none"
     volumes = listing(v.name for v in draft.purge.volumes) or "none"
-    return f"Permanent deletion started. Namespaces: {namespaces}. Volumes: {volumes}."
+    return f"Permanent deletion started. Namespaces: {namespaces}. Volumes: {volumes}.{_kept_message(draft)}"
+
+
+def _kept_message(draft: Draft) -> str:
+    assert draft.purge is not None
+    if not draft.purge.kept_volumes:
+        return ""
+    return (
+        " Not deleted and never modified, as their claim was never seen in the tenant's namespaces: volumes "
+        f"{listing(draft.purge.kept_volumes)}."
+    )
 
 
 def _purged_message(draft: Draft) -> str:
     assert draft.purge is not None
     message = (
         f"Namespaces ({listing(n.name for n in draft.purge.namespaces) or 'none'}) and volumes "
-        f"({listing(v.name for v in draft.purge.volumes) or 'none'}) are gone."
+        f"({listing(v.name for v in draft.purge.volumes) or 'none'}) are gone.{_kept_message(draft)}"
     )
     for store in draft.purge.stores:
         message += f" DataStore {store.name}: {store.rows_deleted} rows deleted, a count found none left."
@@ -217,7 +228,8 @@ def _conditions(
         result.append(make("Purged", "True", "Purged", _purged_message(draft)))
     elif draft.phase == "Purging" and progress is not None:
         reason = "PausedByLegalHold" if world.holds else "InProgress"
-        result.append(make("Purged", "False", reason, f"Waiting for {progress.waiting}." if progress.waiting else ""))
+        waiting = f"Waiting for {progress.waiting}." if progress.waiting else ""
+        result.append(make("Purged", "False", reason, (waiting + _kept_message(draft)).strip()))
     return tuple(result)
 
 

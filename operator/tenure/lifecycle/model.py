@@ -16,8 +16,10 @@ from datetime import datetime
 from tenure.api import TenantSpec, TenantStatus
 from tenure.api.tenant import StoreState
 
-PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
-"""Never claimed or deleted, whatever a Tenant lists; the operator's own namespace is added at runtime."""
+PROTECTED_NAMESPACES = frozenset({"default"})
+"""Never created or deleted, whatever a Tenant lists, with every ``kube-*`` namespace; the operator's own namespace
+and the configured ones are added at runtime."""
+PROTECTED_PREFIX = "kube-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,17 @@ class NamespaceFact:
     protected: bool = False
     """Labeled retention.tenure.dev/protected=true."""
     terminating: bool = False
+    created_for: str | None = None
+    """The tenant Tenure created it for (its retention.tenure.dev/created-for annotation): recorded, never a proof."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFact:
+    """A PersistentVolumeClaim as Tenure saw it."""
+
+    namespace: str
+    name: str
+    uid: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,8 @@ class VolumeFact:
     source: str = ""
     terminating: bool = False
     """Deleted, and waiting for its finalizers (pv-protection, the provisioner's)."""
+    claim_uid: str | None = None
+    """spec.claimRef.uid: the claim it is (or was) bound to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +98,9 @@ class World:
     namespaces: Mapping[str, NamespaceFact] = field(default_factory=dict)
     """The existing namespaces the tenant lists, recorded for its purge, or labeled for it."""
     volumes: Mapping[str, VolumeFact] = field(default_factory=dict)
-    """Volumes claimed from those namespaces, and volumes recorded for the purge."""
+    """Volumes whose claimRef names those namespaces, and volumes recorded for the purge."""
+    claims: Mapping[str, ClaimFact] = field(default_factory=dict)
+    """PersistentVolumeClaims in those namespaces, by uid."""
     holds: tuple[str, ...] = ()
     """Names of the LegalHolds that list this tenant."""
     protected: frozenset[str] = PROTECTED_NAMESPACES
@@ -99,19 +116,22 @@ class CreateNamespace:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimNamespace:
-    """Label an existing, unlabeled namespace for the tenant (only if unchanged since seen)."""
-
-    name: str
-    resource_version: str
-
-
-@dataclass(frozen=True, slots=True)
 class ReclaimOnDelete:
     """Switch a volume's reclaim policy to Delete, so its storage is destroyed with its claim."""
 
     name: str
     uid: str
+    claim_uid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReclaim:
+    """Put back the reclaim policy a paused purge switched, so deleting the claim meanwhile keeps the storage."""
+
+    name: str
+    uid: str
+    claim_uid: str | None
+    policy: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +144,7 @@ class DeleteNamespace:
 class DeleteVolume:
     name: str
     uid: str
+    claim_uid: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +174,8 @@ class RemoveFinalizer:
 
 Action = (
     CreateNamespace
-    | ClaimNamespace
     | ReclaimOnDelete
+    | RestoreReclaim
     | DeleteNamespace
     | DeleteVolume
     | PurgeStore

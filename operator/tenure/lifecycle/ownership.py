@@ -1,40 +1,56 @@
 """Which namespaces a tenant owns, and which it may never touch.
 
 A namespace is the tenant's only when it carries the label
-``retention.tenure.dev/tenant=<tenant>``. While the tenant is Active, Tenure
-creates missing namespaces with that label and labels existing unlabeled
-ones; it refuses protected namespaces (system ones, the operator's own, any
-labeled ``retention.tenure.dev/protected=true``) and namespaces labeled for
-another tenant. After the account is suspended or closed nothing new is
-claimed: a namespace added to the list later is never deleted.
+``retention.tenure.dev/tenant=<tenant>``, and Tenure writes that label in one
+case only: creating, while the tenant is Active, a listed namespace that does
+not exist (nobody else's data can be in it). An existing namespace without the
+label is never labeled by Tenure, whoever listed it: it is reported with how
+to hand it over (an administrator labels it) and never touched. Protected
+namespaces are never created, owned or deleted, labeled or not: every
+``kube-*`` one, ``default``, the operator's own, the configured ones, and any
+labeled ``retention.tenure.dev/protected=true``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tenure.api import TENANT_LABEL
 from tenure.api.meta import ConditionStatus
+from tenure.api.tenant import CreatedNamespace
 
-from .conditions import listing
-from .model import Action, ClaimNamespace, CreateNamespace, TenantView, World
+from .conditions import LISTED, listing
+from .model import PROTECTED_PREFIX, Action, CreateNamespace, TenantView, World
+
+UNLABELED = "exists without this tenant's label"
 
 
 @dataclass(frozen=True)
 class Ownership:
+    tenant: str
     owned: tuple[str, ...]
     refused: tuple[tuple[str, str], ...]
     """(namespace, why) pairs."""
     pending: tuple[str, ...]
-    """Namespaces being created or labeled, or not claimable in this phase."""
+    """Namespaces being created."""
     actions: tuple[Action, ...]
+    created: tuple[CreatedNamespace, ...]
+    """Namespaces Tenure created for the tenant, as recorded in status."""
+
+
+def protected(name: str, labeled: bool, configured: frozenset[str]) -> bool:
+    """Whether a namespace is out of every tenant's reach: labeled protected, configured, or a ``kube-*`` one."""
+    return labeled or name in configured or name.startswith(PROTECTED_PREFIX)
 
 
 def is_protected(name: str, world: World) -> bool:
     fact = world.namespaces.get(name)
-    return name in world.protected or (fact is not None and fact.protected)
+    return protected(name, fact is not None and fact.protected, world.protected)
 
 
-def ownership(tenant: TenantView, world: World, claim: bool) -> Ownership:
+def ownership(tenant: TenantView, world: World, create: bool) -> Ownership:
+    """What the tenant owns of the namespaces it lists; ``create`` (while Active) creates missing ones."""
     owned: list[str] = []
     refused: list[tuple[str, str]] = []
     pending: list[str] = []
@@ -43,27 +59,48 @@ def ownership(tenant: TenantView, world: World, claim: bool) -> Ownership:
         fact = world.namespaces.get(name)
         if is_protected(name, world):
             refused.append((name, "is protected"))
-        elif fact is not None and fact.owner not in (None, tenant.name):
-            refused.append((name, f"belongs to tenant {fact.owner!r}"))
-        elif fact is not None and fact.owner == tenant.name:
-            owned.append(name)
-        elif fact is not None and fact.terminating:
-            refused.append((name, "is being deleted and is not labeled for this tenant"))
-        elif claim:
+        elif fact is None and create:
             pending.append(name)
-            actions.append(CreateNamespace(name) if fact is None else ClaimNamespace(name, fact.resource_version))
+            actions.append(CreateNamespace(name))
+        elif fact is None:
+            refused.append((name, "does not exist; namespaces are created only while the tenant is Active"))
+        elif fact.owner == tenant.name:
+            owned.append(name)
+        elif fact.owner is not None:
+            refused.append((name, f"belongs to tenant {fact.owner!r}"))
         else:
-            refused.append((name, "was never claimed: namespaces are only claimed while the tenant is Active"))
-    return Ownership(tuple(owned), tuple(refused), tuple(pending), tuple(actions))
+            refused.append((name, UNLABELED))
+    return Ownership(tenant.name, tuple(owned), tuple(refused), tuple(pending), tuple(actions), created(tenant, world))
+
+
+def created(tenant: TenantView, world: World) -> tuple[CreatedNamespace, ...]:
+    """The recorded namespaces Tenure created, with any it has created since (the latest uid per name)."""
+    record = {entry.name: entry for entry in tenant.status.created_namespaces or ()}
+    for fact in world.namespaces.values():
+        if fact.created_for == tenant.name and fact.owner == tenant.name:
+            record[fact.name] = CreatedNamespace(name=fact.name, uid=fact.uid)
+    return tuple(sorted(record.values(), key=lambda entry: entry.name))
+
+
+def hand_over(tenant: str, names: Iterable[str]) -> str:
+    """How an administrator gives existing namespaces to a tenant."""
+    return f"kubectl label namespace {' '.join(names)} {TENANT_LABEL}={tenant}"
 
 
 def describe(result: Ownership) -> tuple[ConditionStatus, str, str]:
     """(status, reason, message) of the NamespacesOwned condition."""
     if result.refused:
         reasons = listing((f"{name} {why}" for name, why in result.refused), "; ")
-        return "False", "NamespacesRefused", f"Not owned and never touched: {reasons}."
+        message = f"Not owned and never touched: {reasons}."
+        unlabeled = [name for name, why in result.refused if why == UNLABELED]
+        if unlabeled:
+            message += (
+                " Tenure never labels a namespace it did not create; to hand one over, an administrator labels it: "
+                f"{hand_over(result.tenant, unlabeled[:LISTED])}."
+            )
+        return "False", "NamespacesRefused", message
     if result.pending:
-        return "Unknown", "Claiming", f"Creating or labeling: {listing(result.pending)}."
+        return "Unknown", "Creating", f"Creating: {listing(result.pending)}."
     if not result.owned:
         return "True", "NoNamespaces", "The tenant lists no namespaces."
     return "True", "AllOwned", f"Labeled for this tenant: {listing(result.owned)}."

@@ -1,10 +1,16 @@
 """The purge, as steps whose completion is observed, never assumed.
 
 1. On entry the scope is recorded in status: every namespace labeled for the
-   tenant (listed in spec or not) and the volumes bound to claims in them. Nothing is deleted until
+   tenant (listed in spec or not), and each volume whose claimRef.uid is a
+   claim Tenure saw in one of them, with that claim's uid and the volume's
+   reclaim policy. A volume naming such a namespace through any other claim
+   (a Released one left by an earlier namespace of the same name, say) is
+   recorded as kept: never modified or deleted. Nothing is changed until
    that record is written, so a restart resumes the same scope.
 2. Every recorded volume's reclaim policy becomes Delete, so the storage
-   provisioner destroys the disk when the claim goes.
+   provisioner destroys the disk when the claim goes. While a legal hold
+   pauses the purge, the recorded policy is put back, and switched again
+   when the purge resumes.
 3. Then the recorded namespaces are deleted — only while still labeled for
    the tenant and not protected.
 4. A recorded volume still present once its claim is gone is deleted: at once
@@ -12,8 +18,10 @@
    provisioner gave up (phase Failed) otherwise.
 5. Purged only when every recorded namespace and volume is really gone.
 
-A legal hold stops the purge at the next step boundary: no action is issued
-while any hold names the tenant.
+A legal hold stops the purge at the next step boundary: no action but
+restoring reclaim policies is issued while any hold names the tenant. A
+recorded volume now bound to another claim than the recorded one is left
+untouched.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from .model import (
     NamespaceFact,
     PurgeStore,
     ReclaimOnDelete,
+    RestoreReclaim,
     TenantView,
     VolumeFact,
     World,
@@ -46,14 +55,23 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
         if fact.owner == tenant.name and not is_protected(fact.name, world)
     )
     names = {n.name for n in namespaces}
+    naming = [v for v in sorted(world.volumes.values(), key=lambda v: v.name) if v.claim_namespace in names]
     volumes = tuple(
-        PurgedVolume(name=v.name, uid=v.uid, static=v.provisioner is None, source=v.source)
-        for v in sorted(world.volumes.values(), key=lambda v: v.name)
-        if v.claim_namespace in names
+        PurgedVolume(
+            name=v.name,
+            uid=v.uid,
+            static=v.provisioner is None,
+            source=v.source,
+            claim_uid=v.claim_uid,
+            reclaim_policy=v.reclaim_policy,
+        )
+        for v in naming
+        if _seen_claim(v, world)
     )
     return PurgeStatus(
         namespaces=namespaces,
         volumes=volumes,
+        kept_volumes=tuple(v.name for v in naming if not _seen_claim(v, world)),
         stores=tuple(
             StorePurge(name=name, requested=keys_in(tenant.name, tenant.spec.data_keys, name))
             for name in sorted(world.datastores)
@@ -63,9 +81,17 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
     )
 
 
+def _seen_claim(volume: VolumeFact, world: World) -> bool:
+    """Whether the volume's claimRef.uid is a claim Tenure saw in the namespace the claimRef names."""
+    claim = world.claims.get(volume.claim_uid or "")
+    return claim is not None and claim.namespace == volume.claim_namespace
+
+
 @dataclass(frozen=True)
 class Progress:
     actions: tuple[Action, ...]
+    restores: tuple[Action, ...]
+    """What a legal hold pausing the purge issues instead of ``actions``: reclaim policies put back."""
     remaining_namespaces: tuple[str, ...]
     remaining_volumes: tuple[str, ...]
     stores: tuple[StorePurge, ...]
@@ -143,21 +169,36 @@ def _present_namespaces(record: PurgeStatus, world: World) -> list[NamespaceFact
     return [fact for fact in facts if fact is not None and fact.uid == uids[fact.name]]
 
 
-def _present_volumes(record: PurgeStatus, world: World) -> list[VolumeFact]:
-    facts = (world.volumes.get(v.name) for v in record.volumes)
-    uids = {v.name: v.uid for v in record.volumes}
-    return [fact for fact in facts if fact is not None and fact.uid == uids[fact.name]]
+def _present_volumes(record: PurgeStatus, world: World) -> list[tuple[PurgedVolume, VolumeFact]]:
+    """Recorded volumes that still exist as the same object (same uid), with what was recorded of them."""
+    facts = ((v, world.volumes.get(v.name)) for v in record.volumes)
+    return [(recorded, fact) for recorded, fact in facts if fact is not None and fact.uid == recorded.uid]
 
 
 def step(tenant: TenantView, record: PurgeStatus, world: World) -> Progress:
     present = _present_namespaces(record, world)
     namespaces = tuple(fact.name for fact in present)
-    volumes = _present_volumes(record, world)
+    found = _present_volumes(record, world)
+    # Only a volume still bound to the recorded claim is acted on; one recorded without a claim uid (by an older
+    # version) or bound to another claim since is left untouched.
+    proven = [(r, v) for r, v in found if r.claim_uid is not None and v.claim_uid == r.claim_uid]
+    rebound = [v.name for r, v in found if r.claim_uid is None or v.claim_uid != r.claim_uid]
+    volumes = [v for _, v in proven]
+    restores: tuple[Action, ...] = tuple(
+        RestoreReclaim(v.name, v.uid, v.claim_uid, r.reclaim_policy)
+        for r, v in proven
+        if r.reclaim_policy is not None
+        and r.reclaim_policy != "Delete"
+        and v.reclaim_policy == "Delete"
+        and not v.terminating
+    )
+    names = tuple(v.name for _, v in found)
     stores, store_actions, store_waiting = stores_step(tenant, record, world)
-    actions: list[Action] = [ReclaimOnDelete(v.name, v.uid) for v in volumes if v.reclaim_policy != "Delete"]
+    actions: list[Action] = [
+        ReclaimOnDelete(v.name, v.uid, v.claim_uid) for v in volumes if v.reclaim_policy != "Delete"
+    ]
     if actions:
-        names = tuple(v.name for v in volumes)
-        return Progress((*actions, *store_actions), namespaces, names, stores, "reclaim policies to change")
+        return Progress((*actions, *store_actions), restores, namespaces, names, stores, "reclaim policies to change")
 
     for fact in present:
         if fact.owner == tenant.name and not fact.terminating and not is_protected(fact.name, world):
@@ -165,12 +206,17 @@ def step(tenant: TenantView, record: PurgeStatus, world: World) -> Progress:
     for volume in volumes:
         leftover = volume.provisioner is None or volume.phase == "Failed"
         if _claim_gone(volume, namespaces) and leftover and not volume.terminating:
-            actions.append(DeleteVolume(volume.name, volume.uid))
+            actions.append(DeleteVolume(volume.name, volume.uid, volume.claim_uid))
 
     waiting = []
     foreign = [f.name for f in present if f.owner != tenant.name or is_protected(f.name, world)]
     if foreign:
         waiting.append(f"namespaces no longer labeled for this tenant, left untouched: {listing(foreign)}")
+    if rebound:
+        waiting.append(
+            "volumes no longer bound to the recorded claim, left untouched (delete them by hand if they are the "
+            f"tenant's): {listing(rebound)}"
+        )
     if namespaces:
         waiting.append(f"namespaces to disappear: {listing(namespaces)}")
     provisioned = [v.name for v in volumes if v.provisioner is not None and v.phase != "Failed"]
@@ -181,4 +227,4 @@ def step(tenant: TenantView, record: PurgeStatus, world: World) -> Progress:
         waiting.append(f"volumes to disappear: {listing(others)}")
     waiting.extend(store_waiting)
     actions.extend(store_actions)
-    return Progress(tuple(actions), namespaces, tuple(v.name for v in volumes), stores, "; ".join(waiting))
+    return Progress(tuple(actions), restores, namespaces, names, stores, "; ".join(waiting))

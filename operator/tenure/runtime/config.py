@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tenure.lifecycle import PROTECTED_NAMESPACES
+
 
 @dataclass(frozen=True)
 class Config:
@@ -13,3 +15,15 @@ class Config:
     """Tenants reconciled concurrently."""
     liveness_port: int = 8080
     metrics_port: int = 9090
+    protected_namespaces: frozenset[str] = frozenset()
+    """More namespaces no tenant may own, besides ``default``, every ``kube-*`` one and the operator's own."""
+
+    @property
+    def protected(self) -> frozenset[str]:
+        """Every namespace protected by name (``kube-*`` ones are protected by prefix)."""
+        return PROTECTED_NAMESPACES | {self.namespace} | self.protected_namespaces
+
+
+def namespace_list(value: str) -> frozenset[str]:
+    """Namespaces from a comma- or space-separated list, as ``--protected-namespaces`` takes them."""
+    return frozenset(value.replace(",", " ").split())

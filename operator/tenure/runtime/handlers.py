@@ -24,7 +24,6 @@ from prometheus_client import start_http_server
 from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, RETENTION_POLICY, TENANT
 from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube, connect, status_of
-from tenure.lifecycle import PROTECTED_NAMESPACES
 
 from .config import Config
 from .datastores import DataStores
@@ -48,8 +47,7 @@ class Runtime:
         self.stores = stores
         self.events = EventPoster(kube)
         self.datastores = DataStores(kube, stores)
-        protected = PROTECTED_NAMESPACES | {config.namespace}
-        reconciler = Reconciler(kube, stores, self.datastores, self.events, protected)
+        reconciler = Reconciler(kube, stores, self.datastores, self.events, config.protected)
         self.tenants = Scheduler("tenants", reconciler, workers=config.workers)
         self.holds = Scheduler("legalholds", HoldReconciler(kube, stores), workers=4)
         self.stores_scheduler = Scheduler("datastores", self.datastores, workers=2)

@@ -36,7 +36,6 @@ from tenure.lifecycle import (
     DELETIONS,
     Action,
     AddFinalizer,
-    ClaimNamespace,
     CreateNamespace,
     Decision,
     DeleteNamespace,
@@ -44,6 +43,7 @@ from tenure.lifecycle import (
     PurgeStore,
     ReclaimOnDelete,
     RemoveFinalizer,
+    RestoreReclaim,
     decide,
 )
 
@@ -199,15 +199,15 @@ class Reconciler:
         match action:
             case CreateNamespace(name=namespace):
                 self._wrote("namespace", await namespaces.create(self.kube, namespace, tenant))
-            case ClaimNamespace(name=namespace, resource_version=version):
-                self._wrote("namespace", await namespaces.claim(self.kube, namespace, tenant, version))
-            case ReclaimOnDelete(name=volume, uid=uid):
-                self._wrote("volume", await volumes.reclaim_on_delete(self.kube, volume, uid))
+            case ReclaimOnDelete(name=volume, uid=uid, claim_uid=claim):
+                self._wrote("volume", await volumes.set_reclaim_policy(self.kube, volume, uid, claim, "Delete"))
+            case RestoreReclaim(name=volume, uid=uid, claim_uid=claim, policy=policy):
+                self._wrote("volume", await volumes.set_reclaim_policy(self.kube, volume, uid, claim, policy))
             case DeleteNamespace(name=namespace, uid=uid):
                 outcome = await namespaces.delete(self.kube, namespace, tenant, uid, self.protected)
                 self._wrote("namespace", outcome, deletion=True)
-            case DeleteVolume(name=volume, uid=uid):
-                self._wrote("volume", await volumes.delete(self.kube, volume, uid), deletion=True)
+            case DeleteVolume(name=volume, uid=uid, claim_uid=claim):
+                self._wrote("volume", await volumes.delete(self.kube, volume, uid, claim), deletion=True)
             case PurgeStore():
                 self.datastores.purge(tenant, record.uid, action)
             case RemoveFinalizer():

@@ -1,0 +1,167 @@
+"""Ownership, rule by rule: which namespaces and volumes a tenant's purge may touch (pure core, fake clock)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from tenure.lifecycle import (
+    ClaimFact,
+    CreateNamespace,
+    DeleteNamespace,
+    DeleteVolume,
+    NamespaceFact,
+    ReclaimOnDelete,
+    RestoreReclaim,
+    VolumeFact,
+)
+from tenure.lifecycle.conditions import find
+from tenure.lifecycle.ownership import protected
+from tenure.runtime.config import Config, namespace_list
+
+from .lifecycle_support import T0, FakeCluster, uid
+
+DAY = timedelta(days=1)
+
+
+def message(cluster: FakeCluster, type_: str) -> tuple[str, str]:
+    found = find(cluster.status.conditions, type_)
+    assert found is not None, f"no {type_} condition"
+    return found.status, found.message
+
+
+def touched(cluster: FakeCluster) -> set[str]:
+    """Every object any decision so far acted on."""
+    kinds = (CreateNamespace, DeleteNamespace, DeleteVolume, ReclaimOnDelete, RestoreReclaim)
+    return {a.name for d in cluster.decisions for a in d.actions if isinstance(a, kinds)}
+
+
+def test_an_existing_unlabeled_namespace_is_never_labeled_and_survives_the_purge() -> None:
+    cluster = FakeCluster()
+    cluster.namespaces["monitoring"] = NamespaceFact("monitoring", "u-mon", "1", owner=None)
+    cluster.edit(namespaces=("acme-a", "monitoring"))
+    cluster.settle()
+    status, text = message(cluster, "NamespacesOwned")
+    assert status == "False"
+    assert "monitoring exists without this tenant's label" in text
+    assert "kubectl label namespace monitoring retention.tenure.dev/tenant=acme" in text
+    assert any(e.reason == "NamespacesRefused" and e.warning for d in cluster.decisions for e in d.events)
+    cluster.close_until(T0 + 31 * DAY)
+    cluster.settle()
+    assert cluster.status.phase == "Purged"
+    assert cluster.namespaces["monitoring"] == NamespaceFact("monitoring", "u-mon", "1", owner=None)
+    assert "monitoring" not in touched(cluster)
+    assert [n.name for n in cluster.status.purge.namespaces] == ["acme-a"] if cluster.status.purge else False
+
+
+def test_a_namespace_an_administrator_labels_for_the_tenant_is_owned_then_purged() -> None:
+    cluster = FakeCluster()
+    cluster.namespaces["legacy"] = NamespaceFact("legacy", "u-legacy", "1", owner=None)
+    cluster.edit(namespaces=("legacy",))
+    cluster.settle()
+    assert message(cluster, "NamespacesOwned")[0] == "False"
+    cluster.namespaces["legacy"] = replace(cluster.namespaces["legacy"], owner="acme", resource_version="2")
+    cluster.settle()
+    assert message(cluster, "NamespacesOwned") == ("True", "Labeled for this tenant: legacy.")
+    assert cluster.status.created_namespaces is None  # handed over, not created by Tenure
+    cluster.close_until(T0 + 31 * DAY)
+    cluster.settle()
+    assert cluster.status.phase == "Purged"
+    assert "legacy" not in cluster.namespaces
+    assert "legacy" in {a.name for d in cluster.decisions for a in d.actions if isinstance(a, DeleteNamespace)}
+
+
+@pytest.mark.parametrize(
+    ("name", "fact"),
+    [
+        ("kube-anything", None),  # every kube-* namespace, existing or not
+        ("default", NamespaceFact("default", "u-d", "1", owner="acme")),
+        ("infra", NamespaceFact("infra", "u-i", "1", owner="acme")),  # configured, even labeled for the tenant
+        ("ops", NamespaceFact("ops", "u-o", "1", owner="acme", protected=True)),  # labeled protected
+    ],
+)
+def test_protected_namespaces_are_never_created_owned_or_deleted(name: str, fact: NamespaceFact | None) -> None:
+    cluster = FakeCluster()
+    cluster.protected = frozenset({"default", "infra"})
+    if fact is not None:
+        cluster.namespaces[name] = fact
+    cluster.edit(namespaces=(name,))
+    cluster.settle()
+    assert message(cluster, "NamespacesOwned") == ("False", f"Not owned and never touched: {name} is protected.")
+    cluster.close_until(T0 + 31 * DAY)
+    cluster.settle()
+    assert cluster.status.phase == "Purged"
+    assert name not in touched(cluster)
+    assert (cluster.namespaces.get(name), cluster.status.purge.namespaces if cluster.status.purge else None) == (
+        fact,
+        (),
+    )
+
+
+def test_the_uid_of_a_created_namespace_is_recorded_and_follows_a_recreation() -> None:
+    cluster = FakeCluster()
+    cluster.settle()
+    first = cluster.namespaces["acme-a"].uid
+    assert [(c.name, c.uid) for c in cluster.status.created_namespaces or ()] == [("acme-a", first)]
+    del cluster.namespaces["acme-a"]
+    cluster.settle()  # created again
+    second = cluster.namespaces["acme-a"].uid
+    assert second != first
+    assert [(c.name, c.uid) for c in cluster.status.created_namespaces or ()] == [("acme-a", second)]
+
+
+def test_a_released_volume_of_a_claim_tenure_never_saw_is_kept_and_named() -> None:
+    cluster = FakeCluster()
+    cluster.settle()
+    cluster.bound_volume("pv-mine", "acme-a")
+    # Left by an earlier namespace of the same name: its claim's uid is none Tenure saw.
+    cluster.volumes["pv-old"] = VolumeFact("pv-old", uid(), "acme-a", "Retain", "Released", None, claim_uid="old")
+    cluster.close_until(T0 + 31 * DAY)
+    cluster.settle()
+    assert cluster.status.phase == "Purged"
+    assert cluster.status.purge is not None
+    assert [v.name for v in cluster.status.purge.volumes] == ["pv-mine"]
+    assert cluster.status.purge.kept_volumes == ("pv-old",)
+    old = cluster.volumes["pv-old"]
+    assert (set(cluster.volumes), old.reclaim_policy, old.claim_uid) == ({"pv-old"}, "Retain", "old")
+    assert "pv-old" not in touched(cluster)
+    status, text = message(cluster, "Purged")
+    assert status == "True" and "Not deleted and never modified" in text and "pv-old" in text
+
+
+def test_a_volume_of_a_claim_in_another_namespace_is_kept() -> None:
+    cluster = FakeCluster()
+    cluster.settle()
+    other = ClaimFact("elsewhere", "data", "u-claim")
+    cluster.claims[other.uid] = other  # a real claim, but not in the tenant's namespace the volume names
+    cluster.volumes["pv-x"] = VolumeFact("pv-x", uid(), "acme-a", "Retain", "Bound", None, claim_uid=other.uid)
+    cluster.close_until(T0 + 31 * DAY)
+    cluster.reconcile()
+    assert cluster.status.purge is not None and cluster.status.purge.kept_volumes == ("pv-x",)
+
+
+def test_a_volume_rebound_to_another_claim_after_the_scope_is_left_untouched() -> None:
+    cluster = FakeCluster()
+    cluster.settle()
+    cluster.bound_volume("pv-1", "acme-a")
+    cluster.close_until(T0 + 31 * DAY)
+    cluster.reconcile()  # Purging: the scope is recorded and the reclaim policy switched
+    assert cluster.status.phase == "Purging" and cluster.volumes["pv-1"].reclaim_policy == "Delete"
+    cluster.volumes["pv-1"] = replace(cluster.volumes["pv-1"], claim_uid="someone-else")
+    before = len(cluster.decisions)
+    cluster.settle()
+    assert "pv-1" not in {a.name for d in cluster.decisions[before:] for a in d.actions if hasattr(a, "name")}
+    assert "pv-1" in cluster.volumes and cluster.status.phase == "Purging"
+    status, text = message(cluster, "Purged")
+    assert status == "False" and "no longer bound to the recorded claim" in text and "pv-1" in text
+
+
+def test_protected_rule_and_configuration() -> None:
+    assert protected("kube-flannel", labeled=False, configured=frozenset())
+    assert protected("anything", labeled=True, configured=frozenset())
+    assert not protected("kubernetes-dashboard", labeled=False, configured=frozenset())
+    assert namespace_list("monitoring, ingress-nginx cert-manager,") == {"monitoring", "ingress-nginx", "cert-manager"}
+    config = Config(namespace="tenure", protected_namespaces=namespace_list("monitoring"))
+    assert config.protected == {"default", "tenure", "monitoring"}
