@@ -58,7 +58,7 @@ def test_tenants_the_watch_saw_after_the_listing_are_claimants_too() -> None:
 
     async def main() -> tuple[set[str], set[str]]:
         before = {claim.name for claim in await datastores._claims()}
-        stores.put_tenant({"metadata": {"name": "globex", "resourceVersion": "2"}, "spec": {}, "status": {}})
+        stores.tenants.put({"metadata": {"name": "globex", "resourceVersion": "2"}, "spec": {}, "status": {}})
         return before, {claim.name for claim in await datastores._claims()}
 
     before, after = asyncio.run(main())

@@ -6,7 +6,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from tenure.runtime.scheduler import Scheduler
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tenure.runtime.scheduler import Deadlines, Scheduler
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
@@ -106,3 +109,35 @@ def test_a_later_schedule_supersedes_an_earlier_one() -> None:
 
     run(scenario)
     assert calls == ["acme"]
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcdefgh"), st.one_of(st.none(), st.integers(0, 50))), max_size=200))
+def test_deadlines_hold_one_entry_per_name_and_pop_in_order(operations: list[tuple[str, int | None]]) -> None:
+    deadlines, model = Deadlines(), dict[str, int]()
+    for name, when in operations:
+        if when is None:
+            deadlines.remove(name)
+            model.pop(name, None)
+        else:
+            deadlines.set(name, when)
+            model[name] = when
+        assert len(deadlines) == len(model)
+        assert deadlines.first() == min(model.values(), default=None)
+    popped = list(deadlines.pop_due(25))
+    assert popped == sorted((when, name) for name, when in model.items() if when <= 25)
+    assert len(deadlines) == len([when for when in model.values() if when > 25])
+
+
+def test_a_tenant_reconciled_again_and_again_keeps_one_deadline() -> None:
+    async def scenario() -> dict[str, int]:
+        async def reconcile(name: str) -> float | None:
+            return 86_400.0 * 30  # a deadline days away, as an Expired tenant's purgeAfter
+
+        scheduler = Scheduler("test", reconcile, workers=4, clock=lambda: 0.0)
+        for _ in range(1_000):
+            scheduler.touch("acme")
+            while await scheduler.step() or scheduler.busy():
+                await asyncio.sleep(0)
+        return scheduler.sizes()
+
+    assert asyncio.run(scenario())["deadlines"] == 1

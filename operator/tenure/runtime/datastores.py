@@ -165,7 +165,7 @@ class DataStores:
             raise
         if written is not None:
             metrics.API_WRITES.labels("status").inc()
-            self.stores.put_datastore(written)
+            self.stores.datastores.put(written)
         return wake
 
     async def _sweep_if_due(

@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 300.0
 """How often the small stores are re-listed, dropping anything a watch missed (such as a deletion)."""
-LISTED = (RETENTION_POLICY.plural, LEGAL_HOLD.plural, DATA_STORE.plural, "namespaces", "persistentvolumes")
 
 
 class Runtime:
@@ -86,10 +85,10 @@ class Runtime:
 async def resync(kube: Kube, stores: Stores) -> set[str]:
     """List the small kinds into the stores; returns the tenants whose facts changed."""
     affected: set[str] = set()
-    for kind in LISTED:
+    for kind, store in stores.kinds.items():
         custom = kind in (RETENTION_POLICY.plural, LEGAL_HOLD.plural, DATA_STORE.plural)
         listing = await (kube.list_custom(kind) if custom else kube.list_core(kind))
-        affected |= stores.replace(kind, listing)
+        affected |= store.replace(listing)
     return affected
 
 
@@ -134,10 +133,10 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 async def tenant_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     if type == "DELETED":
-        runtime.stores.drop_tenant(name)
+        runtime.stores.tenants.drop(name)
         runtime.tenants.forget(name)
         runtime.datastores.forget(name)
-    elif runtime.stores.put_tenant(body):
+    elif runtime.stores.tenants.put(body):
         runtime.tenants.touch(name)
     if type in ("ADDED", "DELETED"):
         for hold in runtime.stores.holds_of(name):
@@ -147,21 +146,21 @@ async def tenant_event(name: str, type: str | None, body: kopf.Body, memo: kopf.
 @kopf.on.event(API_GROUP, API_VERSION, RETENTION_POLICY.plural)
 async def policy_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    affected = runtime.stores.drop_policy(name) if type == "DELETED" else runtime.stores.put_policy(body)
-    for tenant in affected:
+    affected = runtime.stores.policies.drop(name) if type == "DELETED" else runtime.stores.policies.put(body)
+    for tenant in affected or ():
         runtime.tenants.touch(tenant)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, LEGAL_HOLD.plural)
 async def hold_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
+    affected: set[str] | None
     if type == "DELETED":
-        affected = runtime.stores.drop_hold(name)
+        affected = runtime.stores.holds.drop(name)
         runtime.holds.forget(name)
-    else:
-        affected = runtime.stores.put_hold(body)
+    elif (affected := runtime.stores.holds.put(body)) is not None:
         runtime.holds.touch(name)
-    for tenant in affected:  # named before or after the change: a removed name is released
+    for tenant in affected or ():  # named before or after the change: a removed name is released
         runtime.tenants.touch(tenant)
 
 
@@ -169,25 +168,25 @@ async def hold_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Me
 async def datastore_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     if type == "DELETED":
-        runtime.stores.drop_datastore(name)
+        runtime.stores.datastores.drop(name)
         runtime.stores_scheduler.forget(name)
-    elif runtime.stores.put_datastore(body):
+    elif runtime.stores.datastores.put(body) is not None:
         runtime.stores_scheduler.touch(name)
 
 
 @kopf.on.event("", "v1", "namespaces")
 async def namespace_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    affected = runtime.stores.drop_namespace(name) if type == "DELETED" else runtime.stores.put_namespace(body)
-    for tenant in affected:
+    affected = runtime.stores.namespaces.drop(name) if type == "DELETED" else runtime.stores.namespaces.put(body)
+    for tenant in affected or ():
         runtime.tenants.touch(tenant)
 
 
 @kopf.on.event("", "v1", "persistentvolumes")
 async def volume_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    affected = runtime.stores.drop_volume(name) if type == "DELETED" else runtime.stores.put_volume(body)
-    for tenant in affected:
+    affected = runtime.stores.volumes.drop(name) if type == "DELETED" else runtime.stores.volumes.put(body)
+    for tenant in affected or ():
         runtime.tenants.touch(tenant)
 
 

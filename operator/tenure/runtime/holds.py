@@ -72,5 +72,5 @@ class HoldReconciler:
             raise
         if written is not None:
             metrics.API_WRITES.labels("status").inc()
-            self.stores.put_hold(written)
+            self.stores.holds.put(written)
         return None

@@ -150,7 +150,7 @@ class Reconciler:
         try:
             return await call
         except Gone as error:
-            self.stores.drop_tenant(name)  # deleted while the watch was away
+            self.stores.tenants.drop(name)  # deleted while the watch was away
             raise Stale from error
         except Conflict as error:
             raise Stale from error
@@ -181,7 +181,7 @@ class Reconciler:
 
     def _remember(self, body: dict[str, Any]) -> TenantRecord:
         """Keep the object our own write returned: fresher than any watch event in flight."""
-        self.stores.put_tenant(body)
+        self.stores.tenants.put(body)
         return self.stores.tenants[body["metadata"]["name"]]
 
     async def _act(self, record: TenantRecord, decision: Decision) -> None:

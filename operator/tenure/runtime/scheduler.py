@@ -1,21 +1,21 @@
 """One deadline scheduler for all tenants.
 
 Per-object kopf timers would cost a few asyncio tasks and tens of kilobytes
-per tenant and write to the API on every tick. Instead a single loop keeps a
-heap of (deadline, tenant) and a set of tenants that changed, sleeps until
-the earliest deadline or the next change, and hands due tenants to a bounded
-pool of workers. A tenant is never reconciled twice at once; a change that
-arrives mid-reconcile runs it again right after.
+per tenant and write to the API on every tick. Instead a single loop keeps
+:class:`Deadlines` (at most one entry per tenant, however often it is
+rescheduled) and a set of tenants that changed, sleeps until the earliest
+deadline or the next change, and hands due tenants to a bounded pool of
+workers. A tenant is never reconciled twice at once; a change that arrives
+mid-reconcile runs it again right after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from tenure import metrics
 
@@ -29,6 +29,65 @@ MAX_SLEEP = 30.0
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
+class Deadlines:
+    """A min-heap of (deadline, name) holding at most one entry per name: rescheduling moves the entry."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, str]] = []
+        self._at: dict[str, int] = {}  # name -> its position in the heap
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def get(self, name: str) -> float | None:
+        return self._heap[self._at[name]][0] if name in self._at else None
+
+    def first(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def set(self, name: str, when: float) -> None:
+        if name in self._at:
+            self._heap[self._at[name]] = (when, name)
+            self._sift(self._at[name])
+        else:
+            self._heap.append((when, name))
+            self._at[name] = len(self._heap) - 1
+            self._sift(len(self._heap) - 1)
+
+    def remove(self, name: str) -> None:
+        at = self._at.pop(name, None)
+        if at is None:
+            return
+        last = self._heap.pop()
+        if at < len(self._heap):
+            self._heap[at] = last
+            self._at[last[1]] = at
+            self._sift(at)
+
+    def pop_due(self, now: float) -> Iterator[tuple[float, str]]:
+        while self._heap and self._heap[0][0] <= now:
+            entry = self._heap[0]
+            self.remove(entry[1])
+            yield entry
+
+    def _sift(self, at: int) -> None:
+        heap = self._heap
+        while at > 0 and heap[at] < heap[(up := (at - 1) // 2)]:
+            self._swap(at, up)
+            at = up
+        while True:
+            low = min((c for c in (2 * at + 1, 2 * at + 2) if c < len(heap)), key=heap.__getitem__, default=None)
+            if low is None or heap[at] <= heap[low]:
+                return
+            self._swap(at, low)
+            at = low
+
+    def _swap(self, i: int, j: int) -> None:
+        heap = self._heap
+        heap[i], heap[j] = heap[j], heap[i]
+        self._at[heap[i][1]], self._at[heap[j][1]] = i, j
+
+
 class Scheduler:
     def __init__(self, name: str, reconcile: Reconcile, workers: int, clock: Callable[[], float] = time.time) -> None:
         self._scheduled = metrics.SCHEDULED.labels(name)
@@ -38,8 +97,7 @@ class Scheduler:
         self._clock = clock
         self._slots = asyncio.Semaphore(workers)
         self._dirty: dict[str, None] = {}  # insertion-ordered set
-        self._due: dict[str, float] = {}
-        self._heap: list[tuple[float, str]] = []
+        self._due = Deadlines()
         self._inflight: set[str] = set()
         self._failures: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -52,8 +110,9 @@ class Scheduler:
 
     def forget(self, name: str) -> None:
         self._dirty.pop(name, None)
-        self._due.pop(name, None)
+        self._due.remove(name)
         self._failures.pop(name, None)
+        self._scheduled.set(len(self._due))
 
     def busy(self) -> bool:
         """Whether anything is waiting for or in a reconcile pass."""
@@ -62,23 +121,38 @@ class Scheduler:
     def deadline(self, name: str) -> float | None:
         return self._due.get(name)
 
+    def next_deadline(self) -> float | None:
+        return self._due.first()
+
+    def sizes(self) -> dict[str, int]:
+        """How many entries each internal structure holds (deadlines: at most one per tenant)."""
+        return {
+            "deadlines": len(self._due),
+            "dirty": len(self._dirty),
+            "inflight": len(self._inflight),
+            "failures": len(self._failures),
+            "tasks": len(self._tasks),
+        }
+
     def _schedule(self, name: str, when: float | None) -> None:
         if when is None:
-            self._due.pop(name, None)
+            self._due.remove(name)
         else:
-            self._due[name] = when
-            heapq.heappush(self._heap, (when, name))
+            self._due.set(name, when)
         self._scheduled.set(len(self._due))
+
+    async def step(self) -> bool:
+        """Hand every due or changed tenant to a worker; whether any is still waiting for a free one."""
+        self._collect_due()
+        await self._dispatch()
+        self._wakeup.clear()
+        return bool(self._dirty.keys() - self._inflight)
 
     async def run(self) -> None:
         try:
             while True:
-                self._collect_due()
-                await self._dispatch()
-                self._wakeup.clear()
-                if self._dirty.keys() - self._inflight:
-                    continue
-                await self._sleep()
+                if not await self.step():
+                    await self._sleep()
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -86,12 +160,9 @@ class Scheduler:
 
     def _collect_due(self) -> None:
         now = self._clock()
-        while self._heap and self._heap[0][0] <= now:
-            when, name = heapq.heappop(self._heap)
-            if self._due.get(name) == when:  # else superseded by a later schedule
-                del self._due[name]
-                self._dirty[name] = None
-                self._lateness.observe(max(0.0, now - when))
+        for when, name in self._due.pop_due(now):
+            self._dirty[name] = None
+            self._lateness.observe(max(0.0, now - when))
         self._scheduled.set(len(self._due))
         self._pending.set(len(self._dirty) + len(self._inflight))
 
@@ -111,10 +182,8 @@ class Scheduler:
 
     async def _sleep(self) -> None:
         timeout = MAX_SLEEP
-        while self._heap and self._due.get(self._heap[0][1]) != self._heap[0][0]:
-            heapq.heappop(self._heap)  # drop superseded entries
-        if self._heap:
-            timeout = min(timeout, max(0.0, self._heap[0][0] - self._clock()))
+        if (first := self._due.first()) is not None:
+            timeout = min(timeout, max(0.0, first - self._clock()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
 

@@ -16,14 +16,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from tenure.api import PROTECTED_LABEL, TENANT_LABEL, DataStoreSpec, RetentionPolicySpec, TenantSpec, TenantStatus
+from tenure.api import (
+    DATA_STORE,
+    LEGAL_HOLD,
+    PROTECTED_LABEL,
+    RETENTION_POLICY,
+    TENANT_LABEL,
+    DataStoreSpec,
+    RetentionPolicySpec,
+    TenantSpec,
+    TenantStatus,
+)
 from tenure.lifecycle import NamespaceFact, StoreProgress, TenantView, VolumeFact, World
 from tenure.lifecycle.purge import keys_in
 
@@ -224,186 +233,196 @@ def newer(old: str, new: str) -> bool:
 
 def known(old: str | None, new: str) -> bool:
     """Whether resourceVersion ``new`` is the one stored (``old``) or older: e.g. the echo of our own write."""
-    return old is not None and (old == new or not newer(old, new))
+    return old is not None and new != "" and (old == new or not newer(old, new))
+
+
+R = TypeVar("R")
+Keys = Callable[[R], Iterable[str]]
+"""An index's keys for one record (e.g. a tenant's namespaces)."""
+
+
+class Index(Generic[R]):
+    """Object names by key, kept current by the :class:`Kind` that owns it (as controller-runtime's IndexField)."""
+
+    def __init__(self, keys: Keys[R]) -> None:
+        self._keys = keys
+        self._members: dict[str, set[str]] = {}
+
+    def __getitem__(self, key: str) -> frozenset[str]:
+        return frozenset(self._members.get(key, ()))
+
+    def keys(self) -> set[str]:
+        return set(self._members)
+
+    def link(self, name: str, record: R) -> None:
+        for key in self._keys(record):
+            self._members.setdefault(key, set()).add(name)
+
+    def unlink(self, name: str, record: R) -> None:
+        for key in self._keys(record):
+            members = self._members.get(key)
+            if members is not None:
+                members.discard(name)
+                if not members:
+                    del self._members[key]
+
+
+class Kind(Mapping[str, R]):
+    """Every stored object of one kind, by name, with its indexes: the one put/drop path for all kinds.
+
+    ``put`` keeps the newest resourceVersion only and returns None for one
+    already known (a re-list of an unchanged object, our own write's echo);
+    otherwise the tenants concerned, which is empty unless the ``facts`` that
+    decisions read changed. ``concerns`` names the tenants a stored version
+    concerns; a change concerns those of the old and the new version.
+    """
+
+    def __init__(
+        self,
+        parse: Callable[[Body], R],
+        concerns: Callable[[str, R], Iterable[str]] = lambda name, record: (),
+        facts: Callable[[R], object] = lambda record: record,
+        **indexes: Keys[R],
+    ) -> None:
+        self._parse = parse
+        self._concerns = concerns
+        self._facts = facts
+        self._records: dict[str, R] = {}
+        self._versions: dict[str, str] = {}
+        self.indexes = {name: Index(keys) for name, keys in indexes.items()}
+
+    def __getitem__(self, name: str) -> R:
+        return self._records[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def put(self, body: Body) -> set[str] | None:
+        meta = body.get("metadata") or {}
+        name, version = meta["name"], meta.get("resourceVersion", "")
+        if known(self._versions.get(name), version):
+            return None
+        record = self._parse(body)
+        concerned: set[str] = set()
+        changed = True
+        if name in self._records:
+            previous = self._records[name]
+            changed = self._facts(previous) != self._facts(record)
+            if changed:
+                concerned.update(self._concerns(name, previous))
+            self._unlink(name)
+        self._records[name], self._versions[name] = record, version
+        for index in self.indexes.values():
+            index.link(name, record)
+        if changed:
+            concerned.update(self._concerns(name, record))
+        return concerned
+
+    def drop(self, name: str) -> set[str]:
+        if name not in self._records:
+            return set()
+        concerned = set(self._concerns(name, self._records[name]))
+        self._unlink(name)
+        del self._records[name], self._versions[name]
+        return concerned
+
+    def replace(self, bodies: Iterable[Body]) -> set[str]:
+        """Replace every stored object with a fresh listing; returns the tenants concerned by what changed."""
+        concerned: set[str] = set()
+        seen: set[str] = set()
+        for body in bodies:
+            seen.add(body["metadata"]["name"])
+            concerned |= self.put(body) or set()
+        for gone in self._records.keys() - seen:
+            concerned |= self.drop(gone)
+        return concerned
+
+    def _unlink(self, name: str) -> None:
+        for index in self.indexes.values():
+            index.unlink(name, self._records[name])
+
+
+def _readable_policy(body: Body) -> RetentionPolicySpec | None:
+    """A policy's spec; an unreadable one counts as missing."""
+    try:
+        return RetentionPolicySpec.model_validate(dict(body.get("spec") or {}))
+    except ValidationError as error:
+        logger.error(
+            "RetentionPolicy %s is unreadable and treated as missing: %s", body["metadata"]["name"], describe(error)
+        )
+        return None
 
 
 class Stores:
-    """The in-memory view of the cluster, and which tenants each change concerns."""
+    """The in-memory view of the cluster, and which tenants each change concerns.
+
+    One :class:`Kind` per watched kind, keyed by its plural in ``kinds``. To
+    add one: a ``parse`` from the watch body to a compact record, the
+    ``concerns`` naming the tenants it matters to, and its indexes.
+    """
 
     def __init__(self) -> None:
-        self.tenants: dict[str, TenantRecord] = {}
-        self._tenants_by_policy: defaultdict[str, set[str]] = defaultdict(set)
-        self._tenants_by_namespace: defaultdict[str, set[str]] = defaultdict(set)
-        self.policies: dict[str, RetentionPolicySpec | None] = {}
-        self.holds: dict[str, HoldRecord] = {}
-        self._holds_by_tenant: defaultdict[str, set[str]] = defaultdict(set)
-        self.namespaces: dict[str, NamespaceFact] = {}
-        self._namespaces_by_owner: defaultdict[str, set[str]] = defaultdict(set)
-        self.volumes: dict[str, VolumeFact] = {}
-        self._volumes_by_namespace: defaultdict[str, set[str]] = defaultdict(set)
-        self.datastores: dict[str, DataStoreRecord] = {}
+        self.tenants: Kind[TenantRecord] = Kind(
+            TenantRecord.from_body,  # every new version is decided again (facts: the whole record)
+            concerns=lambda name, record: (name,),
+            by_policy=lambda record: (record.policy,),
+            by_namespace=lambda record: record.namespaces,
+        )
+        self.policies: Kind[RetentionPolicySpec | None] = Kind(
+            _readable_policy, concerns=lambda name, record: self.tenants.indexes["by_policy"][name]
+        )
+        self.holds: Kind[HoldRecord] = Kind(
+            HoldRecord.from_body,
+            concerns=lambda name, record: record.tenants,
+            facts=lambda record: record.tenants,
+            by_tenant=lambda record: record.tenants,
+        )
+        self.namespaces: Kind[NamespaceFact] = Kind(
+            namespace_fact,
+            concerns=lambda name, fact: (*self._in_namespace(name), *([fact.owner] if fact.owner else [])),
+            facts=lambda fact: replace(fact, resource_version=""),
+            by_owner=lambda fact: (fact.owner,) if fact.owner else (),
+        )
+        self.volumes: Kind[VolumeFact] = Kind(
+            volume_fact,
+            concerns=lambda name, fact: self._in_namespace(fact.claim_namespace),
+            by_namespace=lambda fact: (fact.claim_namespace,) if fact.claim_namespace else (),
+        )
+        self.datastores: Kind[DataStoreRecord] = Kind(DataStoreRecord.from_body)  # concern no tenant until a purge
+        self.kinds: dict[str, Kind[Any]] = {
+            RETENTION_POLICY.plural: self.policies,
+            LEGAL_HOLD.plural: self.holds,
+            DATA_STORE.plural: self.datastores,
+            "namespaces": self.namespaces,
+            "persistentvolumes": self.volumes,
+        }
+        """The kinds listed at startup and re-listed periodically (tenants come from their own watch)."""
 
-    # Tenants
-
-    def put_tenant(self, body: Body) -> bool:
-        """Store a tenant; False when this version (or a newer one) is already known, e.g. our own write's echo."""
-        meta = body.get("metadata") or {}
-        old = self.tenants.get(meta.get("name", ""))
-        version = meta.get("resourceVersion", "")
-        if known(old.resource_version if old else None, version):
-            return False
-        record = TenantRecord.from_body(body)
-        self.drop_tenant(record.name)
-        self.tenants[record.name] = record
-        self._tenants_by_policy[record.policy].add(record.name)
-        for namespace in record.namespaces:
-            self._tenants_by_namespace[namespace].add(record.name)
-        return True
-
-    def drop_tenant(self, name: str) -> None:
-        old = self.tenants.pop(name, None)
-        if old is None:
-            return
-        _unlink(self._tenants_by_policy, old.policy, name)
-        for namespace in old.namespaces:
-            _unlink(self._tenants_by_namespace, namespace, name)
-
-    def tenants_of_policy(self, policy: str) -> set[str]:
-        return set(self._tenants_by_policy.get(policy, ()))
-
-    # Policies and holds
-
-    def put_policy(self, body: Body) -> set[str]:
-        """Store a policy (an unreadable one counts as missing); returns the tenants naming it."""
-        name = body["metadata"]["name"]
-        try:
-            self.policies[name] = RetentionPolicySpec.model_validate(dict(body.get("spec") or {}))
-        except ValidationError as error:
-            logger.error("RetentionPolicy %s is unreadable and treated as missing: %s", name, describe(error))
-            self.policies[name] = None
-        return self.tenants_of_policy(name)
-
-    def drop_policy(self, name: str) -> set[str]:
-        self.policies.pop(name, None)
-        return self.tenants_of_policy(name)
+    def _in_namespace(self, namespace: str | None) -> frozenset[str]:
+        """Tenants that list or recorded this namespace."""
+        return self.tenants.indexes["by_namespace"][namespace] if namespace else frozenset()
 
     def policy(self, name: str) -> RetentionPolicySpec | None:
         return self.policies.get(name)
 
-    def put_hold(self, body: Body) -> set[str]:
-        """Store a hold; returns the tenants it named before or names now."""
-        record = HoldRecord.from_body(body)
-        affected = self.drop_hold(record.name)
-        self.holds[record.name] = record
-        for tenant in record.tenants:
-            self._holds_by_tenant[tenant].add(record.name)
-        return affected | record.tenants
-
-    def drop_hold(self, name: str) -> set[str]:
-        old = self.holds.pop(name, None)
-        if old is None:
-            return set()
-        for tenant in old.tenants:
-            _unlink(self._holds_by_tenant, tenant, name)
-        return set(old.tenants)
-
-    def holds_of(self, tenant: str) -> set[str]:
-        return set(self._holds_by_tenant.get(tenant, ()))
+    def holds_of(self, tenant: str) -> frozenset[str]:
+        return self.holds.indexes["by_tenant"][tenant]
 
     def held_tenants(self) -> set[str]:
-        return set(self._holds_by_tenant)
-
-    # DataStores
-
-    def put_datastore(self, body: Body) -> bool:
-        """Store a DataStore; False when this version is already known (our own status write's echo)."""
-        record = DataStoreRecord.from_body(body)
-        old = self.datastores.get(record.name)
-        if known(old.resource_version if old else None, record.resource_version):
-            return False
-        self.datastores[record.name] = record
-        return True
-
-    def _relist_datastore(self, body: Body) -> set[str]:
-        self.put_datastore(body)
-        return set()  # DataStore changes concern no tenant until it purges one
-
-    def drop_datastore(self, name: str) -> set[str]:
-        self.datastores.pop(name, None)
-        return set()
-
-    # Namespaces and volumes
-
-    def put_namespace(self, body: Body) -> set[str]:
-        """Store a namespace; returns the tenants it concerns."""
-        fact = namespace_fact(body)
-        old = self.namespaces.get(fact.name)
-        if old is None or newer(old.resource_version, fact.resource_version):
-            self._unlink_namespace(old)
-            self.namespaces[fact.name] = fact
-            if fact.owner:
-                self._namespaces_by_owner[fact.owner].add(fact.name)
-        return self._namespace_tenants(fact.name, old, fact)
-
-    def drop_namespace(self, name: str) -> set[str]:
-        old = self.namespaces.pop(name, None)
-        self._unlink_namespace(old)
-        return self._namespace_tenants(name, old)
-
-    def _unlink_namespace(self, fact: NamespaceFact | None) -> None:
-        if fact is not None and fact.owner:
-            _unlink(self._namespaces_by_owner, fact.owner, fact.name)
-
-    def _namespace_tenants(self, name: str, *facts: NamespaceFact | None) -> set[str]:
-        owners = {fact.owner for fact in facts if fact is not None and fact.owner}
-        return owners | self._tenants_by_namespace.get(name, set())
-
-    def put_volume(self, body: Body) -> set[str]:
-        """Store a volume; returns the tenants it concerns."""
-        fact = volume_fact(body)
-        affected = self.drop_volume(fact.name)
-        self.volumes[fact.name] = fact
-        if fact.claim_namespace:
-            self._volumes_by_namespace[fact.claim_namespace].add(fact.name)
-            affected |= self._tenants_by_namespace.get(fact.claim_namespace, set())
-        return affected
-
-    def drop_volume(self, name: str) -> set[str]:
-        old = self.volumes.pop(name, None)
-        if old is None or not old.claim_namespace:
-            return set()
-        _unlink(self._volumes_by_namespace, old.claim_namespace, name)
-        return set(self._tenants_by_namespace.get(old.claim_namespace, ()))
-
-    def replace(self, kind: str, bodies: Iterable[Body]) -> set[str]:
-        """Replace every stored object of a kind with a fresh listing; returns the tenants concerned."""
-        stores: dict[str, tuple[Callable[[Body], set[str]], Callable[[str], set[str]], Mapping[str, object]]] = {
-            "namespaces": (self.put_namespace, self.drop_namespace, self.namespaces),
-            "persistentvolumes": (self.put_volume, self.drop_volume, self.volumes),
-            "legalholds": (self.put_hold, self.drop_hold, self.holds),
-            "retentionpolicies": (self.put_policy, self.drop_policy, self.policies),
-            "datastores": (self._relist_datastore, self.drop_datastore, self.datastores),
-        }
-        put, drop, current = stores[kind]
-        affected: set[str] = set()
-        seen: set[str] = set()
-        for body in bodies:
-            seen.add(body["metadata"]["name"])
-            affected |= put(body)
-        for gone in set(current) - seen:
-            affected |= drop(gone)
-        return affected
+        return self.holds.indexes["by_tenant"].keys()
 
     # What the core decides from
 
     def world(self, tenant: TenantView, protected: frozenset[str], store_purges: Mapping[str, StoreProgress]) -> World:
         purge = tenant.status.purge
         names = set(tenant.spec.namespaces) | ({n.name for n in purge.namespaces} if purge else set())
-        names |= self._namespaces_by_owner.get(tenant.name, set())
+        names |= self.namespaces.indexes["by_owner"][tenant.name]
         namespaces = {name: fact for name in names if (fact := self.namespaces.get(name)) is not None}
-        volumes = {
-            volume: self.volumes[volume] for name in names for volume in self._volumes_by_namespace.get(name, ())
-        }
+        in_namespace = self.volumes.indexes["by_namespace"]
+        volumes = {volume: self.volumes[volume] for name in names for volume in in_namespace[name]}
         for recorded in purge.volumes if purge else ():
             if (volume := self.volumes.get(recorded.name)) is not None:
                 volumes[volume.name] = volume
@@ -415,11 +434,3 @@ class Stores:
             datastores=tuple(sorted(self.datastores)),
             store_purges=store_purges,
         )
-
-
-def _unlink(index: defaultdict[str, set[str]], key: str, value: str) -> None:
-    members = index.get(key)
-    if members is not None:
-        members.discard(value)
-        if not members:
-            del index[key]
