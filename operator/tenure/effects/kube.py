@@ -68,10 +68,11 @@ class Kube:
         return items
 
     async def list_core(self, plural: str) -> list[dict[str, Any]]:
-        """A cluster-scoped core/v1 list as plain dicts (namespaces, persistentvolumes)."""
+        """A core/v1 list across the cluster as plain dicts (namespaces, persistentvolumes, persistentvolumeclaims)."""
         listers: dict[str, Any] = {
             "namespaces": self.core.list_namespace,
             "persistentvolumes": self.core.list_persistent_volume,
+            "persistentvolumeclaims": self.core.list_persistent_volume_claim_for_all_namespaces,
         }
         items: list[dict[str, Any]] = (await checked(listers[plural](_preload_content=False)))["items"]
         return items

@@ -13,6 +13,7 @@ for the next pass to decide again.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from kubernetes_asyncio.client import V1DeleteOptions, V1PersistentVolume, V1Preconditions
 
@@ -54,6 +55,13 @@ async def set_reclaim_policy(kube: Kube, name: str, uid: str, claim_uid: str | N
         return Outcome.CHANGED
     logger.info("volume %s: reclaim policy set to %s", name, policy)
     return Outcome.DONE
+
+
+async def claims_in(kube: Kube, namespace: str) -> list[dict[str, Any]]:
+    """The PersistentVolumeClaims in a namespace, asked of the API server, not a cache."""
+    listing = await checked(kube.core.list_namespaced_persistent_volume_claim(namespace, _preload_content=False))
+    items: list[dict[str, Any]] = listing["items"]
+    return items
 
 
 async def exists(kube: Kube, name: str, uid: str) -> bool:

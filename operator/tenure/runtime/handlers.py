@@ -5,7 +5,7 @@ loop rather than kopf's thread pool (no locking, no thread hop per event);
 kopf then stores no handler progress or
 last-handled-configuration on the objects, so Tenure's only writes are the
 status it computes, its finalizer, the namespaces and volumes it manages, and
-Events. Startup lists policies, holds, namespaces and volumes before kopf
+Events. Startup lists policies, holds, namespaces, volumes and claims before kopf
 starts watching (kopf runs startup handlers first), so the first tenant is
 decided with every legal hold known.
 """
@@ -30,7 +30,7 @@ from .datastores import DataStores
 from .holds import HoldReconciler
 from .reconciler import Reconciler
 from .scheduler import Scheduler
-from .store import Stores
+from .store import Stores, claim_key
 
 logger = logging.getLogger(__name__)
 
@@ -114,11 +114,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.runtime = Runtime(kube, stores, config)
     start_http_server(config.metrics_port)
     logger.info(
-        "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes known; %d workers",
+        "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes, %d claims known; %d workers",
         len(stores.policies),
         len(stores.holds),
         len(stores.namespaces),
         len(stores.volumes),
+        len(stores.claims),
         config.workers,
     )
 
@@ -186,6 +187,15 @@ async def namespace_event(name: str, type: str | None, body: kopf.Body, memo: ko
 async def volume_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     affected = runtime.stores.volumes.drop(name) if type == "DELETED" else runtime.stores.volumes.put(body)
+    for tenant in affected or ():
+        runtime.tenants.touch(tenant)
+
+
+@kopf.on.event("", "v1", "persistentvolumeclaims")
+async def claim_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    claims = runtime.stores.claims
+    affected = claims.drop(claim_key(body)) if type == "DELETED" else claims.put(body)
     for tenant in affected or ():
         runtime.tenants.touch(tenant)
 

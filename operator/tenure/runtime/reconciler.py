@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ from tenure.lifecycle import (
     DELETIONS,
     Action,
     AddFinalizer,
+    ClaimFact,
     CreateNamespace,
     Decision,
     DeleteNamespace,
@@ -48,7 +50,7 @@ from tenure.lifecycle import (
 )
 
 from .datastores import DataStores
-from .store import FINALIZER, Stores, TenantRecord, Unreadable
+from .store import FINALIZER, Stores, TenantRecord, Unreadable, claim_fact
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -113,6 +115,10 @@ class Reconciler:
         policy = self.stores.policy(tenant.spec.retention_policy)
         world = self.stores.world(tenant, self.protected, self.datastores.purges_of(name, record.uid))
         decision = decide(tenant, policy, world, self.clock())
+        if decision.status.phase == "Purging" and tenant.status.phase != "Purging":
+            # The scope recorded now is what gets deleted: its claims are read from the API server, not a cache.
+            world = replace(world, claims=await self._claims(decision))
+            decision = decide(tenant, policy, world, self.clock())
         if (
             decision.status.phase == "Purged"
             and tenant.status.phase == "Purging"
@@ -131,6 +137,13 @@ class Reconciler:
             metrics.PURGES_COMPLETED.inc()
             self.datastores.forget(name)
         return decision.wake_at.timestamp() if decision.wake_at else None
+
+    async def _claims(self, decision: Decision) -> dict[str, ClaimFact]:
+        """The claims in the namespaces a purge starting now records, as the API server has them."""
+        purge = decision.status.purge
+        assert purge is not None
+        bodies = [body for namespace in purge.namespaces for body in await volumes.claims_in(self.kube, namespace.name)]
+        return {fact.uid: fact for fact in map(claim_fact, bodies)}
 
     async def _confirmed(self, decision: Decision) -> bool:
         """Purged is claimed only after the API server itself says every recorded object is gone."""

@@ -1,6 +1,6 @@
 """What the operator remembers about the cluster, kept current by kopf's watches.
 
-Policies, legal holds, namespaces and volumes are listed from the API server
+Policies, legal holds, namespaces, volumes and claims are listed from the API server
 at startup, before kopf starts watching, so no tenant is ever decided before
 every legal hold is known and before the namespaces it owns are; watch
 events keep them current and a periodic re-list drops anything a watch
@@ -33,7 +33,8 @@ from tenure.api import (
     TenantSpec,
     TenantStatus,
 )
-from tenure.lifecycle import NamespaceFact, StoreProgress, TenantView, VolumeFact, World
+from tenure.api.meta import CREATED_ANNOTATION
+from tenure.lifecycle import ClaimFact, NamespaceFact, StoreProgress, TenantView, VolumeFact, World
 from tenure.lifecycle.purge import keys_in
 
 FINALIZER = "retention.tenure.dev/purge"
@@ -193,6 +194,7 @@ def namespace_fact(body: Body) -> NamespaceFact:
         owner=labels.get(TENANT_LABEL),
         protected=labels.get(PROTECTED_LABEL) == "true",
         terminating=meta.get("deletionTimestamp") is not None,
+        created_for=(meta.get("annotations") or {}).get(CREATED_ANNOTATION),
     )
 
 
@@ -219,7 +221,19 @@ def volume_fact(body: Body) -> VolumeFact:
         provisioner=(meta.get("annotations") or {}).get("pv.kubernetes.io/provisioned-by"),
         source=source,
         terminating=meta.get("deletionTimestamp") is not None,
+        claim_uid=claim.get("uid"),
     )
+
+
+def claim_fact(body: Body) -> ClaimFact:
+    meta = body.get("metadata") or {}
+    return ClaimFact(namespace=meta.get("namespace", ""), name=meta["name"], uid=meta.get("uid", ""))
+
+
+def claim_key(body: Body) -> str:
+    """PersistentVolumeClaims are namespaced: stored by namespace/name."""
+    meta = body["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
 
 
 def newer(old: str, new: str) -> bool:
@@ -282,9 +296,11 @@ class Kind(Mapping[str, R]):
         parse: Callable[[Body], R],
         concerns: Callable[[str, R], Iterable[str]] = lambda name, record: (),
         facts: Callable[[R], object] = lambda record: record,
+        key: Callable[[Body], str] = lambda body: str(body["metadata"]["name"]),
         **indexes: Keys[R],
     ) -> None:
         self._parse = parse
+        self._key = key
         self._concerns = concerns
         self._facts = facts
         self._records: dict[str, R] = {}
@@ -302,7 +318,7 @@ class Kind(Mapping[str, R]):
 
     def put(self, body: Body) -> set[str] | None:
         meta = body.get("metadata") or {}
-        name, version = meta["name"], meta.get("resourceVersion", "")
+        name, version = self._key(body), meta.get("resourceVersion", "")
         if known(self._versions.get(name), version):
             return None
         record = self._parse(body)
@@ -334,7 +350,7 @@ class Kind(Mapping[str, R]):
         concerned: set[str] = set()
         seen: set[str] = set()
         for body in bodies:
-            seen.add(body["metadata"]["name"])
+            seen.add(self._key(body))
             concerned |= self.put(body) or set()
         for gone in self._records.keys() - seen:
             concerned |= self.drop(gone)
@@ -391,6 +407,12 @@ class Stores:
             concerns=lambda name, fact: self._in_namespace(fact.claim_namespace),
             by_namespace=lambda fact: (fact.claim_namespace,) if fact.claim_namespace else (),
         )
+        self.claims: Kind[ClaimFact] = Kind(
+            claim_fact,
+            concerns=lambda key, fact: self._in_namespace(fact.namespace),
+            key=claim_key,
+            by_namespace=lambda fact: (fact.namespace,),
+        )
         self.datastores: Kind[DataStoreRecord] = Kind(DataStoreRecord.from_body)  # concern no tenant until a purge
         self.kinds: dict[str, Kind[Any]] = {
             RETENTION_POLICY.plural: self.policies,
@@ -398,6 +420,7 @@ class Stores:
             DATA_STORE.plural: self.datastores,
             "namespaces": self.namespaces,
             "persistentvolumes": self.volumes,
+            "persistentvolumeclaims": self.claims,
         }
         """The kinds listed at startup and re-listed periodically (tenants come from their own watch)."""
 
@@ -426,9 +449,12 @@ class Stores:
         for recorded in purge.volumes if purge else ():
             if (volume := self.volumes.get(recorded.name)) is not None:
                 volumes[volume.name] = volume
+        claims_in = self.claims.indexes["by_namespace"]
+        claims = {self.claims[key].uid: self.claims[key] for name in names for key in claims_in[name]}
         return World(
             namespaces=namespaces,
             volumes=volumes,
+            claims=claims,
             holds=tuple(sorted(self.holds_of(tenant.name))),
             protected=protected,
             datastores=tuple(sorted(self.datastores)),
