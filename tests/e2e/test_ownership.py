@@ -183,7 +183,8 @@ def test_a_hold_after_the_reclaim_switch_restores_the_policy_and_resuming_switch
     static_volume(kubectl, ns, volume)
     # A finalizer on the claim keeps it (and the volume Bound) while its namespace terminates: the purge is caught
     # between switching the reclaim policy and the claim going.
-    kubectl.patch("pvc", "data", {"metadata": {"finalizers": ["example.com/hold"]}}, namespace=ns)
+    add = '[{"op": "add", "path": "/metadata/finalizers/-", "value": "example.com/hold"}]'
+    kubectl.run("patch", "pvc", "data", "-n", ns, "--type=json", "-p", add)
 
     def policy_is(wanted: str) -> bool:
         return (kubectl.get("pv", volume) or {}).get("spec", {}).get("persistentVolumeReclaimPolicy") == wanted

@@ -20,6 +20,7 @@ from tenure.lifecycle import (
 from tenure.lifecycle.conditions import find
 from tenure.lifecycle.ownership import protected
 from tenure.runtime.config import Config, namespace_list
+from tenure.runtime.store import Stores
 
 from .lifecycle_support import T0, FakeCluster, uid
 
@@ -165,3 +166,42 @@ def test_protected_rule_and_configuration() -> None:
     assert namespace_list("monitoring, ingress-nginx cert-manager,") == {"monitoring", "ingress-nginx", "cert-manager"}
     config = Config(namespace="tenure", protected_namespaces=namespace_list("monitoring"))
     assert config.protected == {"default", "tenure", "monitoring"}
+
+
+def test_the_store_keeps_claims_per_namespace_and_gives_a_tenant_those_of_its_namespaces() -> None:
+    stores = Stores()
+    stores.tenants.put(
+        {"metadata": {"name": "acme", "resourceVersion": "1"}, "spec": {"namespaces": ["acme-a"]}, "status": {}}
+    )
+
+    def claim(namespace: str, claim_uid: str, version: str) -> dict[str, object]:
+        meta = {"name": "data", "namespace": namespace, "uid": claim_uid, "resourceVersion": version}
+        return {"metadata": meta, "spec": {}, "status": {}}
+
+    assert stores.claims.put(claim("acme-a", "u-1", "5")) == {"acme"}
+    assert stores.claims.put(claim("other", "u-2", "6")) == set()  # same name, another namespace: another claim
+    assert stores.claims.put(claim("acme-a", "u-1", "7")) == set()  # a status change: no fact changed
+    stores.volumes.put(
+        {
+            "metadata": {"name": "pv-1", "resourceVersion": "8", "uid": "v-1"},
+            "spec": {"claimRef": {"namespace": "acme-a", "name": "data", "uid": "u-1"}, "hostPath": {}},
+        }
+    )
+    stores.namespaces.put(
+        {
+            "metadata": {
+                "name": "acme-a",
+                "uid": "n-1",
+                "resourceVersion": "9",
+                "labels": {"retention.tenure.dev/tenant": "acme"},
+                "annotations": {"retention.tenure.dev/created-for": "acme"},
+            }
+        }
+    )
+    view = stores.tenants["acme"].view()
+    world = stores.world(view, frozenset(), {})
+    assert world.claims == {"u-1": ClaimFact("acme-a", "data", "u-1")}
+    assert world.volumes["pv-1"].claim_uid == "u-1"
+    assert world.namespaces["acme-a"].created_for == "acme"
+    assert stores.claims.drop("acme-a/data") == {"acme"}
+    assert set(stores.claims) == {"other/data"}
