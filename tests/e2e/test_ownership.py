@@ -160,16 +160,16 @@ def test_a_released_retain_volume_of_an_unseen_claim_survives_the_purge_unchange
 
     kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
     purged = phase_of(kubectl, tenant, "Purged", timeout=90)
+    after = kubectl.get("pv", old)
+    assert after is not None and after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # never written to
+    assert kubectl.get("pv", mine) is None
     (recorded,) = purged["status"]["purge"]["volumes"]
     assert (recorded["name"], recorded["claimUid"], recorded["reclaimPolicy"]) == (mine, claim_uid, "Retain")
     assert purged["status"]["purge"]["keptVolumes"] == [old]
     message = condition(purged, "Purged")["message"]  # type: ignore[index]
     assert f"claim was never seen in the tenant's namespaces: volumes {old}." in message
-    assert kubectl.get("pv", mine) is None
-    after = kubectl.get("pv", old)
-    assert after is not None and after["metadata"]["uid"] == before["metadata"]["uid"]
-    assert after["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # never written to
     kubectl.delete("pv", old, "--wait=false")
 
 
