@@ -18,6 +18,10 @@ def run(
         str, typer.Option(envvar="TENURE_NAMESPACE", help="The operator's own namespace (always protected).")
     ] = "tenure-system",
     workers: Annotated[int, typer.Option(envvar="TENURE_WORKERS", min=1, help="Tenants reconciled at once.")] = 64,
+    relist_seconds: Annotated[
+        float,
+        typer.Option(envvar="TENURE_RELIST_SECONDS", min=10, help="Re-list period of policies, holds, namespaces..."),
+    ] = 300.0,
     liveness_port: Annotated[int, typer.Option(envvar="TENURE_LIVENESS_PORT")] = 8080,
     metrics_port: Annotated[int, typer.Option(envvar="TENURE_METRICS_PORT")] = 9090,
     log_format: Annotated[str, typer.Option(envvar="TENURE_LOG_FORMAT", help="json or plain.")] = "json",
@@ -33,7 +37,15 @@ def run(
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
     # At DEBUG the client logs every response body, and one of them is the DataStore's connection Secret.
     logging.getLogger("kubernetes_asyncio").setLevel(logging.INFO)
-    run_operator(Config(namespace=namespace, workers=workers, liveness_port=liveness_port, metrics_port=metrics_port))
+    run_operator(
+        Config(
+            namespace=namespace,
+            workers=workers,
+            relist_seconds=relist_seconds,
+            liveness_port=liveness_port,
+            metrics_port=metrics_port,
+        )
+    )
 
 
 @app.command()

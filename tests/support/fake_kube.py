@@ -73,7 +73,8 @@ class FakeKube:
     async def list_custom(self, plural: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(body) for body in self.objects.get(plural, {}).values()]
 
-    list_core = list_custom
+    async def listing(self, plural: str) -> tuple[list[dict[str, Any]], str]:
+        return await self.list_custom(plural), str(next(self._versions))
 
     def _notify(self, plural: str, type_: str, body: dict[str, Any]) -> None:
         if (watcher := self.watchers.get(plural)) is not None:

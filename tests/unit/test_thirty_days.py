@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from tenure.api import RETENTION_POLICY, TENANT
 from tenure.runtime.datastores import DataStores
-from tenure.runtime.handlers import resync
+from tenure.runtime.informer import Informer
 from tenure.runtime.reconciler import Reconciler
 from tenure.runtime.scheduler import Scheduler
 from tenure.runtime.store import Stores
@@ -80,7 +80,11 @@ async def simulate(days: float) -> dict[str, Any]:
         RETENTION_POLICY.plural,
         {"metadata": {"name": "long"}, "spec": {"suspensionGracePeriod": "20d", "expiredDataRetention": "40d"}},
     )
-    await resync(kube, stores)  # type: ignore[arg-type]
+    informers = [Informer(kube, plural, store, RELIST) for plural, store in stores.kinds.items()]  # type: ignore[arg-type]
+    woken: set[str] = set()
+    for informer in informers:
+        informer.changed = lambda plural, changes: woken.update(changes.tenants)
+        await informer.list()
     groups = [("short", "Active"), ("long", "Suspended"), ("short", "Suspended"), ("long", "Closed")]
     for group, (policy, state) in enumerate(groups):
         for i in range(PER_GROUP):
@@ -95,7 +99,9 @@ async def simulate(days: float) -> dict[str, Any]:
         now = min(next_relist, next_day, scheduler.next_deadline() or end, end)
         await settle()
         if now >= next_relist:
-            woken = await resync(kube, stores)  # type: ignore[arg-type]
+            woken.clear()
+            for informer in informers:
+                await informer.list()
             figures["relists"] += 1
             figures["woken_by_relists"] += len(woken)
             for name in woken:

@@ -267,6 +267,14 @@ class Index(Generic[R]):
                     del self._members[key]
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    names: set[str]
+    """Objects stored in a new version, or dropped."""
+    tenants: set[str]
+    """Tenants whose facts changed with them."""
+
+
 class Kind(Mapping[str, R]):
     """Every stored object of one kind, by name, with its indexes: the one put/drop path for all kinds.
 
@@ -329,16 +337,20 @@ class Kind(Mapping[str, R]):
         del self._records[name], self._versions[name]
         return concerned
 
-    def replace(self, bodies: Iterable[Body]) -> set[str]:
-        """Replace every stored object with a fresh listing; returns the tenants concerned by what changed."""
-        concerned: set[str] = set()
+    def replace(self, bodies: Iterable[Body]) -> Changes:
+        """Replace every stored object with a fresh listing: what changed, and the tenants concerned."""
+        changes = Changes(set(), set())
         seen: set[str] = set()
         for body in bodies:
-            seen.add(body["metadata"]["name"])
-            concerned |= self.put(body) or set()
+            name = body["metadata"]["name"]
+            seen.add(name)
+            if (concerned := self.put(body)) is not None:
+                changes.names.add(name)
+                changes.tenants.update(concerned)
         for gone in self._records.keys() - seen:
-            concerned |= self.drop(gone)
-        return concerned
+            changes.names.add(gone)
+            changes.tenants.update(self.drop(gone))
+        return changes
 
     def _unlink(self, name: str) -> None:
         for index in self.indexes.values():
