@@ -55,10 +55,11 @@ dev: venv ## the live demo on a fresh control plane: CRDs, samples, a LiteLLM da
 	  trap "kill $$story $$database 2>/dev/null || true" EXIT; \
 	  $(BIN)/tenure run --log-format=plain
 
-lint: venv ## ruff, mypy --strict, gofmt
+lint: venv ## ruff, mypy --strict, the layers contract (import-linter), gofmt
 	$(BIN)/ruff check operator tests bench manifests
 	$(BIN)/ruff format --check operator tests bench manifests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	test -z "$$(gofmt -l tests/cluster)"
 
 test: venv lint cluster-build ## the whole suite: unit, property and e2e on the local control plane
