@@ -1,10 +1,16 @@
-"""What the operator remembers about the cluster, kept current by kopf's watches.
+"""What the operator remembers about the cluster, and which tenants each change concerns.
 
-Policies, legal holds, namespaces and volumes are listed from the API server
-at startup, before kopf starts watching, so no tenant is ever decided before
-every legal hold is known and before the namespaces it owns are; watch
-events keep them current and a periodic re-list drops anything a watch
-missed. Tenants arrive through their watch events.
+Policies, legal holds, DataStores, namespaces and volumes are listed from
+the API server at startup, before kopf starts watching tenants, so no tenant
+is ever decided before every legal hold is known and before the namespaces
+it owns are; their informers (:mod:`~tenure.runtime.informer`) keep them
+current. Tenants arrive through kopf's watch events.
+
+Every kind is a :class:`Kind`: records by name, one put/drop path that keeps
+the newest resourceVersion only, and :class:`Index` es by a key of the
+record (as controller-runtime's ``IndexField``). A put names the tenants
+concerned only when the facts decisions read changed, so a re-list of
+unchanged objects wakes nobody.
 
 Tenure does not use kopf indexes for this: every indexed object's readiness
 handshake wakes every waiting object (O(n²) at 10,000 tenants). Tenants are
