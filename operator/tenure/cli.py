@@ -20,7 +20,11 @@ def run(
     workers: Annotated[int, typer.Option(envvar="TENURE_WORKERS", min=1, help="Tenants reconciled at once.")] = 64,
     relist_seconds: Annotated[
         float,
-        typer.Option(envvar="TENURE_RELIST_SECONDS", min=10, help="Re-list period of policies, holds, namespaces..."),
+        typer.Option(
+            envvar="TENURE_RELIST_SECONDS",
+            min=10,
+            help="Seconds between re-lists of policies, holds, DataStores, namespaces, volumes.",
+        ),
     ] = 300.0,
     liveness_port: Annotated[int, typer.Option(envvar="TENURE_LIVENESS_PORT")] = 8080,
     metrics_port: Annotated[int, typer.Option(envvar="TENURE_METRICS_PORT")] = 9090,
