@@ -1,9 +1,10 @@
 """make bench-scale: Tenure at 10,000 tenants, side by side with a no-op kopf operator.
 
 Runs on its own throwaway control plane (.cache/bench-cluster) and reports:
-RSS after settling (Tenure vs the no-op, same run), API writes in an idle
-minute, time to settle after a restart (and the writes it made), and the
-lateness of 1,000 deadlines falling in the same second.
+RSS after settling (Tenure vs the no-op, same run), RSS and API writes over
+an idle window longer than two re-list periods with tenants in every phase,
+time to settle after a restart (and the writes it made), and the lateness of
+1,000 deadlines falling in the same second.
 """
 
 from __future__ import annotations
@@ -31,6 +32,28 @@ KUBECTL = REPO / ".cache" / "bin" / "kubectl"
 OUT = REPO / "bench" / "out"
 GROUP, VERSION = "retention.tenure.dev", "v1alpha1"
 BIN = Path(sys.executable).parent
+RELIST_SECONDS = 30
+"""Tenure's --relist-seconds in this benchmark (default 300), so the idle window spans several re-lists."""
+IDLE_SECONDS = 75
+"""The idle window: longer than two re-list periods."""
+POLICIES = {
+    "bench": {"suspensionGracePeriod": "1h", "expiredDataRetention": "1h"},
+    "bench-days": {"suspensionGracePeriod": "7d", "expiredDataRetention": "30d"},
+    "bench-now": {"suspensionGracePeriod": "1h", "expiredDataRetention": "1s"},
+}
+
+
+def spec_of(index: int, tenants: int) -> dict[str, Any]:
+    """Tenants in every phase: the first half Active (the burst arms some of them), then Suspended and Expired
+    with deadlines days away, then Closed ones purged right away (Purging, then Purged)."""
+    share = index * 6 // tenants
+    if share < 3:
+        return {"retentionPolicy": "bench"}
+    if share == 3:
+        return {"retentionPolicy": "bench-days", "state": "Suspended", "suspensionReason": "NonPayment"}
+    if share == 4:
+        return {"retentionPolicy": "bench-days", "state": "Closed"}
+    return {"retentionPolicy": "bench-now", "state": "Closed"}
 
 
 def log(message: str) -> None:
@@ -107,7 +130,13 @@ def start_noop() -> Process:
 def start_tenure(metrics_port: int) -> Process:
     return Process(
         "tenure",
-        [str(BIN / "tenure"), "run", f"--metrics-port={metrics_port}", "--liveness-port=0"],
+        [
+            str(BIN / "tenure"),
+            "run",
+            f"--metrics-port={metrics_port}",
+            "--liveness-port=0",
+            f"--relist-seconds={RELIST_SECONDS}",
+        ],
         {"KUBECONFIG": str(KUBECONFIG)},
     )
 
@@ -142,6 +171,22 @@ async def wait_settled(port: int, reconciles: int, limit: float = 600.0) -> floa
     raise TimeoutError("operator did not settle")
 
 
+def phases(metrics: dict[str, float]) -> dict[str, int]:
+    prefix = 'tenure_tenants{phase="'
+    return {key[len(prefix) : -2]: int(value) for key, value in metrics.items() if key.startswith(prefix) and value}
+
+
+async def wait_phases(port: int, tenants: int, limit: float = 600.0) -> None:
+    """Until every tenant has reached the phase it rests in (the purged share has finished purging)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        counts = phases(scrape(port))
+        if sum(counts.values()) == tenants and not counts.get("Purging"):
+            return
+        await asyncio.sleep(1)
+    raise TimeoutError("tenants did not reach their phases")
+
+
 def writes_of(metrics: dict[str, float]) -> int:
     return int(sum(v for k, v in metrics.items() if k.startswith("tenure_api_writes_total{")))
 
@@ -149,17 +194,17 @@ def writes_of(metrics: dict[str, float]) -> int:
 async def create_tenants(api: client.CustomObjectsApi, names: list[str], concurrency: int = 48) -> None:
     slots = asyncio.Semaphore(concurrency)
 
-    async def one(name: str) -> None:
+    async def one(index: int, name: str) -> None:
         async with slots:
             body = {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "Tenant",
                 "metadata": {"name": name},
-                "spec": {"retentionPolicy": "bench"},
+                "spec": spec_of(index, len(names)),
             }
             await api.create_cluster_custom_object(GROUP, VERSION, "tenants", body)
 
-    await asyncio.gather(*(one(n) for n in names))
+    await asyncio.gather(*(one(i, n) for i, n in enumerate(names)))
 
 
 async def arm_burst(api: client.CustomObjectsApi, names: list[str], deadline: datetime) -> None:
@@ -232,9 +277,10 @@ async def main(tenants: int, burst: int) -> dict[str, Any]:
     async with client.ApiClient() as api_client:
         api_client.configuration.connection_pool_maxsize = 64
         api = client.CustomObjectsApi(api_client)
-        policy = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RetentionPolicy", "metadata": {"name": "bench"},
-                  "spec": {"suspensionGracePeriod": "1h", "expiredDataRetention": "1h"}}  # fmt: skip
-        await api.create_cluster_custom_object(GROUP, VERSION, "retentionpolicies", policy)
+        for name, spec in POLICIES.items():
+            policy = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RetentionPolicy", "metadata": {"name": name},
+                      "spec": spec}  # fmt: skip
+            await api.create_cluster_custom_object(GROUP, VERSION, "retentionpolicies", policy)
         names = [f"tenant-{i:05d}" for i in range(tenants)]
         started = time.monotonic()
         await create_tenants(api, names)
@@ -254,14 +300,25 @@ async def main(tenants: int, burst: int) -> dict[str, Any]:
         results["rss_ratio"] = round(results["tenure_rss_mib"] / results["noop_rss_mib"], 2)
         log(f"tenure settled first time in {first:.1f}s; RSS {results['tenure_rss_mib']} MiB")
 
+        await wait_phases(port, tenants)
+        results["idle_phases"] = phases(scrape(port))
+        results["idle_window_s"], results["relist_seconds"] = IDLE_SECONDS, RELIST_SECONDS
         before_server, before_tenure = apiserver_writes(), writes_of(scrape(port))
-        await asyncio.sleep(60)
+        results["idle_rss_start_mib"] = round(rss_mib(tenure.pid), 1)
+        await asyncio.sleep(IDLE_SECONDS)
+        results["idle_rss_end_mib"] = round(rss_mib(tenure.pid), 1)
         after_server, after_tenure = apiserver_writes(), writes_of(scrape(port))
-        results["idle_minute_writes_tenure"] = after_tenure - before_tenure
-        results["idle_minute_writes_server_tenants_events"] = delta(
+        results["idle_rss_growth_pct"] = round(
+            100 * (results["idle_rss_end_mib"] / results["idle_rss_start_mib"] - 1), 1
+        )
+        results["idle_writes_tenure"] = after_tenure - before_tenure
+        results["idle_writes_server_tenants_events"] = delta(
             before_server, after_server, ("tenants", "events", "namespaces", "persistentvolumes")
         )
-        log(f"idle minute: {results['idle_minute_writes_tenure']} writes by tenure")
+        log(
+            f"idle {IDLE_SECONDS}s ({results['idle_phases']}): RSS {results['idle_rss_start_mib']} -> "
+            f"{results['idle_rss_end_mib']} MiB, {results['idle_writes_tenure']} writes by tenure"
+        )
 
         tenure.stop()
         before_server = apiserver_writes()

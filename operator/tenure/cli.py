@@ -18,6 +18,14 @@ def run(
         str, typer.Option(envvar="TENURE_NAMESPACE", help="The operator's own namespace (always protected).")
     ] = "tenure-system",
     workers: Annotated[int, typer.Option(envvar="TENURE_WORKERS", min=1, help="Tenants reconciled at once.")] = 64,
+    relist_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="TENURE_RELIST_SECONDS",
+            min=10,
+            help="Seconds between re-lists of policies, holds, DataStores, namespaces, volumes.",
+        ),
+    ] = 300.0,
     liveness_port: Annotated[int, typer.Option(envvar="TENURE_LIVENESS_PORT")] = 8080,
     metrics_port: Annotated[int, typer.Option(envvar="TENURE_METRICS_PORT")] = 9090,
     protected_namespaces: Annotated[
@@ -45,6 +53,7 @@ def run(
         Config(
             namespace=namespace,
             workers=workers,
+            relist_seconds=relist_seconds,
             liveness_port=liveness_port,
             metrics_port=metrics_port,
             protected_namespaces=namespace_list(protected_namespaces),

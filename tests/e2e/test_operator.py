@@ -45,9 +45,35 @@ def test_missing_policy_is_reported_then_resolved(
     assert eventually(lambda: status_of("True"), what="PolicyResolved=True")["reason"] == "PolicyFound"
 
 
-def test_metrics_are_served(operator: Operator) -> None:
+def tenants_gauge(operator: Operator) -> dict[str, float]:
+    """tenure_tenants by phase, from the operator's /metrics."""
     body = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5).read().decode()
-    assert "tenure_reconciles_total" in body
+    prefix = 'tenure_tenants{phase="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.split()[-1])
+        for line in body.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+def test_the_phase_gauge_counts_a_tenant_and_forgets_it_once_deleted(
+    kubectl: Kubectl, objects: Objects, operator: Operator, unique: str
+) -> None:
+    objects.create("RetentionPolicy", f"p-{unique}", {})
+    before = tenants_gauge(operator)
+    objects.create("Tenant", f"t-{unique}", {"retentionPolicy": f"p-{unique}"})
+    counted = eventually(
+        lambda: (g := tenants_gauge(operator)).get("Active", 0) == before.get("Active", 0) + 1 and g,
+        what="the Active gauge to count the new tenant",
+    )
+    assert sum(counted.values()) == sum(before.values()) + 1
+    kubectl.run("delete", "tenant", f"t-{unique}", "--wait=false")
+    kubectl.patch("tenant", f"t-{unique}", {"metadata": {"finalizers": None}})  # gone without waiting for a purge
+    eventually(lambda: kubectl.get("tenant", f"t-{unique}") is None, what="the tenant to be gone")
+    eventually(
+        lambda: sum(tenants_gauge(operator).values()) == sum(before.values()),
+        what="the gauge to forget the deleted tenant",
+    )
 
 
 def test_sigterm_shuts_down_cleanly(kubeconfig: Any, crds: None) -> None:

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from tenure.effects.errors import Conflict, Gone
+from tenure.effects.errors import Conflict, Gone, Invalid
 
 Watcher = Callable[[str, dict[str, Any]], None]
 """Called with the event type (ADDED, MODIFIED, DELETED) and the object."""
@@ -37,6 +37,8 @@ class FakeKube:
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}
         self.watchers: dict[str, Watcher] = {}
         self.writes = 0
+        self.refuse: Callable[[str, dict[str, Any]], Invalid | None] = lambda plural, patch: None
+        """A schema: the error for a patch the API server would refuse (422), or None."""
         self._versions = itertools.count(1)
         self._uids = itertools.count(1)
 
@@ -58,6 +60,8 @@ class FakeKube:
             raise Conflict(409, "Conflict", f"{plural} {name} has changed")
         if status:
             patch = {"status": patch.get("status") or {}}
+        if (refused := self.refuse(plural, patch)) is not None:
+            raise refused
         apply_merge_patch(stored, patch)
         stored["metadata"]["resourceVersion"] = str(next(self._versions))
         self.writes += 1
@@ -73,7 +77,8 @@ class FakeKube:
     async def list_custom(self, plural: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(body) for body in self.objects.get(plural, {}).values()]
 
-    list_core = list_custom
+    async def listing(self, plural: str) -> tuple[list[dict[str, Any]], str]:
+        return await self.list_custom(plural), str(next(self._versions))
 
     def _notify(self, plural: str, type_: str, body: dict[str, Any]) -> None:
         if (watcher := self.watchers.get(plural)) is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tenure.runtime.store import Stores
+from tenure.runtime.store import Changes, Stores
 
 
 def body(name: str, version: str, spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def test_a_relist_of_unchanged_objects_concerns_no_tenant() -> None:
         "persistentvolumes": [body("pv-1", "13", {"claimRef": {"namespace": "globex-a"}, "hostPath": {}})],
         "datastores": [],
     }
-    first = {kind: stores.kinds[kind].replace(items) for kind, items in listings.items()}
+    first = {kind: stores.kinds[kind].replace(items).tenants for kind, items in listings.items()}
     assert first == {
         "retentionpolicies": {"acme", "globex"},
         "legalholds": {"acme"},
@@ -39,7 +39,7 @@ def test_a_relist_of_unchanged_objects_concerns_no_tenant() -> None:
         "persistentvolumes": {"globex"},
         "datastores": set(),
     }
-    again = {kind: stores.kinds[kind].replace(items) for kind, items in listings.items()}
+    again = {kind: stores.kinds[kind].replace(items).tenants for kind, items in listings.items()}
     assert again == {kind: set() for kind in listings}
 
 
@@ -83,6 +83,6 @@ def test_an_older_or_known_version_is_never_stored() -> None:
 def test_a_relist_drops_what_is_gone_and_names_its_tenants() -> None:
     stores = stores_with_tenants()
     stores.namespaces.replace([body("acme-a", "40", labels={"retention.tenure.dev/tenant": "acme"})])
-    assert stores.namespaces.replace([]) == {"acme"}
+    assert stores.namespaces.replace([]) == Changes(names={"acme-a"}, tenants={"acme"})
     assert "acme-a" not in stores.namespaces
     assert stores.namespaces.indexes["by_owner"]["acme"] == set()

@@ -49,6 +49,10 @@ class Forbidden(ApiError):
     """403: RBAC or an admission policy refused the request."""
 
 
+class Expired(ApiError):
+    """410: the resourceVersion a watch asked to continue from is too old; list again."""
+
+
 class Invalid(ApiError):
     """422: the object was refused by the schema (``causes`` name the fields)."""
 
@@ -61,7 +65,14 @@ class ServerError(ApiError):
     """5xx: the API server (or something behind it) failed; the request may be retried."""
 
 
-_TYPES: dict[int, type[ApiError]] = {403: Forbidden, 404: Gone, 409: Conflict, 422: Invalid, 429: Throttled}
+_TYPES: dict[int, type[ApiError]] = {
+    403: Forbidden,
+    404: Gone,
+    409: Conflict,
+    410: Expired,
+    422: Invalid,
+    429: Throttled,
+}
 
 
 def from_answer(status: int, reason: str, body: bytes | str | None) -> ApiError:

@@ -7,15 +7,17 @@ running in a Pod, otherwise the current KUBECONFIG context.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from kubernetes_asyncio import client, config
 
 from tenure.api import API_GROUP, API_VERSION
 
-from .errors import Gone, checked, status_of, typed
+from .errors import Gone, checked, from_answer, status_of, typed
 
 __all__ = ["AS_MERGE_PATCH", "Kube", "connect", "status_of", "unless_gone"]
 
@@ -67,15 +69,47 @@ class Kube:
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 
-    async def list_core(self, plural: str) -> list[dict[str, Any]]:
-        """A core/v1 list across the cluster as plain dicts (namespaces, persistentvolumes, persistentvolumeclaims)."""
-        listers: dict[str, Any] = {
+    def _lister(self, plural: str) -> Callable[..., Awaitable[Any]]:
+        """The list call of a kind across the cluster: core/v1 namespaces, persistentvolumes and persistentvolumeclaims
+        (of every namespace), or Tenure's own."""
+        core: dict[str, Callable[..., Awaitable[Any]]] = {
             "namespaces": self.core.list_namespace,
             "persistentvolumes": self.core.list_persistent_volume,
             "persistentvolumeclaims": self.core.list_persistent_volume_claim_for_all_namespaces,
         }
-        items: list[dict[str, Any]] = (await checked(listers[plural](_preload_content=False)))["items"]
-        return items
+        return core.get(plural) or functools.partial(
+            self.custom.list_cluster_custom_object, API_GROUP, API_VERSION, plural
+        )
+
+    async def listing(self, plural: str) -> tuple[list[dict[str, Any]], str]:
+        """Every object of a cluster-scoped kind as plain dicts, and the listing's resourceVersion."""
+        listed = await checked(self._lister(plural)(_preload_content=False))
+        return listed.get("items") or [], listed["metadata"]["resourceVersion"]
+
+    async def watch(self, plural: str, version: str, seconds: float) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Events after resourceVersion ``version`` (type, object), until the API server ends the watch.
+
+        Raises :class:`~tenure.effects.errors.Expired` when ``version`` is too old to continue from.
+        """
+        response = await self._lister(plural)(
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=int(seconds),
+            _request_timeout=seconds + 30,
+            _preload_content=False,
+        )
+        async with response:
+            if not 200 <= response.status <= 299:
+                raise from_answer(response.status, str(response.reason or ""), await response.read())
+            async for line in response.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    status = event["object"]
+                    raise from_answer(int(status.get("code") or 500), "", json.dumps(status))
+                yield event["type"], event["object"]
 
     async def close(self) -> None:
         await self.api.close()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tenure.lifecycle.conditions import cap
+
 from .kube import Kube
 
 
@@ -25,6 +27,19 @@ def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         elif value != before:
             patch[key] = value
     return patch
+
+
+SHORT = 1024
+"""The longest string a status written with :func:`shortened` carries: every computed text's maxLength allows it."""
+
+
+def shortened(value: Any) -> Any:
+    """``value`` with every string longer than ``SHORT`` cut, saying how much: a status the schema will take."""
+    if isinstance(value, dict):
+        return {key: shortened(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [shortened(item) for item in value]
+    return cap(value, SHORT) if isinstance(value, str) else value
 
 
 async def write_status(

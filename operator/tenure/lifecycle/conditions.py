@@ -30,7 +30,7 @@ def condition(
         type=type_,
         status=status,
         reason=reason,
-        message=message,
+        message=cap(message),
         last_transition_time=since,
         observed_generation=generation,
     )
@@ -54,3 +54,15 @@ def listing(names: Iterable[str], separator: str = ", ") -> str:
     items = list(names)
     shown = separator.join(items[:LISTED])
     return shown + (f"{separator}… and {len(items) - LISTED} more" if len(items) > LISTED else "")
+
+
+MESSAGE_LIMIT = 32768
+"""The CRD's maxLength of a condition's message."""
+
+
+def cap(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A message cut to ``limit`` characters, saying how much was cut: the last guard of a status write."""
+    if len(message) <= limit:
+        return message
+    suffix = f"… ({len(message) - limit} more characters)"
+    return message[: limit - len(suffix)] + suffix

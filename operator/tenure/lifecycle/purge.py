@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from tenure.api.tenant import PurgedNamespace, PurgedVolume, PurgeStatus, StorePurge
 
-from .conditions import listing
+from .conditions import cap, listing
 from .model import (
     Action,
     DeleteNamespace,
@@ -45,6 +45,9 @@ from .model import (
     World,
 )
 from .ownership import is_protected
+
+STORE_MESSAGE_LIMIT = 1024
+"""The CRD's maxLength of status.purge.stores[].message."""
 
 
 def scope(tenant: TenantView, world: World) -> PurgeStatus:
@@ -135,7 +138,7 @@ def stores_step(
                     "state": progress.state,
                     "rows_deleted": max(store.rows_deleted, progress.rows_deleted),
                     "rows_remaining": progress.rows_remaining,
-                    "message": progress.message,
+                    "message": cap(progress.message, STORE_MESSAGE_LIMIT),
                     "keys": store.keys if store.keys is not None else _plain(progress.keys),
                     "residual": progress.residual or store.residual,
                 }

@@ -1,13 +1,15 @@
-"""kopf wiring: watch events update the stores and wake the schedulers.
+"""kopf wiring for tenants, Tenure's own informers for the small kinds; both wake the schedulers.
 
-Only ``on.event`` handlers are used, all ``async`` so they run on the event
-loop rather than kopf's thread pool (no locking, no thread hop per event);
-kopf then stores no handler progress or
+Tenants are watched by kopf through one ``on.event`` handler, ``async`` so
+it runs on the event loop rather than kopf's thread pool (no locking, no
+thread hop per event); kopf then stores no handler progress or
 last-handled-configuration on the objects, so Tenure's only writes are the
 status it computes, its finalizer, the namespaces and volumes it manages, and
-Events. Startup lists policies, holds, namespaces, volumes and claims before kopf
-starts watching (kopf runs startup handlers first), so the first tenant is
-decided with every legal hold known.
+Events. Policies, holds, DataStores, namespaces, volumes and claims are listed at
+startup, before kopf starts watching tenants (kopf runs startup handlers
+first), so the first tenant is decided with every legal hold known; their
+:class:`~tenure.runtime.informer.Informer` then watches from that listing's
+resourceVersion, so nothing deleted after the listing is missed.
 """
 
 from __future__ import annotations
@@ -21,27 +23,25 @@ import aiohttp
 import kopf
 from prometheus_client import start_http_server
 
-from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, RETENTION_POLICY, TENANT
+from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, TENANT
 from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube, connect, status_of
 
 from .config import Config
 from .datastores import DataStores
 from .holds import HoldReconciler
+from .informer import Informer
 from .reconciler import Reconciler
 from .scheduler import Scheduler
-from .store import Stores, claim_key
+from .store import Changes, Stores
 
 logger = logging.getLogger(__name__)
-
-RESYNC_SECONDS = 300.0
-"""How often the small stores are re-listed, dropping anything a watch missed (such as a deletion)."""
 
 
 class Runtime:
     """Everything the handlers share, created once at startup."""
 
-    def __init__(self, kube: Kube, stores: Stores, config: Config) -> None:
+    def __init__(self, kube: Kube, stores: Stores, informers: list[Informer], config: Config) -> None:
         self.kube = kube
         self.stores = stores
         self.events = EventPoster(kube)
@@ -57,21 +57,23 @@ class Runtime:
             asyncio.create_task(self.tenants.run(), name="tenure tenant scheduler"),
             asyncio.create_task(self.holds.run(), name="tenure hold scheduler"),
             asyncio.create_task(self.stores_scheduler.run(), name="tenure datastore scheduler"),
-            asyncio.create_task(self._resync_forever(), name="tenure resync"),
         ]
+        for informer in informers:
+            informer.changed = self.changed
+            self.tasks.append(asyncio.create_task(informer.run(), name=f"tenure informer {informer.plural}"))
         for hold in stores.holds:
             self.holds.touch(hold)
         for datastore in stores.datastores:
             self.stores_scheduler.touch(datastore)
 
-    async def _resync_forever(self) -> None:
-        while True:
-            await asyncio.sleep(RESYNC_SECONDS)
-            try:
-                for tenant in await resync(self.kube, self.stores):
-                    self.tenants.touch(tenant)
-            except Exception:
-                logger.exception("periodic re-list failed; retrying in %.0fs", RESYNC_SECONDS)
+    def changed(self, plural: str, changes: Changes) -> None:
+        """An informer stored or dropped objects: wake the tenants they concern, and the objects' own scheduler."""
+        for tenant in changes.tenants:
+            self.tenants.touch(tenant)
+        own = {LEGAL_HOLD.plural: self.holds, DATA_STORE.plural: self.stores_scheduler}.get(plural)
+        if own is not None:
+            for name in changes.names:
+                own.touch(name)  # a pass on a dropped object forgets it
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -80,16 +82,6 @@ class Runtime:
         await self.datastores.stop()
         await self.events.stop()
         await self.kube.close()
-
-
-async def resync(kube: Kube, stores: Stores) -> set[str]:
-    """List the small kinds into the stores; returns the tenants whose facts changed."""
-    affected: set[str] = set()
-    for kind, store in stores.kinds.items():
-        custom = kind in (RETENTION_POLICY.plural, LEGAL_HOLD.plural, DATA_STORE.plural)
-        listing = await (kube.list_custom(kind) if custom else kube.list_core(kind))
-        affected |= store.replace(listing)
-    return affected
 
 
 @kopf.on.startup()
@@ -102,8 +94,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     config: Config = memo.config
     kube = Kube(await connect(pool_size=config.workers))
     stores = Stores()
+    informers = [Informer(kube, plural, store, config.relist_seconds) for plural, store in stores.kinds.items()]
     try:
-        await resync(kube, stores)
+        for informer in informers:
+            await informer.list()
     except Exception as error:
         await kube.close()
         if status_of(error) in (429, 500, 503) or isinstance(error, (OSError, aiohttp.ClientError, TimeoutError)):
@@ -111,7 +105,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             reason = status_of(error) or type(error).__name__
             raise kopf.TemporaryError(f"the API server is not ready yet ({reason})", delay=2) from error
         raise
-    memo.runtime = Runtime(kube, stores, config)
+    memo.runtime = Runtime(kube, stores, informers, config)
     start_http_server(config.metrics_port)
     logger.info(
         "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes, %d claims known; %d workers",
@@ -135,69 +129,12 @@ async def tenant_event(name: str, type: str | None, body: kopf.Body, memo: kopf.
     runtime: Runtime = memo.runtime
     if type == "DELETED":
         runtime.stores.tenants.drop(name)
-        runtime.tenants.forget(name)
-        runtime.datastores.forget(name)
+        runtime.tenants.touch(name)  # the pass on a missing tenant forgets its phase gauge, deadline and purges
     elif runtime.stores.tenants.put(body):
         runtime.tenants.touch(name)
     if type in ("ADDED", "DELETED"):
         for hold in runtime.stores.holds_of(name):
             runtime.holds.touch(hold)
-
-
-@kopf.on.event(API_GROUP, API_VERSION, RETENTION_POLICY.plural)
-async def policy_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    affected = runtime.stores.policies.drop(name) if type == "DELETED" else runtime.stores.policies.put(body)
-    for tenant in affected or ():
-        runtime.tenants.touch(tenant)
-
-
-@kopf.on.event(API_GROUP, API_VERSION, LEGAL_HOLD.plural)
-async def hold_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    affected: set[str] | None
-    if type == "DELETED":
-        affected = runtime.stores.holds.drop(name)
-        runtime.holds.forget(name)
-    elif (affected := runtime.stores.holds.put(body)) is not None:
-        runtime.holds.touch(name)
-    for tenant in affected or ():  # named before or after the change: a removed name is released
-        runtime.tenants.touch(tenant)
-
-
-@kopf.on.event(API_GROUP, API_VERSION, DATA_STORE.plural)
-async def datastore_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    if type == "DELETED":
-        runtime.stores.datastores.drop(name)
-        runtime.stores_scheduler.forget(name)
-    elif runtime.stores.datastores.put(body) is not None:
-        runtime.stores_scheduler.touch(name)
-
-
-@kopf.on.event("", "v1", "namespaces")
-async def namespace_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    affected = runtime.stores.namespaces.drop(name) if type == "DELETED" else runtime.stores.namespaces.put(body)
-    for tenant in affected or ():
-        runtime.tenants.touch(tenant)
-
-
-@kopf.on.event("", "v1", "persistentvolumes")
-async def volume_event(name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    affected = runtime.stores.volumes.drop(name) if type == "DELETED" else runtime.stores.volumes.put(body)
-    for tenant in affected or ():
-        runtime.tenants.touch(tenant)
-
-
-@kopf.on.event("", "v1", "persistentvolumeclaims")
-async def claim_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo.runtime
-    claims = runtime.stores.claims
-    affected = claims.drop(claim_key(body)) if type == "DELETED" else claims.put(body)
-    for tenant in affected or ():
-        runtime.tenants.touch(tenant)
 
 
 def run(config: Config) -> None:

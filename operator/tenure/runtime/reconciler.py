@@ -29,9 +29,10 @@ from typing import Any, TypeVar
 from tenure import metrics
 from tenure.api import TENANT
 from tenure.effects import holds, namespaces, status, volumes
-from tenure.effects.errors import Conflict, Gone
+from tenure.effects.errors import ApiError, Conflict, Gone, Invalid
 from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube
+from tenure.effects.namespaces import NotOwned
 from tenure.effects.outcome import Outcome
 from tenure.lifecycle import (
     DELETIONS,
@@ -111,6 +112,7 @@ class Reconciler:
             tenant = record.view()
         except Unreadable as error:
             logger.error("tenant %s is unreadable and left untouched: %s", name, error)
+            self._warn(record, "Unreadable", f"Tenure cannot read this tenant and leaves it untouched: {error}")
             return None
         policy = self.stores.policy(tenant.spec.retention_policy)
         world = self.stores.world(tenant, self.protected, self.datastores.purges_of(name, record.uid))
@@ -181,12 +183,30 @@ class Reconciler:
 
     async def _write_status(self, record: TenantRecord, decision: Decision) -> TenantRecord:
         new = decision.status.to_api()
-        written = await self._guard(
-            record.name,
-            status.write_status(
-                self.kube, TENANT.plural, record.name, record.resource_version, record.raw_status(), new
-            ),
-        )
+        try:
+            written = await self._guard(
+                record.name,
+                status.write_status(
+                    self.kube, TENANT.plural, record.name, record.resource_version, record.raw_status(), new
+                ),
+            )
+        except Invalid as error:
+            # A status the schema refuses must not freeze the tenant: say which field, write it with every
+            # text cut short (names and lists are kept, so a purge's scope is still on record before acting).
+            fields = "; ".join(error.causes) or error.message
+            logger.error("tenant %s: the API server refused its status (%s); writing it shortened", record.name, fields)
+            self._warn(record, "StatusRejected", f"The API server refused the status Tenure computed: {fields}")
+            written = await self._guard(
+                record.name,
+                status.write_status(
+                    self.kube,
+                    TENANT.plural,
+                    record.name,
+                    record.resource_version,
+                    record.raw_status(),
+                    status.shortened(new),
+                ),
+            )
         if written is None:
             return record
         metrics.API_WRITES.labels("status").inc()
@@ -205,7 +225,14 @@ class Reconciler:
                 logger.warning("tenant %s: legal hold %s appeared; deleting nothing", record.name, ", ".join(fresh))
                 actions = [a for a in actions if not isinstance(a, DELETIONS)]
         for action in actions:
-            await self._perform(record, action)
+            try:
+                await self._perform(record, action)
+            except (ApiError, NotOwned) as error:  # a person must act on these: say so where they look
+                self._warn(record, "ActionFailed", f"{type(action).__name__} failed: {error}")
+                raise
+
+    def _warn(self, record: TenantRecord, reason: str, message: str) -> None:
+        self.events.post(TENANT.kind, record.name, record.uid, reason, message, warning=True)
 
     async def _perform(self, record: TenantRecord, action: Action) -> None:
         tenant = record.name

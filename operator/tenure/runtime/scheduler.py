@@ -108,12 +108,6 @@ class Scheduler:
         self._dirty[name] = None
         self._wakeup.set()
 
-    def forget(self, name: str) -> None:
-        self._dirty.pop(name, None)
-        self._due.remove(name)
-        self._failures.pop(name, None)
-        self._scheduled.set(len(self._due))
-
     def busy(self) -> bool:
         """Whether anything is waiting for or in a reconcile pass."""
         return bool(self._dirty or self._inflight)

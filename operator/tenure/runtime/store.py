@@ -1,10 +1,16 @@
-"""What the operator remembers about the cluster, kept current by kopf's watches.
+"""What the operator remembers about the cluster, and which tenants each change concerns.
 
-Policies, legal holds, namespaces, volumes and claims are listed from the API server
-at startup, before kopf starts watching, so no tenant is ever decided before
-every legal hold is known and before the namespaces it owns are; watch
-events keep them current and a periodic re-list drops anything a watch
-missed. Tenants arrive through their watch events.
+Policies, legal holds, DataStores, namespaces, volumes and claims are listed from
+the API server at startup, before kopf starts watching tenants, so no tenant
+is ever decided before every legal hold is known and before the namespaces
+it owns are; their informers (:mod:`~tenure.runtime.informer`) keep them
+current. Tenants arrive through kopf's watch events.
+
+Every kind is a :class:`Kind`: records by name, one put/drop path that keeps
+the newest resourceVersion only, and :class:`Index` es by a key of the
+record (as controller-runtime's ``IndexField``). A put names the tenants
+concerned only when the facts decisions read changed, so a re-list of
+unchanged objects wakes nobody.
 
 Tenure does not use kopf indexes for this: every indexed object's readiness
 handshake wakes every waiting object (O(n²) at 10,000 tenants). Tenants are
@@ -281,6 +287,14 @@ class Index(Generic[R]):
                     del self._members[key]
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    names: set[str]
+    """Objects stored in a new version, or dropped."""
+    tenants: set[str]
+    """Tenants whose facts changed with them."""
+
+
 class Kind(Mapping[str, R]):
     """Every stored object of one kind, by name, with its indexes: the one put/drop path for all kinds.
 
@@ -300,7 +314,8 @@ class Kind(Mapping[str, R]):
         **indexes: Keys[R],
     ) -> None:
         self._parse = parse
-        self._key = key
+        self.key = key
+        """An object's name in this store (namespace/name for a namespaced kind)."""
         self._concerns = concerns
         self._facts = facts
         self._records: dict[str, R] = {}
@@ -318,7 +333,7 @@ class Kind(Mapping[str, R]):
 
     def put(self, body: Body) -> set[str] | None:
         meta = body.get("metadata") or {}
-        name, version = self._key(body), meta.get("resourceVersion", "")
+        name, version = self.key(body), meta.get("resourceVersion", "")
         if known(self._versions.get(name), version):
             return None
         record = self._parse(body)
@@ -345,16 +360,20 @@ class Kind(Mapping[str, R]):
         del self._records[name], self._versions[name]
         return concerned
 
-    def replace(self, bodies: Iterable[Body]) -> set[str]:
-        """Replace every stored object with a fresh listing; returns the tenants concerned by what changed."""
-        concerned: set[str] = set()
+    def replace(self, bodies: Iterable[Body]) -> Changes:
+        """Replace every stored object with a fresh listing: what changed, and the tenants concerned."""
+        changes = Changes(set(), set())
         seen: set[str] = set()
         for body in bodies:
-            seen.add(self._key(body))
-            concerned |= self.put(body) or set()
+            name = self.key(body)
+            seen.add(name)
+            if (concerned := self.put(body)) is not None:
+                changes.names.add(name)
+                changes.tenants.update(concerned)
         for gone in self._records.keys() - seen:
-            concerned |= self.drop(gone)
-        return concerned
+            changes.names.add(gone)
+            changes.tenants.update(self.drop(gone))
+        return changes
 
     def _unlink(self, name: str) -> None:
         for index in self.indexes.values():
