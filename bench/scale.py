@@ -162,7 +162,7 @@ async def wait_stable_rss(pid: int, quiet: float = 10.0, limit: float = 300.0) -
     return rss_mib(pid)
 
 
-async def wait_settled(port: int, reconciles: int, limit: float = 600.0) -> float:
+async def wait_settled(port: int, reconciles: int, limit: float = 1800.0) -> float:
     """Seconds until the operator has reconciled `reconciles` times and its queue is empty."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
