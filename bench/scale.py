@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -127,6 +128,12 @@ def start_noop() -> Process:
     )
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def start_tenure(metrics_port: int) -> Process:
     return Process(
         "tenure",
@@ -134,7 +141,7 @@ def start_tenure(metrics_port: int) -> Process:
             str(BIN / "tenure"),
             "run",
             f"--metrics-port={metrics_port}",
-            "--liveness-port=0",
+            f"--liveness-port={free_port()}",  # port 0 would mean kopf's default, 80
             f"--relist-seconds={RELIST_SECONDS}",
         ],
         {"KUBECONFIG": str(KUBECONFIG)},
@@ -155,7 +162,7 @@ async def wait_stable_rss(pid: int, quiet: float = 10.0, limit: float = 300.0) -
     return rss_mib(pid)
 
 
-async def wait_settled(port: int, reconciles: int, limit: float = 600.0) -> float:
+async def wait_settled(port: int, reconciles: int, limit: float = 1800.0) -> float:
     """Seconds until the operator has reconciled `reconciles` times and its queue is empty."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
