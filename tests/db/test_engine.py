@@ -94,8 +94,8 @@ def test_recorded_keys_still_purge_after_the_team_rows_are_gone(litellm_db: str)
     with psycopg.connect(litellm_db, autocommit=True) as conn:  # a first attempt got this far, then crashed
         conn.execute('DELETE FROM "LiteLLM_VerificationToken"')
         conn.execute('DELETE FROM "LiteLLM_TeamTable"')
-    deleted, remaining = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, recorded, ignore))
-    assert remaining == 0 and deleted >= 1
+    result = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, recorded, {}, ignore))
+    assert result.deleted >= 1 and result.shared == {}
     with psycopg.connect(litellm_db) as conn:
         assert conn.execute('SELECT count(*) FROM "LiteLLM_SpendLogs"').fetchone() == (0,)
 
@@ -147,8 +147,8 @@ def test_purging_one_tenant_never_touches_another(
                     )
             others = {a.organization: snapshot(conn, a) for a in accounts[1:]}
         keys = run(litellm_db, lambda conn: operations.resolve(conn, LITELLM, (accounts[0].organization,)))
-        _, remaining = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, keys, ignore))
-        assert remaining == 0
+        result = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, keys, {}, ignore))
+        assert result.shared == {}
         with psycopg.connect(litellm_db) as conn:
             assert all(rows == [] for rows in snapshot(conn, accounts[0]).values())
             for account in accounts[1:]:

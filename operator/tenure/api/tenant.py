@@ -142,6 +142,12 @@ class StorePurge(Model):
     residual: tuple[str, ...] = Field(
         (), description="Tables that may still hold copies of the tenant's data no column attributes to it."
     )
+    rows_shared: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per table, rows carrying the tenant's key that stay because they also carry a key another "
+        "tenant (not yet purged) claims; that tenant's purge deletes them.",
+        json_schema_extra={"maxProperties": 256},
+    )
 
 
 class PurgeStatus(Model):

@@ -71,6 +71,15 @@ RESIDUAL = (
 )
 """Copies of tenant data no column attributes to a tenant: a purge does not clear them."""
 
+RESIDUAL_IF_PRESENT = (
+    (
+        "LiteLLM_SpendLogs_legacy",
+        "the unpartitioned spend logs LiteLLM's partitioning script (db_scripts/partition_spend_logs.sql) renames "
+        "aside; a purge does not clear it: drop it once its rows are past retention",
+    ),
+)
+"""Residual tables that exist only in some installations, listed when present."""
+
 
 async def resolve(conn: psycopg.AsyncConnection[Any], keys: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """Organizations, teams and virtual keys covered by the tenant's organization and team ids.

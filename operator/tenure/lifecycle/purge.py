@@ -112,6 +112,7 @@ def stores_step(
                     "message": progress.message,
                     "keys": store.keys if store.keys is not None else _plain(progress.keys),
                     "residual": progress.residual or store.residual,
+                    "rows_shared": dict(progress.rows_shared),
                 }
             )
         if store.state == "Done" and store.rows_remaining == 0:

@@ -22,10 +22,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from tenure import metrics
 from tenure.api import DATA_STORE, TENANT, DataStoreSpec, DataStoreStatus
 from tenure.api.datastore import SweepStatus
-from tenure.api.tenant import StoreState
 from tenure.datastores import operations, postgres
 from tenure.datastores.targets import Keys
 from tenure.effects import holds, status
@@ -112,12 +113,20 @@ class DataStores:
         encoded = (secret.data or {}).get(ref.key)
         if not encoded:
             raise Unavailable(f"{where} has no key {ref.key!r}")
-        return base64.b64decode(encoded).decode()
+        try:
+            return base64.b64decode(encoded, validate=True).decode()
+        except ValueError as error:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            raise Unavailable(f"{where} key {ref.key!r} is not UTF-8 text") from error
 
     async def connect(self, spec: DataStoreSpec) -> Any:
         uri = await self.uri(spec)
+        ref = spec.postgres.connection_secret_ref
         try:
-            return await postgres.connect(uri)
+            return await postgres.connect(uri, operations.session_of(spec))
+        except psycopg.ProgrammingError as error:  # its text quotes the connection string
+            raise Unavailable(
+                f"Secret {ref.namespace}/{ref.name} key {ref.key!r} is not a PostgreSQL connection URI"
+            ) from error
         except Exception as error:
             raise Unavailable(postgres.describe_error(error)) from error
 
@@ -131,6 +140,7 @@ class DataStores:
         now = datetime.now(UTC)
         wake: float | None = time.time() + NOT_READY_RETRY
         sweep = old.last_sweep
+        partitioned, residual = old.partitioned, old.residual
         if record.spec is None:
             ready = ("False", "InvalidSpec", f"The spec does not match the API: {record.error}")
             wake = None
@@ -141,9 +151,10 @@ class DataStores:
                 ready = ("False", "Unavailable", str(problem))
             else:
                 try:
-                    problems = await postgres.inspect(conn, operations.targets_of(record.spec))
-                    if problems:
-                        ready = ("False", "MissingTablesOrColumns", listing(problems, "; "))
+                    survey = await operations.survey(conn, record.spec)
+                    partitioned, residual = survey.partitioned, survey.residual
+                    if survey.problems:
+                        ready = ("False", "MissingTablesOrColumns", listing(survey.problems, "; "))
                     else:
                         ready = ("True", "Connected", "Connected; every mapped table and column exists.")
                         sweep, wake = await self._sweep_if_due(name, record.spec, conn, old.last_sweep, now)
@@ -153,7 +164,8 @@ class DataStores:
             observed_generation=record.generation,
             conditions=(condition(old.conditions, "Ready", *ready, now, record.generation),),  # type: ignore[arg-type]
             last_sweep=sweep,
-            residual=operations.residual_of(record.spec) if record.spec else (),
+            residual=residual,
+            partitioned=partitioned,
         )
         try:
             written = await status.write_status(
@@ -213,6 +225,7 @@ class DataStores:
             tenants=len(windows),
             rows_deleted=result.deleted,
             rows_redacted=result.redacted,
+            batches_halved=result.shrunk or None,
         )
 
     async def _sweep_once(
@@ -311,11 +324,14 @@ class DataStores:
         if record is None or record.spec is None:
             raise Unavailable(f"DataStore {action.name} does not exist or is invalid")
         spec = record.spec
-        residual = operations.residual_of(spec)
+        ready = next((c for c in DataStoreStatus.model_validate(record.status).conditions if c.type == "Ready"), None)
+        if ready is not None and ready.reason == "MissingTablesOrColumns":
+            raise Unavailable(f"DataStore {action.name} is not Ready: {ready.message}")
         await self._still_due(tenant, uid)
         others = claims(await self._claims(), action.name, but=tenant)
         conn = await self.connect(spec)
         try:
+            residual = await operations.residual(conn, spec)
             if action.keys is None:
                 keys = await operations.resolve(conn, spec, action.requested)
                 if shared := await shared_with(conn, spec, keys, others):
@@ -346,11 +362,19 @@ class DataStores:
                         )
 
             self._report(job, action, StoreProgress("Deleting", deleted, residual=residual))
-            _, remaining = await operations.purge(conn, spec, action.keys, batch_done)
-            state: StoreState = "Done" if remaining == 0 else "Deleting"
-            self._report(job, action, StoreProgress(state, deleted, remaining, residual=residual))
+            result = await operations.purge(conn, spec, action.keys, others, batch_done)
+            halved = f"batches halved {result.shrunk} times after statement or lock timeouts" if result.shrunk else ""
+            self._report(
+                job,
+                action,
+                StoreProgress("Done", deleted, 0, halved, residual=residual, rows_shared=result.shared),
+            )
             logger.info(
-                "purged tenant %s from DataStore %s: %d rows, %d remain", tenant, action.name, deleted, remaining
+                "purged tenant %s from DataStore %s: %d rows, %d left to other tenants",
+                tenant,
+                action.name,
+                deleted,
+                sum(result.shared.values()),
             )
         finally:
             await conn.close()
