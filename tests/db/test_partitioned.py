@@ -16,6 +16,8 @@ from tests.support.litellm import Account, create_account, partition_spend_logs,
 
 AGES = (1, 10, 20, 40)
 """Days old: each in its own daily partition."""
+FILLER = 120
+"""Rows of initech written first into every partition, so they fill its first pages."""
 DEFAULT_AGE = 100
 """Days old: no daily partition covers it, so it lands in the DEFAULT partition."""
 
@@ -43,8 +45,11 @@ def accounts(litellm_db: str) -> dict[str, tuple[Account, dict[int, list[str]]]]
         partitions = partition_spend_logs(conn, ((NOW - timedelta(days=age)).date() for age in AGES))
         assert len(partitions) == len(AGES) + 1
         made = {}
-        for name in ("acme", "globex", "initech"):
-            account = create_account(conn, name)
+        created = {name: create_account(conn, name) for name in ("acme", "globex", "initech")}
+        for age in (*AGES, DEFAULT_AGE):  # the other rows are past the first pages of every partition
+            for minute in range(FILLER):
+                spend_log(conn, created["initech"], NOW - timedelta(days=age, minutes=minute + 90))
+        for name, account in created.items():
             made[name] = (
                 account,
                 {
@@ -108,9 +113,7 @@ def test_sweep_deletes_only_past_the_usage_window_in_every_partition(
     assert result.deleted == 2 * 3  # the 20-, 40- and 100-day-old rows
     with psycopg.connect(litellm_db) as conn:
         left = by_partition(conn, acme)
-        assert left == {
-            f"\"LiteLLM_SpendLogs_p{(NOW - timedelta(days=age)).date():%Y%m%d}\"": 2 for age in (1, 10)
-        }
+        assert left == {f'"LiteLLM_SpendLogs_p{(NOW - timedelta(days=age)).date():%Y%m%d}"': 2 for age in (1, 10)}
         assert [snapshot(conn, a) for a in others] == before
 
 

@@ -108,9 +108,7 @@ def partition_spend_logs(conn: psycopg.Connection[Any], days: Iterable[date]) ->
     """
     conn.execute('ALTER TABLE "LiteLLM_SpendLogs" RENAME TO "LiteLLM_SpendLogs_legacy"')
     for index in ("pkey", "startTime_idx", "startTime_request_id_idx", "end_user_idx", "session_id_idx"):
-        conn.execute(
-            f'ALTER INDEX IF EXISTS "LiteLLM_SpendLogs_{index}" RENAME TO "LiteLLM_SpendLogs_legacy_{index}"'
-        )
+        conn.execute(f'ALTER INDEX IF EXISTS "LiteLLM_SpendLogs_{index}" RENAME TO "LiteLLM_SpendLogs_legacy_{index}"')
     conn.execute(
         'ALTER INDEX IF EXISTS "LiteLLM_SpendLogs_api_key_startTime_spend_idx" '
         'RENAME TO "LiteLLM_SpendLogs_legacy_api_key_startTime_spend_idx"'
