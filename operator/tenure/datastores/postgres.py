@@ -307,11 +307,13 @@ async def _pages(conn: psycopg.AsyncConnection[Any], target: Target) -> tuple[in
 class PageWalk:
     """Walks one leaf's heap in page ranges sized so each statement changes about a batch of rows.
 
-    Ranges start at a batch's worth of pages and double while statements
-    change fewer than half a batch (sparse tenants, or nothing past retention),
-    halving when they change more than one and a half: transactions stay
-    short, and a table where little changes is crossed in few statements. A
-    range whose statement timed out is tried again with half the pages.
+    Each statement changes at most a batch of rows (``limit``) in its range;
+    a range where it changed that many is done again with half the pages
+    until it changes fewer. Ranges double while statements change fewer than
+    half a batch (sparse tenants, or nothing past retention): transactions
+    stay short, and a table where little changes is crossed in few
+    statements. A statement that timed out is tried again with half the
+    pages and half the rows.
     """
 
     MAX_PAGES = 16_384
@@ -320,8 +322,8 @@ class PageWalk:
     def __init__(self, conn: psycopg.AsyncConnection[Any], leaf: Target, batches: Batches) -> None:
         self.conn, self.leaf, self.batches = conn, leaf, batches
 
-    async def each(self, statement: Callable[[dict[str, str]], Awaitable[int]]) -> AsyncIterator[int]:
-        """Runs ``statement`` (given the range as ``low`` and ``high`` tids) on every range; yields rows changed."""
+    async def each(self, statement: Callable[[dict[str, Any]], Awaitable[int]]) -> AsyncIterator[int]:
+        """Runs ``statement`` (given ``low`` and ``high`` tids and ``limit``) on every range; yields rows changed."""
         pages, density = await _pages(self.conn, self.leaf)
         start, step = 0, max(1, min(self.MAX_PAGES, self.batches.size // density))
         while True:
@@ -330,17 +332,20 @@ class PageWalk:
                 if start > pages:
                     return
             try:
-                rows = await statement({"low": f"({start},0)", "high": f"({start + step},0)"})
+                rows = await statement(
+                    {"low": f"({start},0)", "high": f"({start + step},0)", "limit": self.batches.size}
+                )
             except TIMED_OUT as error:
                 self.batches.shrink(error)
+                step = max(1, step // 2)
+                continue
+            yield rows
+            if rows >= self.batches.size:  # the range holds more: again, with fewer pages
                 step = max(1, step // 2)
                 continue
             start += step
             if rows < self.batches.size // 2:
                 step = min(self.MAX_PAGES, step * 2)
-            elif rows > self.batches.size * 3 // 2:
-                step = max(1, step // 2)
-            yield rows
 
 
 async def count(
@@ -433,11 +438,12 @@ async def purge(
             if indexed:
                 rows = _index_batches(conn, leaf.target, matched, batches)
             else:
-                query = sql.SQL("DELETE FROM {t} WHERE ctid >= %(low)s::tid AND ctid < %(high)s::tid AND {w}").format(
-                    t=_ident(leaf.target), w=matched.where
-                )
+                query = sql.SQL(
+                    "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
+                    "WHERE ctid >= %(low)s::tid AND ctid < %(high)s::tid AND {w} LIMIT %(limit)s))"
+                ).format(t=_ident(leaf.target), w=matched.where)
 
-                async def delete_range(bounds: dict[str, str], query: sql.Composed = query) -> int:
+                async def delete_range(bounds: dict[str, Any], query: sql.Composed = query) -> int:
                     return await _execute(conn, query, {**matched.params, **bounds})
 
                 rows = PageWalk(conn, leaf.target, batches).each(delete_range)
@@ -519,7 +525,7 @@ def _sweep_statement(target: Target, table: Table, sweep_pass: SweepPass, stamp:
     # A kept key's cutoff (KEPT) wins LEAST, and the row is excluded even when dated -infinity.
     rows = sql.SQL(
         "SELECT t.ctid FROM {t} t {joins} WHERE t.ctid >= %(low)s::tid AND t.ctid < %(high)s::tid "
-        "AND t.{ts} < {cutoff} AND {cutoff} > %(kept)s::{stamp}{pending}"
+        "AND t.{ts} < {cutoff} AND {cutoff} > %(kept)s::{stamp}{pending} LIMIT %(limit)s"
     ).format(t=_ident(target), joins=joins, ts=ts, cutoff=cutoff, stamp=sql.SQL(stamp), pending=pending)
     if sweep_pass.clear:
         sets = sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in sweep_pass.clear)
@@ -575,7 +581,7 @@ async def sweep(
                 params[f"b{i}"] = cutoffs.before if with_zone else _naive(cutoffs.before)
             statements.append((index, statement, params))
 
-        async def each_pass(bounds: dict[str, str], statements: list[Any] = statements) -> int:
+        async def each_pass(bounds: dict[str, Any], statements: list[Any] = statements) -> int:
             most = 0
             for index, statement, params in statements:
                 rows = await _execute(conn, statement, {**params, **bounds})
