@@ -68,7 +68,11 @@ def test_uuid_and_bigint_key_columns_are_purged(postgres_db: str, column_type: s
             conn.execute(f"INSERT INTO spend SELECT %s::{column_type}, 'x' FROM generate_series(1, 10)", [key])
     spec = mapped("spend")
     assert run(postgres_db, lambda conn: postgres.inspect(conn, operations.targets_of(spec))) == []
-    result = run(postgres_db, lambda conn: operations.purge(conn, spec, {"key": (ours,)}, {"b": (theirs,)}, ignore))
+    # Keys are text: a tenant's default key is its name, which no uuid or bigint column can hold.
+    result = run(
+        postgres_db,
+        lambda conn: operations.purge(conn, spec, {"key": (ours, "acme")}, {"b": (theirs, "globex")}, ignore),
+    )
     assert result.deleted == 10
     with psycopg.connect(postgres_db) as conn:
         assert conn.execute("SELECT tenant::text, count(*) FROM spend GROUP BY 1").fetchall() == [(theirs, 10)]
