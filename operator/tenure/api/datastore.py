@@ -98,7 +98,7 @@ class SessionLimits(Model):
     )
     lock_timeout: Duration = Field(
         timedelta(seconds=5),
-        description="Longest wait for a row or table lock, e.g. 5s; the batch is then retried with half the rows.",
+        description="Longest wait for a row or table lock, e.g. 5s; the attempt then stops and is retried later.",
     )
     idle_in_transaction_session_timeout: Duration = Field(
         timedelta(seconds=60), description="A session idle inside a transaction this long is ended by the server."

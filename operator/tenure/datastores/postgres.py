@@ -87,13 +87,19 @@ async def connect(uri: str, session: Session = Session()) -> psycopg.AsyncConnec
     return conn
 
 
+TIMED_OUT = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
+"""``statement_timeout`` and ``lock_timeout``: not an outage."""
+
+
 def describe_error(error: BaseException) -> str:
     """An error as people may see it, with the server's message: never the connection URI or its password."""
-    if isinstance(error, psycopg.Error) and error.diag.message_primary:
-        return f"{type(error).__name__}: {error.diag.message_primary}"
-    if isinstance(error, psycopg.Error):  # client-side: its text may quote the connection string
-        return f"database unreachable ({type(error).__name__})"
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if not isinstance(error, psycopg.Error):
+        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    message = error.diag.message_primary  # the server's; client-side text may quote the connection string
+    named = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    if isinstance(error, psycopg.OperationalError) and not isinstance(error, TIMED_OUT):
+        return f"database unreachable ({named})"
+    return named
 
 
 @dataclass(frozen=True)
@@ -269,12 +275,10 @@ async def _execute(conn: psycopg.AsyncConnection[Any], query: sql.Composed, para
         return cur.rowcount
 
 
-TIMED_OUT = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
-"""``statement_timeout`` and ``lock_timeout``: the batch was too big for the limits; it is retried smaller."""
-
-
 class Batches:
-    """Rows per statement, halved each time a statement hits ``statement_timeout`` or ``lock_timeout``.
+    """Rows per statement, halved each time a statement hits ``statement_timeout``.
+
+    (A ``lock_timeout`` is no reason to change fewer rows: it ends the attempt, which is retried later.)
 
     ``shrunk`` counts the halvings, for status: a store whose batches keep
     shrinking needs a longer timeout or a smaller ``batchSize``.
@@ -335,7 +339,7 @@ class PageWalk:
                 rows = await statement(
                     {"low": f"({start},0)", "high": f"({start + step},0)", "limit": self.batches.size}
                 )
-            except TIMED_OUT as error:
+            except psycopg.errors.QueryCanceled as error:
                 self.batches.shrink(error)
                 step = max(1, step // 2)
                 continue
@@ -466,7 +470,7 @@ async def _index_batches(
     while True:
         try:
             affected = await _execute(conn, query, {**matched.params, "limit": batches.size})
-        except TIMED_OUT as error:
+        except psycopg.errors.QueryCanceled as error:
             batches.shrink(error)
             continue
         if affected == 0:
