@@ -71,7 +71,7 @@ def test_readiness_lists_the_partitioned_table_and_the_legacy_copy(litellm_db: s
 def test_sweep_keeps_held_and_keep_forever_tenants_and_redacts_by_class_in_every_partition(
     litellm_db: str, accounts: dict[str, tuple[Account, dict[int, list[str]]]]
 ) -> None:
-    (acme, acme_rows), (globex, _), (initech, _) = (accounts[n] for n in ("acme", "globex", "initech"))
+    (_, acme_rows), (globex, _), (initech, _) = (accounts[n] for n in ("acme", "globex", "initech"))
     with psycopg.connect(litellm_db) as conn:
         before = {a.organization: (by_partition(conn, a), snapshot(conn, a)) for a in (globex, initech)}
     # acme: usage 365d (nothing deleted), prompts 7d, responses 14d; globex is held and initech keeps forever,
