@@ -360,13 +360,23 @@ MAPPED = {"table": "t", "tenantColumn": "team_id", "dataClass": "usage"}
             datastore_object("sweeps-59s", sweepInterval="0m59s"), "spec.sweepInterval", id="sweep-interval-59s"
         ),
         pytest.param(datastore_object("django", postgres={"preset": "django"}), "spec.postgres.preset", id="preset"),
+        pytest.param(
+            {
+                "apiVersion": "retention.tenure.dev/v1alpha1",
+                "kind": "Tenant",
+                "metadata": {"name": "many-keys"},
+                "spec": {"retentionPolicy": "p", "dataKeys": {"litellm": [f"team-{i}" for i in range(65)]}},
+            },
+            "spec.dataKeys.litellm",
+            id="more-than-64-data-keys",
+        ),
     ],
 )
 def test_invalid_datastores_are_rejected_naming_the_field(kubectl: Kubectl, obj: dict[str, Any], field: str) -> None:
     result = kubectl.create(obj, check=False)
     assert result.returncode != 0, f"{obj} was accepted"
     assert field in result.stderr, result.stderr
-    assert kubectl.get("datastore", obj["metadata"]["name"]) is None
+    assert kubectl.get(obj["kind"], obj["metadata"]["name"]) is None
 
 
 @pytest.mark.parametrize(

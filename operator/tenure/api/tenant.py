@@ -19,6 +19,8 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TenantName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 DataStoreName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 DataKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+MAX_DATA_KEYS = 64
+"""Keys per DataStore in spec.dataKeys (each at most 256 characters): the spec and its status stay small for etcd."""
 NamespaceName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 
 State = Literal["Active", "Suspended", "Closed"]
@@ -72,7 +74,7 @@ class TenantSpec(Model):
     extensions: Extensions | None = Field(
         None, description="Per-tenant extensions of the policy windows; they can only lengthen a window."
     )
-    data_keys: dict[DataStoreName, tuple[DataKey, ...]] | None = Field(
+    data_keys: dict[DataStoreName, Annotated[tuple[DataKey, ...], Field(max_length=MAX_DATA_KEYS)]] | None = Field(
         None,
         description=(
             "Per DataStore name, the key values that identify this tenant's rows there (default: the tenant's "
