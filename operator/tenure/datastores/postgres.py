@@ -311,10 +311,11 @@ async def _pages(conn: psycopg.AsyncConnection[Any], target: Target) -> tuple[in
 class PageWalk:
     """Walks one leaf's heap in page ranges sized so each statement changes about a batch of rows.
 
-    Each statement changes at most a batch of rows (``limit``) in its range;
-    a range where it changed that many is done again with half the pages
-    until it changes fewer. Ranges double while statements change fewer than
-    half a batch (sparse tenants, or nothing past retention): transactions
+    On each range every statement runs in turn, each repeated until it
+    changes fewer than a batch of rows (``limit``), so a later statement never
+    runs before an earlier one is done with the range. Ranges double while
+    they hold less than half a batch (sparse tenants, or nothing past
+    retention) and halve when they hold more than one and a half: transactions
     stay short, and a table where little changes is crossed in few
     statements. A statement that timed out is tried again with half the
     pages and half the rows.
@@ -326,8 +327,11 @@ class PageWalk:
     def __init__(self, conn: psycopg.AsyncConnection[Any], leaf: Target, batches: Batches) -> None:
         self.conn, self.leaf, self.batches = conn, leaf, batches
 
-    async def each(self, statement: Callable[[dict[str, Any]], Awaitable[int]]) -> AsyncIterator[int]:
-        """Runs ``statement`` (given ``low`` and ``high`` tids and ``limit``) on every range; yields rows changed."""
+    async def each(self, statements: Sequence[Statement]) -> AsyncIterator[tuple[int, int]]:
+        """Runs the statements (given ``low`` and ``high`` tids and ``limit``) on every range.
+
+        Yields (which statement, rows it changed) after every execution.
+        """
         pages, density = await _pages(self.conn, self.leaf)
         start, step = 0, max(1, min(self.MAX_PAGES, self.batches.size // density))
         while True:
@@ -335,21 +339,37 @@ class PageWalk:
                 pages, _ = await _pages(self.conn, self.leaf)
                 if start > pages:
                     return
+            most = 0
             try:
-                rows = await statement(
-                    {"low": f"({start},0)", "high": f"({start + step},0)", "limit": self.batches.size}
-                )
+                for index, statement in enumerate(statements):
+                    total, rows = 0, self.batches.size
+                    while rows >= self.batches.size:
+                        rows = await statement(
+                            {"low": f"({start},0)", "high": f"({start + step},0)", "limit": self.batches.size}
+                        )
+                        total += rows
+                        yield index, rows
+                    most = max(most, total)
             except psycopg.errors.QueryCanceled as error:
                 self.batches.shrink(error)
                 step = max(1, step // 2)
                 continue
-            yield rows
-            if rows >= self.batches.size:  # the range holds more: again, with fewer pages
-                step = max(1, step // 2)
-                continue
             start += step
-            if rows < self.batches.size // 2:
+            if most < self.batches.size // 2:
                 step = min(self.MAX_PAGES, step * 2)
+            elif most > self.batches.size * 3 // 2:
+                step = max(1, step // 2)
+
+
+Statement = Callable[[dict[str, Any]], Awaitable[int]]
+"""One statement on one page range: given its bounds and row limit, returns the rows it changed."""
+
+
+def _bound(conn: psycopg.AsyncConnection[Any], query: sql.Composed, params: dict[str, Any]) -> Statement:
+    async def run(bounds: dict[str, Any]) -> int:
+        return await _execute(conn, query, {**params, **bounds})
+
+    return run
 
 
 async def count(
@@ -446,11 +466,8 @@ async def purge(
                     "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} "
                     "WHERE ctid >= %(low)s::tid AND ctid < %(high)s::tid AND {w} LIMIT %(limit)s))"
                 ).format(t=_ident(leaf.target), w=matched.where)
-
-                async def delete_range(bounds: dict[str, Any], query: sql.Composed = query) -> int:
-                    return await _execute(conn, query, {**matched.params, **bounds})
-
-                rows = PageWalk(conn, leaf.target, batches).each(delete_range)
+                walk = PageWalk(conn, leaf.target, batches).each([_bound(conn, query, matched.params)])
+                rows = (affected async for _, affected in walk)
             async for affected in rows:
                 result.deleted += affected
                 await progress(affected)
@@ -585,16 +602,8 @@ async def sweep(
                 params[f"b{i}"] = cutoffs.before if with_zone else _naive(cutoffs.before)
             statements.append((index, statement, params))
 
-        async def each_pass(bounds: dict[str, Any], statements: list[Any] = statements) -> int:
-            most = 0
-            for index, statement, params in statements:
-                rows = await _execute(conn, statement, {**params, **bounds})
-                affected[index] += rows
-                most = max(most, rows)
-                await progress(rows)
-            return most
-
-        if statements:
-            async for _ in PageWalk(conn, leaf.target, batches).each(each_pass):
-                pass
+        runs = [_bound(conn, statement, params) for _, statement, params in statements]
+        async for which, rows in PageWalk(conn, leaf.target, batches).each(runs):
+            affected[statements[which][0]] += rows
+            await progress(rows)
     return affected
