@@ -35,10 +35,12 @@ class SecretKeyRef(Model):
 class RedactColumns(Model):
     """Columns holding content of a finer class, cleared (set to NULL) when that class's retention elapses."""
 
-    prompts: tuple[Identifier, ...] = Field((), description="Columns holding prompts, e.g. [messages].")
-    responses: tuple[Identifier, ...] = Field((), description="Columns holding generated content, e.g. [response].")
-    logs: tuple[Identifier, ...] = Field((), description="Columns holding log text.")
-    usage: tuple[Identifier, ...] = Field((), description="Columns holding usage metrics.")
+    prompts: tuple[Identifier, ...] = Field((), max_length=16, description="Columns holding prompts, e.g. [messages].")
+    responses: tuple[Identifier, ...] = Field(
+        (), max_length=16, description="Columns holding generated content, e.g. [response]."
+    )
+    logs: tuple[Identifier, ...] = Field((), max_length=16, description="Columns holding log text.")
+    usage: tuple[Identifier, ...] = Field((), max_length=16, description="Columns holding usage metrics.")
 
 
 _CLASSES = ("prompts", "responses", "logs", "usage")
