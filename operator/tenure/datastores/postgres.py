@@ -525,41 +525,103 @@ def _naive(moments: list[datetime]) -> list[datetime]:
     return [moment.astimezone(UTC).replace(tzinfo=None) for moment in moments]
 
 
-def _sweep_statement(target: Target, table: Table, sweep_pass: SweepPass, stamp: str) -> tuple[sql.Composed, list[str]]:
-    """The statement for one page range of one leaf, and the key columns whose arrays it binds (``k{i}``, ``b{i}``)."""
+def _qualifies(
+    table: Table, sweep_pass: SweepPass, p: int, ts: str, stamp: str, params: dict[str, Any]
+) -> tuple[sql.Composable, sql.Composable] | None:
+    """The joins and condition selecting rows of a page range this pass changes; None when it binds no keys.
+
+    Every key column joins the pass's keys and cutoffs (``k{p}_{i}``, ``b{p}_{i}``, added to ``params``); a row is
+    past retention when dated before the earliest cutoff of its keys. A kept key's cutoff (KEPT) wins ``LEAST``,
+    and the row is excluded even when dated -infinity.
+    """
     columns = [column for column, cutoffs in sweep_pass.cutoffs.items() if cutoffs.keys]
-    ts = sql.Identifier(target.timestamp or "")
+    if not columns:
+        return None
+    naive = stamp == "timestamp"
+    for i, column in enumerate(columns):
+        cutoffs = sweep_pass.cutoffs[column]
+        params[f"k{p}_{i}"] = cutoffs.keys
+        params[f"b{p}_{i}"] = _naive(cutoffs.before) if naive else cutoffs.before
     joins = sql.SQL(" ").join(
         sql.SQL("LEFT JOIN unnest({k}::text[], {b}::{stamp}[]) AS {w}(k, before) ON {col} = {w}.k").format(
-            k=sql.Placeholder(f"k{i}"),
-            b=sql.Placeholder(f"b{i}"),
+            k=sql.Placeholder(f"k{p}_{i}"),
+            b=sql.Placeholder(f"b{p}_{i}"),
             stamp=sql.SQL(stamp),
-            w=sql.Identifier(f"w{i}"),
+            w=sql.Identifier(f"w{p}_{i}"),
             col=_key(column, table, "t"),
         )
         for i, column in enumerate(columns)
     )
     cutoff = sql.SQL("LEAST({})").format(
-        sql.SQL(", ").join(sql.SQL("{}.before").format(sql.Identifier(f"w{i}")) for i in range(len(columns)))
+        sql.SQL(", ").join(sql.SQL("{}.before").format(sql.Identifier(f"w{p}_{i}")) for i in range(len(columns)))
     )
     pending: sql.Composable = sql.SQL("")
     if sweep_pass.clear:
         pending = sql.SQL(" AND ({})").format(
             sql.SQL(" OR ").join(sql.SQL("t.{} IS NOT NULL").format(sql.Identifier(c)) for c in sweep_pass.clear)
         )
-    # A kept key's cutoff (KEPT) wins LEAST, and the row is excluded even when dated -infinity.
-    rows = sql.SQL(
-        "SELECT t.ctid FROM {t} t {joins} WHERE t.ctid >= %(low)s::tid AND t.ctid < %(high)s::tid "
-        "AND t.{ts} < {cutoff} AND {cutoff} > %(kept)s::{stamp}{pending} LIMIT %(limit)s"
-    ).format(t=_ident(target), joins=joins, ts=ts, cutoff=cutoff, stamp=sql.SQL(stamp), pending=pending)
-    if sweep_pass.clear:
-        sets = sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in sweep_pass.clear)
-        change = sql.SQL("UPDATE {t} SET {sets} WHERE ctid = ANY(ARRAY({rows}))").format(
-            t=_ident(target), sets=sets, rows=rows
+    condition = sql.SQL("(t.{ts} < {cutoff} AND {cutoff} > %(kept)s::{stamp}{pending})").format(
+        ts=sql.Identifier(ts), cutoff=cutoff, stamp=sql.SQL(stamp), pending=pending
+    )
+    return joins, condition
+
+
+_RANGE = "t.ctid >= %(low)s::tid AND t.ctid < %(high)s::tid"
+
+
+def _deletion(leaf: Target, joins: sql.Composable, condition: sql.Composable) -> sql.Composed:
+    return sql.SQL(
+        "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT t.ctid FROM {t} t {joins} WHERE " + _RANGE + " AND {c} "
+        "LIMIT %(limit)s))"
+    ).format(t=_ident(leaf), joins=joins, c=condition)
+
+
+def _redaction(leaf: Target, passes: list[tuple[SweepPass, sql.Composable, sql.Composable]]) -> sql.Composed:
+    """One UPDATE clearing every class's columns that are past their windows, returning which classes it cleared.
+
+    One statement for all classes, so each row is rewritten once: a row's new version may land outside the page
+    range, where a second statement on the range would no longer find it.
+    """
+    flags = [sql.Identifier(f"p{p}") for p in range(len(passes))]
+    by_column: dict[str, list[sql.Identifier]] = {}
+    for (sweep_pass, _, _), flag in zip(passes, flags, strict=True):
+        for column in sweep_pass.clear:
+            by_column.setdefault(column, []).append(flag)
+    sets = sql.SQL(", ").join(
+        sql.SQL("{c} = CASE WHEN {any} THEN NULL ELSE u.{c} END").format(
+            c=sql.Identifier(column), any=sql.SQL(" OR ").join(sql.SQL("s.{}").format(f) for f in chosen)
         )
-    else:
-        change = sql.SQL("DELETE FROM {t} WHERE ctid = ANY(ARRAY({rows}))").format(t=_ident(target), rows=rows)
-    return change, columns
+        for column, chosen in by_column.items()
+    )
+    return sql.SQL(
+        "UPDATE {t} AS u SET {sets} FROM (SELECT t.ctid AS id, {selected} FROM {t} t {joins} WHERE " + _RANGE + " "
+        "AND ({any}) LIMIT %(limit)s) s WHERE u.ctid = s.id RETURNING {returned}"
+    ).format(
+        t=_ident(leaf),
+        sets=sets,
+        selected=sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(c, f) for (_, _, c), f in zip(passes, flags, strict=True)
+        ),
+        joins=sql.SQL(" ").join(j for _, j, _ in passes),
+        any=sql.SQL(" OR ").join(c for _, _, c in passes),
+        returned=sql.SQL(", ").join(sql.SQL("s.{}").format(f) for f in flags),
+    )
+
+
+def _counting(
+    conn: psycopg.AsyncConnection[Any], query: sql.Composed, params: dict[str, Any], into: list[int], at: list[int]
+) -> Statement:
+    """Runs a redaction, adding the rows it cleared per class to ``into[at[i]]``; returns the rows it rewrote."""
+
+    async def run(bounds: dict[str, Any]) -> int:
+        async with conn.cursor() as cur:
+            await cur.execute(query, {**params, **bounds})
+            cleared = await cur.fetchall()
+        for position, index in enumerate(at):
+            into[index] += sum(1 for row in cleared if row[position])
+        return len(cleared)
+
+    return run
 
 
 async def sweep(
@@ -589,25 +651,28 @@ async def sweep(
         (moment for p in passes for cutoffs in p.cutoffs.values() for moment in cutoffs.before if moment != KEPT),
         default=None,
     )
+    stamp = "timestamptz" if with_zone else "timestamp"
     for leaf in await leaves(conn, target):
         if latest is None or (leaf.lowest is not None and leaf.lowest >= latest):
             continue
-        statements = []
+        runs: list[tuple[Statement, int | None]] = []
+        params: dict[str, Any] = {"kept": kept}
+        clears, at = [], []
         for index, sweep_pass in enumerate(passes):
-            statement, columns = _sweep_statement(
-                leaf.target, table, sweep_pass, "timestamptz" if with_zone else "timestamp"
-            )
-            if not columns:
+            found = _qualifies(table, sweep_pass, index, target.timestamp, stamp, params)
+            if found is None:
                 continue
-            params: dict[str, Any] = {"kept": kept}
-            for i, column in enumerate(columns):
-                cutoffs = sweep_pass.cutoffs[column]
-                params[f"k{i}"] = cutoffs.keys
-                params[f"b{i}"] = cutoffs.before if with_zone else _naive(cutoffs.before)
-            statements.append((index, statement, params))
-
-        runs = [_bound(conn, statement, params) for _, statement, params in statements]
-        async for which, rows in PageWalk(conn, leaf.target, batches).each(runs):
-            affected[statements[which][0]] += rows
+            if sweep_pass.clear:
+                clears.append((sweep_pass, *found))
+                at.append(index)
+            else:
+                runs.append((_bound(conn, _deletion(leaf.target, *found), params), index))
+        if clears:  # after the deletions: rows past their whole window are not rewritten first
+            runs.append((_counting(conn, _redaction(leaf.target, clears), params, affected, at), None))
+        walk = PageWalk(conn, leaf.target, batches).each([run for run, _ in runs])
+        async for which, rows in walk:
+            deleted_by = runs[which][1]
+            if deleted_by is not None:
+                affected[deleted_by] += rows
             await progress(rows)
     return affected
