@@ -11,14 +11,22 @@ strategy starts from the same pages, in one run:
 2. LiteLLM's own cleanup pattern: ``find_many(take=1000)`` by startTime, then
    ``delete_many`` by request_id, repeated (capped at ``--litellm-seconds``:
    it slows down as dead rows pile up, so its measured rate flatters it);
-3. Tenure's purge (``tenure.datastores.postgres.purge``, the same code the
-   operator runs), including its closing count (timed again on its own), and
-   again with the documented opt-in indexes on team_id and api_key;
+3. the operator's own purge path (``tenure.datastores.operations.purge``: every
+   table of the preset, each ending with its one closing count), with the
+   count timed again on its own, and again with the documented opt-in
+   indexes on team_id and api_key;
 4. the p99 latency of a concurrent single-row insert load (4 connections,
    400 inserts/s, a busy gateway) without a purge, during Tenure's purge, and
    during the single DELETE;
-5. one active-retention sweep over all tenants, each with its own window,
-   then a second sweep (the steady state: nothing left to delete).
+5. one active-retention sweep over all tenants, each with its own usage
+   window and prompts and responses cleared after 7 days (the documented
+   use), then a second sweep (the steady state: nothing left to change);
+6. the same purge and sweeps on a copy whose spend logs are partitioned by
+   day the way LiteLLM's runbook converts them (a reconstruction of
+   ``db_scripts/partition_spend_logs.sql``, rows copied in, the legacy table
+   dropped so both hold the same data).
+
+``--rows`` scales everything down for a quick run; RESULTS.md says which scale each number is from.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.litellm import partition_spend_logs  # noqa: E402
 from tests.support.postgres import Postgres, create_litellm_database  # noqa: E402
 
 from tenure.api import DataStoreSpec  # noqa: E402
@@ -97,10 +106,25 @@ def generate(uri: str, rows: int, tenants: int, victim_every: int) -> None:
         conn.execute('VACUUM ANALYZE "LiteLLM_SpendLogs"')
 
 
-def copy(server: Postgres, name: str) -> str:
+def partition(server: Postgres) -> float:
+    """Database ``partitioned``: the base with its spend logs partitioned by day, one partition per day of data."""
+    started = time.perf_counter()
+    uri = copy(server, "partitioned")
+    with psycopg.connect(uri, autocommit=True) as conn:
+        row = conn.execute('SELECT min("startTime")::date, max("startTime")::date FROM "LiteLLM_SpendLogs"').fetchone()
+        assert row is not None
+        first, last = row
+        partition_spend_logs(conn, (first + timedelta(days=d) for d in range((last - first).days + 1)))
+        conn.execute('INSERT INTO "LiteLLM_SpendLogs" SELECT * FROM "LiteLLM_SpendLogs_legacy"')
+        conn.execute('DROP TABLE "LiteLLM_SpendLogs_legacy"')
+        conn.execute('VACUUM ANALYZE "LiteLLM_SpendLogs"')
+    return time.perf_counter() - started
+
+
+def copy(server: Postgres, name: str, template: str = "base") -> str:
     with psycopg.connect(server.uri, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE base')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return server.database_uri(name)
 
 
@@ -147,23 +171,26 @@ KEYS = {litellm.TEAM: (VICTIM,), litellm.TOKEN: ("key-0000",)}
 
 
 async def tenure_purge(uri: str) -> tuple[int, float]:
+    """The operator's purge path: every table of the preset, each closed by one count, other tenants' claims bound."""
     conn = await postgres.connect(uri)
 
     async def ignore(rows: int) -> None:
         pass
 
+    others = {f"tenant-{i:04d}": (f"team-{i:04d}",) for i in range(1, 1000)}
     started = time.perf_counter()
-    deleted = await postgres.purge(conn, SPEND_LOGS, KEYS, SPEC.postgres.batch_size, ignore)
+    result = await operations.purge(conn, SPEC, KEYS, others, ignore)
     elapsed = time.perf_counter() - started
     await conn.close()
-    return deleted, elapsed
+    assert not result.shared, result.shared
+    return result.deleted, elapsed
 
 
 async def proof_count(uri: str) -> float:
-    """Seconds of the count that closes every purge (run again here to split the purge's time)."""
+    """Seconds of the spend logs' closing count (run again here to split the purge's time)."""
     conn = await postgres.connect(uri)
     started = time.perf_counter()
-    assert await postgres.count(conn, SPEND_LOGS, KEYS) == 0
+    assert await postgres.count(conn, SPEND_LOGS, KEYS) == (0, 0)
     elapsed = time.perf_counter() - started
     await conn.close()
     return elapsed
@@ -239,11 +266,16 @@ def p99(values: list[float]) -> float:
 
 
 async def sweep_all(uri: str, tenants: int) -> tuple[operations.SweepResult, float]:
-    """One sweep with a distinct usage window per tenant (1 to 365 days)."""
+    """One sweep with a distinct usage window per tenant (1 to 365 days), prompts and responses 7 days."""
     now = datetime.now(UTC)
     keys = {f"tenant-{i:04d}": (f"team-{i:04d}",) for i in range(tenants)}
     cutoffs = {
-        f"tenant-{i:04d}": {"usage": now - timedelta(days=1 + i * 364 // max(1, tenants - 1))} for i in range(tenants)
+        f"tenant-{i:04d}": {
+            "usage": now - timedelta(days=1 + i * 364 // max(1, tenants - 1)),
+            "prompts": now - timedelta(days=7),
+            "responses": now - timedelta(days=7),
+        }
+        for i in range(tenants)
     }
     conn = await postgres.connect(uri)
 
@@ -310,14 +342,29 @@ async def measure(server: Postgres, args: argparse.Namespace) -> dict[str, Any]:
     }
     log(f"insert p99: {results['insert_p99_ms']}")
 
-    uri = copy(server, "run")
-    first, first_s = await sweep_all(uri, args.tenants)
-    second, second_s = await sweep_all(uri, args.tenants)
-    results["sweep"] = {
-        "first": {"seconds": round(first_s, 2), "rows_deleted": first.deleted},
-        "steady": {"seconds": round(second_s, 2), "rows_deleted": second.deleted},
+    for template in ("base", "partitioned"):
+        uri = copy(server, "run", template)
+        first, first_s = await sweep_all(uri, args.tenants)
+        second, second_s = await sweep_all(uri, args.tenants)
+        results[f"sweep_{template}"] = {
+            "first": {"seconds": round(first_s, 2), "rows_deleted": first.deleted, "rows_redacted": first.redacted},
+            "steady": {"seconds": round(second_s, 2), "rows_deleted": second.deleted, "rows_redacted": second.redacted},
+        }
+        log(
+            f"sweep ({template}): first {first_s:.1f}s ({first.deleted:,} deleted, {first.redacted:,} redacted), "
+            f"steady {second_s:.1f}s ({second.deleted:,} deleted, {second.redacted:,} redacted)"
+        )
+
+    uri = copy(server, "run", "partitioned")
+    deleted, elapsed = await tenure_purge(uri)
+    results["tenure_partitioned"] = {
+        "rows": deleted,
+        "seconds": round(elapsed, 2),
+        "rows_per_s": round(deleted / elapsed),
+        "remaining": victim_rows(uri),
+        "proof_count_s": round(await proof_count(uri), 2),
     }
-    log(f"sweep: first {first_s:.1f}s ({first.deleted:,} rows), steady {second_s:.1f}s ({second.deleted:,} rows)")
+    log(f"Tenure purge, partitioned: {deleted:,} rows in {elapsed:.1f}s")
     drop(server, "run")
 
     ceiling = results["single_delete"]["rows_per_s"]
@@ -327,6 +374,9 @@ async def measure(server: Postgres, args: argparse.Namespace) -> dict[str, Any]:
         "tenure_deleting_phase_vs_single_delete": round(results["tenure"]["rows"] / deleting / ceiling, 2),
         "tenure_with_opt_in_indexes_vs_single_delete": round(
             results["tenure_with_opt_in_indexes"]["rows_per_s"] / ceiling, 2
+        ),
+        "tenure_partitioned_vs_unpartitioned": round(
+            results["tenure_partitioned"]["rows_per_s"] / results["tenure"]["rows_per_s"], 2
         ),
         "tenure_vs_litellm_batches": round(
             results["tenure"]["rows_per_s"] / results["litellm_batches"]["rows_per_s"], 1
@@ -352,7 +402,9 @@ def main() -> None:
         base = create_litellm_database(server, "base")
         generate(base, args.rows, args.tenants, args.victim_every)
         log(f"base database ready in {time.perf_counter() - started:.0f}s")
+        log(f"partitioned copy ready in {partition(server):.0f}s")
         results = asyncio.run(measure(server, args))
+        results["command"] = " ".join(["bench/postgres.py", *sys.argv[1:]])
     finally:
         server.stop()
     OUT.mkdir(parents=True, exist_ok=True)

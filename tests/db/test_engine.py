@@ -94,8 +94,8 @@ def test_recorded_keys_still_purge_after_the_team_rows_are_gone(litellm_db: str)
     with psycopg.connect(litellm_db, autocommit=True) as conn:  # a first attempt got this far, then crashed
         conn.execute('DELETE FROM "LiteLLM_VerificationToken"')
         conn.execute('DELETE FROM "LiteLLM_TeamTable"')
-    deleted, remaining = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, recorded, ignore))
-    assert remaining == 0 and deleted >= 1
+    result = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, recorded, {}, ignore))
+    assert result.deleted >= 1 and result.shared == {}
     with psycopg.connect(litellm_db) as conn:
         assert conn.execute('SELECT count(*) FROM "LiteLLM_SpendLogs"').fetchone() == (0,)
 
@@ -147,8 +147,8 @@ def test_purging_one_tenant_never_touches_another(
                     )
             others = {a.organization: snapshot(conn, a) for a in accounts[1:]}
         keys = run(litellm_db, lambda conn: operations.resolve(conn, LITELLM, (accounts[0].organization,)))
-        _, remaining = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, keys, ignore))
-        assert remaining == 0
+        result = run(litellm_db, lambda conn: operations.purge(conn, LITELLM, keys, {}, ignore))
+        assert result.shared == {}
         with psycopg.connect(litellm_db) as conn:
             assert all(rows == [] for rows in snapshot(conn, accounts[0]).values())
             for account in accounts[1:]:
@@ -257,3 +257,31 @@ def test_keys_another_tenant_claims_are_found_both_ways(litellm_db: str) -> None
     assert org_covers_team == {"b": (acme.teams[1],)}
     assert team_inside_org == {"b": (acme.organization,)}
     assert siblings == {}  # two teams of one organization are separate tenants' keys
+
+
+def test_one_sweep_clears_every_class_past_its_window_even_when_rewritten_rows_move(litellm_db: str) -> None:
+    """Free space in pages already walked (another tenant's rows deleted and vacuumed) attracts rewritten rows."""
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme, globex = create_account(conn, "acme"), create_account(conn, "globex")
+        for i in range(600):  # globex's rows fill the first pages, acme's the next ones, packed full
+            spend_log(conn, globex if i < 300 else acme, NOW - timedelta(days=30, minutes=i))
+        conn.execute('DELETE FROM "LiteLLM_SpendLogs" WHERE organization_id = %s', [globex.organization])
+        conn.execute('VACUUM "LiteLLM_SpendLogs"')
+    cutoffs = {"acme": {"prompts": NOW - timedelta(days=7), "responses": NOW - timedelta(days=7)}}
+    spec = DataStoreSpec.model_validate(
+        {
+            **LITELLM.model_dump(by_alias=True),
+            "postgres": {**LITELLM.postgres.model_dump(by_alias=True), "batchSize": 20},
+        }
+    )
+    result = run(
+        litellm_db,
+        lambda conn: operations.sweep(conn, spec, {"acme": (acme.organization,)}, cutoffs, ignore),  # type: ignore[arg-type]
+    )
+    with psycopg.connect(litellm_db) as conn:
+        left = conn.execute(
+            "SELECT count(*) FILTER (WHERE messages IS NOT NULL), count(*) FILTER (WHERE response IS NOT NULL) "
+            'FROM "LiteLLM_SpendLogs"'
+        ).fetchone()
+    assert left == (0, 0)
+    assert result.redacted == 2 * 300

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import Objects, Operator
 from tests.e2e.test_lifecycle import phase_of
 from tests.support.kube import Kubectl, condition, eventually
-from tests.support.litellm import Account, create_account, spend_log
+from tests.support.litellm import Account, create_account, partition_spend_logs, spend_log
 from tests.support.postgres import Postgres
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -329,3 +329,90 @@ def test_a_purging_tenant_can_correct_its_own_wrong_claim_before_keys_are_resolv
     purged = phase_of(kubectl, closing, "Purged", timeout=120)
     assert purged["status"]["purge"]["stores"][0]["requested"] == [initech.organization]
     assert rows(litellm_db, initech) == 0 and rows(litellm_db, acme) == acme_rows
+
+
+def datastore_object(name: str, **spec: Any) -> dict[str, Any]:
+    postgres = {"connectionSecretRef": {"namespace": NAMESPACE, "name": "s"}, "preset": "litellm"}
+    postgres.update(spec.pop("postgres", {}))
+    return {
+        "apiVersion": "retention.tenure.dev/v1alpha1",
+        "kind": "DataStore",
+        "metadata": {"name": name},
+        "spec": {"postgres": postgres, **spec},
+    }
+
+
+MAPPED = {"table": "t", "tenantColumn": "team_id", "dataClass": "usage"}
+
+
+@pytest.mark.parametrize(
+    ("obj", "field"),
+    [
+        pytest.param(
+            datastore_object(
+                "redacts-key", postgres={"tables": [{**MAPPED, "redactColumns": {"prompts": ["body", "team_id"]}}]}
+            ),
+            "spec.postgres.tables[0].redactColumns",
+            id="redact-columns-name-the-key",
+        ),
+        pytest.param(datastore_object("sweeps-0s", sweepInterval="0s"), "spec.sweepInterval", id="sweep-interval-0s"),
+        pytest.param(
+            datastore_object("sweeps-59s", sweepInterval="0m59s"), "spec.sweepInterval", id="sweep-interval-59s"
+        ),
+        pytest.param(datastore_object("django", postgres={"preset": "django"}), "spec.postgres.preset", id="preset"),
+        pytest.param(
+            {
+                "apiVersion": "retention.tenure.dev/v1alpha1",
+                "kind": "Tenant",
+                "metadata": {"name": "many-keys"},
+                "spec": {"retentionPolicy": "p", "dataKeys": {"litellm": [f"team-{i}" for i in range(65)]}},
+            },
+            "spec.dataKeys.litellm",
+            id="more-than-64-data-keys",
+        ),
+    ],
+)
+def test_invalid_datastores_are_rejected_naming_the_field(kubectl: Kubectl, obj: dict[str, Any], field: str) -> None:
+    result = kubectl.create(obj, check=False)
+    assert result.returncode != 0, f"{obj} was accepted"
+    assert field in result.stderr, result.stderr
+    assert kubectl.get(obj["kind"], obj["metadata"]["name"]) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        pytest.param({"uri": base64.b64encode(b"\xff\xfepostgresql://").decode()}, "is not UTF-8 text", id="not-utf8"),
+        pytest.param(
+            {"uri": base64.b64encode(b"not a uri at all").decode()},
+            "is not a PostgreSQL connection URI",
+            id="garbage-uri",
+        ),
+        pytest.param({"other": base64.b64encode(b"x").decode()}, "has no key 'uri'", id="missing-key"),
+    ],
+)
+def test_a_malformed_secret_makes_the_store_not_ready_with_the_reason(
+    kubectl: Kubectl, objects: Objects, unique: str, data: dict[str, str], says: str
+) -> None:
+    if kubectl.get("namespace", NAMESPACE) is None:
+        kubectl.run("create", "namespace", NAMESPACE)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"bad-{unique}", "namespace": NAMESPACE}}
+    kubectl.create({**secret, "data": data})
+    try:
+        datastore(objects, f"ds-{unique}", f"bad-{unique}")
+        found = ready(kubectl, f"ds-{unique}", "False")
+        assert found["reason"] == "Unavailable" and says in found["message"], found
+    finally:
+        kubectl.run("delete", "secret", f"bad-{unique}", "-n", NAMESPACE)
+
+
+def test_a_partitioned_store_lists_its_partitioned_tables_and_the_legacy_copy(
+    kubectl: Kubectl, objects: Objects, secret: str, litellm_db: str, unique: str
+) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        partition_spend_logs(conn, [datetime.now(UTC).date()])
+    datastore(objects, f"ds-{unique}", secret)
+    ready(kubectl, f"ds-{unique}")
+    status = kubectl.get("datastore", f"ds-{unique}")["status"]  # type: ignore[index]
+    assert status["partitioned"] == ["public.LiteLLM_SpendLogs"]
+    assert any(r.startswith("LiteLLM_SpendLogs_legacy:") for r in status["residual"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -94,3 +95,44 @@ def daily_team_spend(conn: psycopg.Connection[Any], account: Account, team: str,
         "VALUES (%s, %s, %s, %s, %s, %s)",
         [uuid.uuid4().hex, team, at.date().isoformat(), token, at, at],
     )
+
+
+def partition_spend_logs(conn: psycopg.Connection[Any], days: Iterable[date]) -> list[str]:
+    """Convert LiteLLM_SpendLogs the way LiteLLM's runbook does, with a daily partition for each day given.
+
+    A reconstruction of LiteLLM's ``db_scripts/partition_spend_logs.sql`` (read, not copied): the table is
+    renamed to ``LiteLLM_SpendLogs_legacy`` (its indexes renamed aside), a new table ``LIKE`` it ``PARTITION BY
+    RANGE ("startTime")`` gets the primary key ``(request_id, "startTime")``, the indexes Prisma defines, and a
+    DEFAULT partition ``LiteLLM_SpendLogs_pdefault``. LiteLLM's cleanup job then pre-creates daily partitions;
+    they are created here directly (``LiteLLM_SpendLogs_pYYYYMMDD``, our naming). Returns the partitions' names.
+    """
+    conn.execute('ALTER TABLE "LiteLLM_SpendLogs" RENAME TO "LiteLLM_SpendLogs_legacy"')
+    for index in ("pkey", "startTime_idx", "startTime_request_id_idx", "end_user_idx", "session_id_idx"):
+        conn.execute(f'ALTER INDEX IF EXISTS "LiteLLM_SpendLogs_{index}" RENAME TO "LiteLLM_SpendLogs_legacy_{index}"')
+    conn.execute(
+        'ALTER INDEX IF EXISTS "LiteLLM_SpendLogs_api_key_startTime_spend_idx" '
+        'RENAME TO "LiteLLM_SpendLogs_legacy_api_key_startTime_spend_idx"'
+    )
+    conn.execute(
+        'CREATE TABLE "LiteLLM_SpendLogs" (LIKE "LiteLLM_SpendLogs_legacy" INCLUDING DEFAULTS INCLUDING GENERATED) '
+        'PARTITION BY RANGE ("startTime")'
+    )
+    conn.execute('ALTER TABLE "LiteLLM_SpendLogs" ADD PRIMARY KEY ("request_id", "startTime")')
+    for name, columns in (
+        ("startTime_idx", '"startTime"'),
+        ("startTime_request_id_idx", '"startTime", "request_id"'),
+        ("end_user_idx", '"end_user"'),
+        ("session_id_idx", '"session_id"'),
+        ("api_key_startTime_spend_idx", '"api_key", "startTime", "spend"'),
+    ):
+        conn.execute(f'CREATE INDEX IF NOT EXISTS "LiteLLM_SpendLogs_{name}" ON "LiteLLM_SpendLogs" ({columns})')
+    conn.execute('CREATE TABLE IF NOT EXISTS "LiteLLM_SpendLogs_pdefault" PARTITION OF "LiteLLM_SpendLogs" DEFAULT')
+    names = ["LiteLLM_SpendLogs_pdefault"]
+    for day in sorted(set(days)):
+        name = f"LiteLLM_SpendLogs_p{day:%Y%m%d}"
+        conn.execute(
+            f'CREATE TABLE "{name}" PARTITION OF "LiteLLM_SpendLogs" '
+            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{day + timedelta(days=1)}')"
+        )
+        names.append(name)
+    return names

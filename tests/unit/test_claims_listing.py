@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from tenure.api import DataStoreSpec
-from tenure.runtime.datastores import DataStores, Unavailable, Unseen
+from tenure.runtime.connections import Unavailable
+from tenure.runtime.datastores import DataStores, Unseen
 from tenure.runtime.store import Stores
 
 
@@ -31,7 +32,7 @@ def test_concurrent_purges_share_one_listing() -> None:
     stores = DataStores(kube, Stores())  # type: ignore[arg-type]
 
     async def main() -> list[Any]:
-        return await asyncio.gather(*(stores._claims() for _ in range(100)))
+        return await asyncio.gather(*(stores.claims.all() for _ in range(100)))
 
     results = asyncio.run(main())
     assert kube.lists == 1
@@ -45,7 +46,7 @@ def test_a_failed_listing_is_not_shared() -> None:
     async def main() -> None:
         for _ in range(2):
             with pytest.raises(Unavailable, match="cannot list Tenants"):
-                await stores._claims()
+                await stores.claims.all()
 
     asyncio.run(main())
     assert kube.lists == 2
@@ -57,9 +58,9 @@ def test_tenants_the_watch_saw_after_the_listing_are_claimants_too() -> None:
     datastores = DataStores(kube, stores)  # type: ignore[arg-type]
 
     async def main() -> tuple[set[str], set[str]]:
-        before = {claim.name for claim in await datastores._claims()}
+        before = {claim.name for claim in await datastores.claims.all()}
         stores.tenants.put({"metadata": {"name": "globex", "resourceVersion": "2"}, "spec": {}, "status": {}})
-        return before, {claim.name for claim in await datastores._claims()}
+        return before, {claim.name for claim in await datastores.claims.all()}
 
     before, after = asyncio.run(main())
     assert kube.lists == 1  # the second call shares the first listing

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 
-from .duration import Duration
+from .duration import PATTERN, Duration, format_duration
 from .meta import Condition, Model, Timestamp, conditions_field
 from .tenant import DNS_LABEL
 
@@ -35,14 +35,36 @@ class SecretKeyRef(Model):
 class RedactColumns(Model):
     """Columns holding content of a finer class, cleared (set to NULL) when that class's retention elapses."""
 
-    prompts: tuple[Identifier, ...] = Field((), description="Columns holding prompts, e.g. [messages].")
-    responses: tuple[Identifier, ...] = Field((), description="Columns holding generated content, e.g. [response].")
-    logs: tuple[Identifier, ...] = Field((), description="Columns holding log text.")
-    usage: tuple[Identifier, ...] = Field((), description="Columns holding usage metrics.")
+    prompts: tuple[Identifier, ...] = Field((), max_length=16, description="Columns holding prompts, e.g. [messages].")
+    responses: tuple[Identifier, ...] = Field(
+        (), max_length=16, description="Columns holding generated content, e.g. [response]."
+    )
+    logs: tuple[Identifier, ...] = Field((), max_length=16, description="Columns holding log text.")
+    usage: tuple[Identifier, ...] = Field((), max_length=16, description="Columns holding usage metrics.")
+
+
+_CLASSES = ("prompts", "responses", "logs", "usage")
 
 
 class TableMapping(Model):
     """One table holding tenants' rows."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.redactColumns) || !("
+                    + " || ".join(
+                        f"(has(self.redactColumns.{c}) && self.tenantColumn in self.redactColumns.{c})"
+                        for c in _CLASSES
+                    )
+                    + ")",
+                    "message": "redactColumns must not name tenantColumn: cleared keys would hide rows from a purge",
+                    "fieldPath": ".redactColumns",
+                }
+            ]
+        }
+    )
 
     schema_: Identifier = Field("public", alias="schema", description="The table's schema.")
     table: Identifier = Field(description="The table's name.")
@@ -57,27 +79,94 @@ class TableMapping(Model):
         None, description="Columns of a finer class cleared earlier inside rows that are kept longer."
     )
 
+    @model_validator(mode="after")
+    def _keys_are_never_cleared(self) -> TableMapping:
+        if self.redact_columns is not None:
+            for data_class in _CLASSES:
+                if self.tenant_column in getattr(self.redact_columns, data_class):
+                    raise ValueError(
+                        f"redactColumns.{data_class} names the tenantColumn {self.tenant_column!r}: "
+                        "cleared keys would hide rows from a purge"
+                    )
+        return self
+
+
+class SessionLimits(Model):
+    """Limits every Tenure session on this database sets (PostgreSQL settings of the same names)."""
+
+    statement_timeout: Duration = Field(
+        timedelta(seconds=60),
+        description="Longest statement, e.g. 60s. A batch that hits it is retried with half the rows.",
+    )
+    lock_timeout: Duration = Field(
+        timedelta(seconds=5),
+        description="Longest wait for a row or table lock, e.g. 5s; the attempt then stops and is retried later.",
+    )
+    idle_in_transaction_session_timeout: Duration = Field(
+        timedelta(seconds=60), description="A session idle inside a transaction this long is ended by the server."
+    )
+
 
 class PostgresSpec(Model):
     """A PostgreSQL database."""
 
     connection_secret_ref: SecretKeyRef = Field(description="Where the connection URI is.")
     preset: Literal["litellm"] | None = Field(
-        None, description="litellm: the tables and tenant keys of the LiteLLM proxy schema are built in."
+        None,
+        description="litellm: the tables and tenant keys of the LiteLLM proxy schema are built in.",
+        json_schema_extra={"enum": ["litellm"]},
     )
     tables: tuple[TableMapping, ...] = Field((), max_length=200, description="Tables mapped explicitly.")
     batch_size: int = Field(
         5000, ge=1, le=100_000, description="Rows per delete batch; each batch is one short transaction."
     )
+    session: SessionLimits = Field(
+        default_factory=SessionLimits,
+        description="Timeouts of Tenure's sessions (defaults: statementTimeout 60s, lockTimeout 5s, "
+        "idleInTransactionSessionTimeout 60s).",
+    )
+
+
+MIN_SWEEP_INTERVAL = timedelta(minutes=1)
+"""A sweep reads every mapped table: more often than this only loads the database."""
+
+
+def _at_least_a_minute(value: timedelta) -> timedelta:
+    if value < MIN_SWEEP_INTERVAL:
+        raise ValueError(f"sweepInterval must be at least {format_duration(MIN_SWEEP_INTERVAL)}")
+    return value
+
+
+def _sweep_interval_rules() -> list[JsonValue]:
+    """The duration syntax, and the minimum: below it only a few short spellings of seconds and minutes exist."""
+    syntax = f"self.matches('{PATTERN}')"
+    short = "^(0+d)?(0+h)?(0+m)?[0-9]+s$"
+    return [
+        {
+            "rule": syntax,
+            "message": "must be a duration such as 30d, 36h, 1d12h or 90s (units d, h, m, s in that order)",
+        },
+        {
+            "rule": f"!self.matches('{short}') || int(self.find('[0-9]+s').replace('s', '')) >= "
+            f"{int(MIN_SWEEP_INTERVAL.total_seconds())}",
+            "message": f"must be at least {format_duration(MIN_SWEEP_INTERVAL)}",
+        },
+        {
+            "rule": "!self.matches('^(0+d)?(0+h)?(0+m)?(0+s)?$')",
+            "message": f"must be at least {format_duration(MIN_SWEEP_INTERVAL)}",
+        },
+    ]
 
 
 class DataStoreSpec(Model):
     """A database holding tenants' records."""
 
     postgres: PostgresSpec = Field(description="The PostgreSQL database.")
-    sweep_interval: Duration = Field(
+    sweep_interval: Annotated[Duration, AfterValidator(_at_least_a_minute)] = Field(
         timedelta(hours=1),
-        description="How often active-data retention runs, e.g. 1h. The first sweep runs soon after start.",
+        description=f"How often active-data retention runs, e.g. 1h (at least {format_duration(MIN_SWEEP_INTERVAL)}). "
+        "The first sweep runs soon after start.",
+        json_schema_extra={"x-kubernetes-validations": _sweep_interval_rules()},
     )
 
 
@@ -90,6 +179,9 @@ class SweepStatus(Model):
     rows_deleted: int | None = Field(None, ge=0, description="Rows deleted.")
     rows_redacted: int | None = Field(
         None, ge=0, description="Rows whose finer-class columns were cleared, counted once per data class."
+    )
+    batches_halved: int | None = Field(
+        None, ge=0, description="Times a statement hit statementTimeout or lockTimeout and batches were halved."
     )
     error: str | None = Field(None, description="Why the sweep stopped early, if it did.")
 
@@ -105,4 +197,7 @@ class DataStoreStatus(Model):
     residual: tuple[str, ...] = Field(
         (),
         description="Tables that can hold tenant data no column attributes to a tenant; a purge does not clear them.",
+    )
+    partitioned: tuple[str, ...] = Field(
+        (), description="Mapped tables that are natively partitioned: purges and sweeps walk their leaf partitions."
     )

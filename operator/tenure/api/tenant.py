@@ -19,6 +19,8 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 TenantName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 DataStoreName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 DataKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+MAX_DATA_KEYS = 64
+"""Keys per DataStore in spec.dataKeys (each at most 256 characters): the spec and its status stay small for etcd."""
 NamespaceName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 
 State = Literal["Active", "Suspended", "Closed"]
@@ -73,7 +75,7 @@ class TenantSpec(Model):
     extensions: Extensions | None = Field(
         None, description="Per-tenant extensions of the policy windows; they can only lengthen a window."
     )
-    data_keys: dict[DataStoreName, tuple[DataKey, ...]] | None = Field(
+    data_keys: dict[DataStoreName, Annotated[tuple[DataKey, ...], Field(max_length=MAX_DATA_KEYS)]] | None = Field(
         None,
         description=(
             "Per DataStore name, the key values that identify this tenant's rows there (default: the tenant's "
@@ -160,6 +162,12 @@ class StorePurge(Model):
     message: str = Field("", description="What the purge of this store waits for, or why it retries.", max_length=1024)
     residual: tuple[str, ...] = Field(
         (), description="Tables that may still hold copies of the tenant's data no column attributes to it."
+    )
+    rows_shared: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per table, rows carrying the tenant's key that stay because they also carry a key another "
+        "tenant (not yet purged) claims; that tenant's purge deletes them.",
+        json_schema_extra={"maxProperties": 256},
     )
 
 

@@ -49,6 +49,16 @@ TARGETS: tuple[Target, ...] = (
     _t("LiteLLM_DailyEndUserSpend", "usage", _KEY, timestamp="created_at"),
     _t("LiteLLM_DailyAgentSpend", "usage", _KEY, timestamp="created_at"),
     _t("LiteLLM_DailyTagSpend", "usage", _KEY, timestamp="created_at"),
+    _t("LiteLLM_DailyGuardrailUsageUnits", "usage", _TEAM, _KEY, timestamp="created_at"),
+    _t("LiteLLM_DailyRequestErrors", "logs", _TEAM, _KEY, timestamp="created_at"),
+    _t("LiteLLM_AutoRouterSession", "usage", _KEY, timestamp="last_turn_at"),
+    _t("LiteLLM_AutoRouterUserSession", "usage", _KEY, timestamp="last_turn_at"),
+    _t("LiteLLM_AutoRouterDailySpend", "usage", _KEY),
+    _t("LiteLLM_AutoRouterBaselineComparison", "usage", _KEY, timestamp="updated_at"),
+    _t("LiteLLM_ToolTable", "account", _TEAM, ("key_hash", TOKEN)),
+    _t("LiteLLM_GuardrailsTable", "account", _TEAM),
+    _t("LiteLLM_JWTKeyMapping", "account", ("token", TOKEN)),
+    _t("LiteLLM_DeprecatedVerificationToken", "account", ("active_token_id", TOKEN)),
     _t("LiteLLM_ManagedFileTable", "account", _TEAM),
     _t("LiteLLM_ManagedObjectTable", "account", _TEAM, ("org_id", ORGANIZATION), _KEY),
     _t("LiteLLM_ManagedVectorStoreTable", "account", _TEAM),
@@ -64,12 +74,74 @@ TARGETS: tuple[Target, ...] = (
 )
 """In purge order: references (teams → organizations) are deleted before what they reference."""
 
+_NO_KEY = "no column names a team, organization or key"
+_BY_REQUEST = "rows keyed by a spend log's request_id, " + _NO_KEY
+_BY_USER = "per user; users are shared across teams and organizations and are not deleted"
+_IDS_IN_ARRAYS = "lists team or key ids inside arrays; the entries are not removed"
+
 RESIDUAL = (
-    "LiteLLM_ErrorLogs: request_kwargs may hold prompts; no column names a team, organization or key",
+    f"LiteLLM_ErrorLogs: request_kwargs may hold prompts; {_NO_KEY}",
     "LiteLLM_AuditLog: before_value/updated_values JSON may copy deleted rows; only object_id identifies them",
     "LiteLLM_UserTable: users are shared across teams and organizations and are not deleted",
+    f"LiteLLM_SpendLogToolIndex: tool names per request, {_BY_REQUEST} (LiteLLM's spend-log cleanup prunes it)",
+    f"LiteLLM_SpendLogGuardrailIndex: guardrails per request, {_BY_REQUEST}",
+    f"LiteLLM_AutoRouterBaselineObservation: router observations per request, {_BY_REQUEST}",
+    f"LiteLLM_ShadowEvalAttempt: shadow evaluations per request, {_BY_REQUEST}",
+    f"LiteLLM_AdaptiveRouterSession: last user and assistant content of router sessions, keyed by session; {_NO_KEY}",
+    f"LiteLLM_WorkflowRun: workflow inputs and outputs, keyed by run, session and creating user; {_NO_KEY}",
+    f"LiteLLM_WorkflowMessage: workflow message content, keyed by run and session; {_NO_KEY}",
+    f"LiteLLM_WorkflowEvent: workflow event data, keyed by run; {_NO_KEY}",
+    f"LiteLLM_ManagedFileContentTable: uploaded file bytes keyed by file id; {_NO_KEY}",
+    f"LiteLLM_BackgroundInteractionSettlement: request context of background interactions; {_NO_KEY}",
+    f"LiteLLM_LensTraceSignal: trace data of LiteLLM Lens; {_NO_KEY}",
+    f"LiteLLM_LensReview: reviews of traces; {_NO_KEY}",
+    f"LiteLLM_LensRun: Lens runs; {_NO_KEY}",
+    f"LiteLLM_LensDataset: Lens datasets; {_NO_KEY}",
+    f"LiteLLM_TelemetryReport: usage reports as JSON; {_NO_KEY}",
+    "LiteLLM_BudgetWindowSpend: spend per budget window; entity_id may be a team or key id, not matched by kind",
+    f"LiteLLM_MCPUserCredentials: MCP credentials {_BY_USER}",
+    f"LiteLLM_MCPUserEnvVars: MCP environment values {_BY_USER}",
+    f"LiteLLM_UserProviderCredentials: provider credentials {_BY_USER}",
+    f"LiteLLM_SSOIdentityAssertion: SSO assertions {_BY_USER}",
+    f"LiteLLM_VerifiedSubject: verified identities {_BY_USER}",
+    f"LiteLLM_InvitationLink: invitations {_BY_USER}",
+    f"LiteLLM_UserNotifications: access requests with their justification text {_BY_USER}",
+    "LiteLLM_EndUserTable: end users (the customers' own users) are not attributed to a team or organization",
+    f"LiteLLM_AccessGroupTable: {_IDS_IN_ARRAYS}",
+    f"LiteLLM_PolicyAttachmentTable: {_IDS_IN_ARRAYS}",
 )
 """Copies of tenant data no column attributes to a tenant: a purge does not clear them."""
+
+RESIDUAL_IF_PRESENT = (
+    (
+        "LiteLLM_SpendLogs_legacy",
+        "the unpartitioned spend logs LiteLLM's partitioning script (db_scripts/partition_spend_logs.sql) renames "
+        "aside; a purge does not clear it: drop it once its rows are past retention",
+    ),
+)
+"""Residual tables that exist only in some installations, listed when present."""
+
+NO_TENANT_DATA = {
+    "proxy configuration an administrator writes (models, credentials, tools, policies, settings)": (
+        "LiteLLM_AgentIdentity", "LiteLLM_AgentsTable", "LiteLLM_BudgetTable", "LiteLLM_CacheConfig",
+        "LiteLLM_ClaudeCodePluginTable", "LiteLLM_Config", "LiteLLM_ConfigOverrides", "LiteLLM_CredentialsTable",
+        "LiteLLM_LensIngestionKey", "LiteLLM_LensSignalConfig", "LiteLLM_Lens", "LiteLLM_MCPServerOAuthClient",
+        "LiteLLM_MCPServerTable", "LiteLLM_MCPToolsetTable", "LiteLLM_ManagedVectorStoreIndexTable",
+        "LiteLLM_ModelAccessGroupBudgetTable", "LiteLLM_ModelTable", "LiteLLM_ObjectPermissionTable",
+        "LiteLLM_PolicyTable", "LiteLLM_PromptTable", "LiteLLM_ProxyModelTable", "LiteLLM_SearchToolsTable",
+        "LiteLLM_SkillsTable", "LiteLLM_SSOConfig", "LiteLLM_ShadowEvalJob", "LiteLLM_TagTable",
+        "LiteLLM_UISettings", "LiteLLM_RetiredAgent", "LiteLLM_RetiredAgentIdentity",
+    ),
+    "aggregates over every tenant (per day, model, route, tool, guardrail or policy)": (
+        "LiteLLM_DailyGlobalSpend", "LiteLLM_DailyModelUsage", "LiteLLM_DailyToolSpend",
+        "LiteLLM_DailyGatewayRequests", "LiteLLM_DailyGatewayFailedRequests", "LiteLLM_DailyGuardrailMetrics",
+        "LiteLLM_DailyPolicyMetrics", "LiteLLM_AdaptiveRouterState", "LiteLLM_ShadowEvalFunnel",
+    ),
+    "the proxy's own bookkeeping": (
+        "LiteLLM_CronJob", "LiteLLM_ProxyWorkerHeartbeat", "LiteLLM_LensWorker", "LiteLLM_HealthCheckTable",
+    ),
+}  # fmt: skip
+"""Tables of LiteLLM's schema that hold no tenant's data, by why."""
 
 
 async def resolve(conn: psycopg.AsyncConnection[Any], keys: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

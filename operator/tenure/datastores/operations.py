@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -27,8 +27,43 @@ def targets_of(spec: DataStoreSpec) -> tuple[Target, ...]:
     return (*preset, *(Target.from_mapping(mapping) for mapping in spec.postgres.tables))
 
 
-def residual_of(spec: DataStoreSpec) -> tuple[str, ...]:
-    return litellm.RESIDUAL if spec.postgres.preset == "litellm" else ()
+def session_of(spec: DataStoreSpec) -> postgres.Session:
+    limits = spec.postgres.session
+    return postgres.Session(
+        statement_timeout=limits.statement_timeout.total_seconds(),
+        lock_timeout=limits.lock_timeout.total_seconds(),
+        idle_in_transaction_session_timeout=limits.idle_in_transaction_session_timeout.total_seconds(),
+    )
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What readiness found: problems with the mapping, partitioned tables, and residual copies."""
+
+    problems: list[str]
+    partitioned: tuple[str, ...]
+    residual: tuple[str, ...]
+
+
+async def survey(conn: psycopg.AsyncConnection[Any], spec: DataStoreSpec) -> Survey:
+    targets = targets_of(spec)
+    partitioned = []
+    for target in targets:
+        table = await postgres.describe_table(conn, target)
+        if table is not None and table.partitioned:
+            partitioned.append(target.name)
+    return Survey(await postgres.inspect(conn, targets), tuple(partitioned), await residual(conn, spec))
+
+
+async def residual(conn: psycopg.AsyncConnection[Any], spec: DataStoreSpec) -> tuple[str, ...]:
+    """Tables that may hold copies of tenants' rows a purge does not clear, with why (some only when present)."""
+    if spec.postgres.preset != "litellm":
+        return ()
+    present = []
+    for table, why in litellm.RESIDUAL_IF_PRESENT:
+        if await postgres.describe_table(conn, Target("public", table, (), "usage")) is not None:
+            present.append(f"{table}: {why}")
+    return (*litellm.RESIDUAL, *present)
 
 
 async def resolve(
@@ -41,23 +76,47 @@ async def resolve(
     return resolved
 
 
+@dataclass
+class PurgeResult:
+    deleted: int = 0
+    shared: dict[str, int] = field(default_factory=dict)
+    """Per table: rows carrying the tenant's key that stayed because they also carry another tenant's."""
+    shrunk: int = 0
+    """Times a statement timed out and the batches were halved."""
+
+
 async def purge(
-    conn: psycopg.AsyncConnection[Any], spec: DataStoreSpec, keys: Keys, progress: postgres.Progress
-) -> tuple[int, int]:
-    """Delete every row of the tenant from every mapped table; returns (rows deleted, rows still counted)."""
-    deleted = 0
+    conn: psycopg.AsyncConnection[Any],
+    spec: DataStoreSpec,
+    keys: Keys,
+    others: Mapping[str, tuple[str, ...]],
+    progress: postgres.Progress,
+) -> PurgeResult:
+    """Delete every row of the tenant from every mapped table, each table ending with its closing count.
+
+    ``others`` are the keys of every other tenant not yet purged: a row that
+    carries one of their keys (resolved like theirs: teams of a claimed
+    organization, virtual keys of a claimed team) as well as the tenant's stays.
+    """
+    owners = await _owners(conn, spec, others)
+    claimed = {kind: tuple(values) for kind, values in owners.items()}
+    batches = postgres.Batches(spec.postgres.batch_size)
+    result = PurgeResult()
     for target in targets_of(spec):
-        deleted += await postgres.purge(conn, target, keys, spec.postgres.batch_size, progress)
-    remaining = 0
-    for target in targets_of(spec):
-        remaining += await postgres.count(conn, target, keys)
-    return deleted, remaining
+        done = await postgres.purge(conn, target, keys, batches, progress, claimed)
+        result.deleted += done.deleted
+        if done.shared:
+            result.shared[target.table] = done.shared
+    result.shrunk = batches.shrunk
+    return result
 
 
 @dataclass
 class SweepResult:
     deleted: int = 0
     redacted: int = 0
+    shrunk: int = 0
+    """Times a statement timed out and the batches were halved."""
 
 
 async def sweep(
@@ -77,6 +136,7 @@ async def sweep(
     and change), so the work does not grow with the number of tenants.
     """
     owners = await _owners(conn, spec, tenant_keys)
+    batches = postgres.Batches(spec.postgres.batch_size)
     result = SweepResult()
     for target in targets_of(spec):
         if target.timestamp is None:
@@ -87,12 +147,13 @@ async def sweep(
             passes.append(postgres.SweepPass(_windows(target, owners, cutoffs, row_class)))
         for data_class, columns in target.redact.items():
             passes.append(postgres.SweepPass(_windows(target, owners, cutoffs, data_class), clear=columns))
-        affected = await postgres.sweep(conn, target, passes, spec.postgres.batch_size, progress)
+        affected = await postgres.sweep(conn, target, passes, batches, progress)
         for sweep_pass, rows in zip(passes, affected, strict=True):
             if sweep_pass.clear:
                 result.redacted += rows
             else:
                 result.deleted += rows
+    result.shrunk = batches.shrunk
     return result
 
 

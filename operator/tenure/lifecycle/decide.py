@@ -170,6 +170,9 @@ def _purged_message(draft: Draft) -> str:
     )
     for store in draft.purge.stores:
         message += f" DataStore {store.name}: {store.rows_deleted} rows deleted, a count found none left."
+        if store.rows_shared:
+            shared = (f"{rows} in {table}" for table, rows in sorted(store.rows_shared.items()))
+            message += f" Left because other tenants' keys are on them too: {listing(shared)}."
         if store.residual:
             message += f" Not cleared (no column attributes them to a tenant): {listing(store.residual, '; ')}."
     static = [f"{v.name} ({v.source or 'unknown source'})" for v in draft.purge.volumes if v.static]

@@ -89,6 +89,8 @@ class StoreProgress:
     requested: tuple[str, ...] = ()
     """The keys that were resolved."""
     residual: tuple[str, ...] = ()
+    rows_shared: Mapping[str, int] = field(default_factory=dict)
+    """Per table: rows with the tenant's key left because another tenant's key is on them too."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,6 +141,7 @@ def stores_step(
                     "message": cap(progress.message, STORE_MESSAGE_LIMIT),
                     "keys": store.keys if store.keys is not None else _plain(progress.keys),
                     "residual": progress.residual or store.residual,
+                    "rows_shared": dict(progress.rows_shared),
                 }
             )
         if store.state == "Done" and store.rows_remaining == 0:
