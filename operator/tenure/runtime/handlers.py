@@ -22,6 +22,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, RETENTION_POLICY, TENANT
+from tenure.effects import seal
 from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube, connect, status_of
 from tenure.lifecycle import PROTECTED_NAMESPACES
@@ -43,13 +44,13 @@ LISTED = (RETENTION_POLICY.plural, LEGAL_HOLD.plural, DATA_STORE.plural, "namesp
 class Runtime:
     """Everything the handlers share, created once at startup."""
 
-    def __init__(self, kube: Kube, stores: Stores, config: Config) -> None:
+    def __init__(self, kube: Kube, stores: Stores, config: Config, seal_key: bytes) -> None:
         self.kube = kube
         self.stores = stores
         self.events = EventPoster(kube)
         self.datastores = DataStores(kube, stores)
         protected = PROTECTED_NAMESPACES | {config.namespace}
-        reconciler = Reconciler(kube, stores, self.datastores, self.events, protected)
+        reconciler = Reconciler(kube, stores, self.datastores, self.events, protected, seal_key)
         self.tenants = Scheduler("tenants", reconciler, workers=config.workers)
         self.holds = Scheduler("legalholds", HoldReconciler(kube, stores), workers=4)
         self.stores_scheduler = Scheduler("datastores", self.datastores, workers=2)
@@ -104,8 +105,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.networking.request_timeout = 60
     config: Config = memo.config
     kube = Kube(await connect(pool_size=config.workers))
-    stores = Stores()
     try:
+        seal_key = await seal.load_key(kube, config.namespace)
+        stores = Stores(seal_key)
         await resync(kube, stores)
     except Exception as error:
         await kube.close()
@@ -114,7 +116,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             reason = status_of(error) or type(error).__name__
             raise kopf.TemporaryError(f"the API server is not ready yet ({reason})", delay=2) from error
         raise
-    memo.runtime = Runtime(kube, stores, config)
+    memo.runtime = Runtime(kube, stores, config, seal_key)
     start_http_server(config.metrics_port)
     logger.info(
         "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes known; %d workers",

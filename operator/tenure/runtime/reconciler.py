@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -45,6 +46,7 @@ from tenure.lifecycle import (
     ReclaimOnDelete,
     RemoveFinalizer,
     decide,
+    trust,
 )
 
 from .datastores import DataStores
@@ -73,6 +75,7 @@ class Reconciler:
         datastores: DataStores,
         events: EventPoster,
         protected: frozenset[str],
+        seal_key: bytes,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.kube = kube
@@ -80,6 +83,7 @@ class Reconciler:
         self.stores = stores
         self.datastores = datastores
         self.protected = protected
+        self.seal_key = seal_key
         self.clock = clock
         self._phases: dict[str, str] = {}
 
@@ -111,8 +115,11 @@ class Reconciler:
             logger.error("tenant %s is unreadable and left untouched: %s", name, error)
             return None
         policy = self.stores.policy(tenant.spec.retention_policy)
+        now = self.clock()
+        tenant, trusted = trust.view(tenant, record.uid, self.seal_key, policy, now)
         world = self.stores.world(tenant, self.protected, self.datastores.purges_of(name, record.uid))
-        decision = decide(tenant, policy, world, self.clock())
+        decision = decide(tenant, policy, world, now, trusted)
+        decision = replace(decision, status=trust.sealed(self.seal_key, name, record.uid, decision.status))
         if (
             decision.status.phase == "Purged"
             and tenant.status.phase == "Purging"

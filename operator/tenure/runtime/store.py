@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tenure.api import PROTECTED_LABEL, TENANT_LABEL, DataStoreSpec, RetentionPolicySpec, TenantSpec, TenantStatus
-from tenure.lifecycle import NamespaceFact, StoreProgress, TenantView, VolumeFact, World
+from tenure.lifecycle import NamespaceFact, StoreProgress, TenantView, VolumeFact, World, trust
 from tenure.lifecycle.purge import keys_in
 
 FINALIZER = "retention.tenure.dev/purge"
@@ -51,11 +51,15 @@ class Claim:
     data_keys: Mapping[str, tuple[str, ...]]
 
     @classmethod
-    def from_body(cls, body: Body) -> Claim:
+    def from_body(cls, body: Body, seal_key: bytes) -> Claim:
         spec = body.get("spec") or {}
+        meta, status = body["metadata"], body.get("status") or {}
+        phase = str(status.get("phase", ""))
+        if phase == "Purged" and not trust.purged(seal_key, meta["name"], meta.get("uid", ""), status):
+            phase = "Unsealed"  # a Purged that Tenure did not seal releases nothing
         return cls(
-            name=body["metadata"]["name"],
-            phase=str((body.get("status") or {}).get("phase", "")),
+            name=meta["name"],
+            phase=phase,
             data_keys={
                 store: tuple(map(str, keys))
                 for store, keys in (spec.get("dataKeys") or {}).items()
@@ -84,7 +88,7 @@ class TenantRecord:
     payload: bytes
 
     @classmethod
-    def from_body(cls, body: Body) -> TenantRecord:
+    def from_body(cls, body: Body, seal_key: bytes) -> TenantRecord:
         meta = body.get("metadata") or {}
         spec = dict(body.get("spec") or {})
         status = dict(body.get("status") or {})
@@ -98,7 +102,7 @@ class TenantRecord:
             finalizers=tuple(meta.get("finalizers") or ()),
             policy=spec.get("retentionPolicy", "default"),
             namespaces=tuple(dict.fromkeys([*spec.get("namespaces", []), *recorded])),
-            claim=Claim.from_body(body),
+            claim=Claim.from_body(body, seal_key),
             payload=json.dumps({"spec": spec, "status": status}, separators=(",", ":")).encode(),
         )
 
@@ -230,7 +234,9 @@ def known(old: str | None, new: str) -> bool:
 class Stores:
     """The in-memory view of the cluster, and which tenants each change concerns."""
 
-    def __init__(self) -> None:
+    def __init__(self, seal_key: bytes = b"") -> None:
+        self.seal_key = seal_key
+        """Verifies a Purged status before it releases a tenant's DataStore keys."""
         self.tenants: dict[str, TenantRecord] = {}
         self._tenants_by_policy: defaultdict[str, set[str]] = defaultdict(set)
         self._tenants_by_namespace: defaultdict[str, set[str]] = defaultdict(set)
@@ -252,7 +258,7 @@ class Stores:
         version = meta.get("resourceVersion", "")
         if known(old.resource_version if old else None, version):
             return False
-        record = TenantRecord.from_body(body)
+        record = TenantRecord.from_body(body, self.seal_key)
         self.drop_tenant(record.name)
         self.tenants[record.name] = record
         self._tenants_by_policy[record.policy].add(record.name)
