@@ -185,3 +185,14 @@ def test_a_rebuilt_deadline_is_never_earlier_than_the_recorded_one(
         assert decision.status.phase == "Active"
     else:
         assert deadline is not None and deadline >= max(recorded, cluster.now)
+
+
+def test_deleting_an_open_tenant_keeps_closure_semantics_and_warns() -> None:
+    """Without the tenure-explicit-closing policy the API server lets it through: closed, with a Warning."""
+    cluster = FakeCluster()
+    cluster.settle()
+    cluster.deleting = True
+    cluster.settle()
+    assert cluster.status.phase == "Expired" and cluster.status.closure_reason == "TenantDeleted"
+    warning = [e for d in cluster.decisions for e in d.events if e.reason == "DeletedWhileOpen"]
+    assert len(warning) == 1 and warning[0].warning and "while Active" in warning[0].message

@@ -24,6 +24,12 @@ from .trust import agrees
 Make = Callable[[str, ConditionStatus, str, str], Condition]
 
 ONE_WAY = ("Expired", "Purging", "Purged")
+OPEN = ("Active", "Suspended")
+_DELETED_WHILE_OPEN = (
+    "The Tenant was deleted while {}: the account is closed (TenantDeleted) and its data will be deleted after the "
+    "retention window, as if spec.state were Closed. The admission policy tenure-explicit-closing, which refuses "
+    "this, is not installed (or the break-glass group was used); see docs/gitops.md."
+)
 
 PURGE_POLL = timedelta(seconds=5)
 """While purging, look again at least this often even without a watch event."""
@@ -56,6 +62,9 @@ def decide(
             expire(draft, spec, policy, "Voluntary", stamp(now))
         elif spec.state == "Active":
             reopen(draft)
+
+    if draft.closure_reason == "TenantDeleted" and draft.phase == "Expired" and old.phase in (None, *OPEN):
+        draft.events.append(Event("DeletedWhileOpen", _DELETED_WHILE_OPEN.format(old.phase or "Active"), True))
 
     held = bool(world.holds)
     if draft.phase == "Expired":
