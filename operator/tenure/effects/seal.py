@@ -39,6 +39,10 @@ async def load_key(kube: Kube, namespace: str) -> bytes:
     except Conflict as error:
         if not error.already_exists:
             raise
+    except Gone as error:
+        raise RuntimeError(
+            f"namespace {namespace} does not exist: apply manifests/deploy/ (make install), or set --namespace"
+        ) from error
     return await _read(kube, namespace)
 
 

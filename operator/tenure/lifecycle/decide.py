@@ -42,6 +42,8 @@ def decide(
     old = tenant.status
     spec = tenant.spec
     draft = _draft(old)
+    if not trusted:  # each time: every forgery is news, even one that reads like the last
+        draft.events.append(Event("StatusUntrusted", _untrusted_message(tenant, draft.phase), True))
     spec_changed = old.observed_generation != tenant.generation
 
     if draft.phase == "Active":
@@ -259,17 +261,18 @@ def _spec_disagrees(tenant: TenantView, effect: str) -> str:
     )
 
 
+def _untrusted_message(tenant: TenantView, phase: str | None) -> str:
+    return (
+        "The recorded status does not carry Tenure's seal (forged, restored from a backup, or written by an older "
+        f"Tenure); nothing is done on it. Rebuilt from spec.state {tenant.spec.state}: phase {phase}, deadlines "
+        "restart from now and are never earlier than recorded ones."
+    )
+
+
 def _trusted(tenant: TenantView, draft: Draft, trusted: bool, make: Make) -> Condition:
     """False from a rebuild until the next phase change, so people see that the recorded status was not Tenure's."""
     if not trusted:
-        return make(
-            "StatusTrusted",
-            "False",
-            "SealMismatch",
-            f"The recorded status does not carry Tenure's seal (forged, restored from a backup, or written by an "
-            f"older Tenure); nothing is done on it. Rebuilt from spec.state {tenant.spec.state}: phase "
-            f"{draft.phase}, deadlines restart from now and are never earlier than recorded ones.",
-        )
+        return make("StatusTrusted", "False", "SealMismatch", _untrusted_message(tenant, tenant.status.phase))
     previous = find(tenant.status.conditions, "StatusTrusted")
     if previous is not None and previous.status == "False" and tenant.status.phase == draft.phase:
         return previous
@@ -298,7 +301,6 @@ _ANNOUNCED = {
     ("LegalHold", "False"): ("LegalHoldReleased", False),
     ("NamespacesOwned", "False"): ("NamespacesRefused", True),
     ("PolicyResolved", "False"): ("PolicyNotFound", True),
-    ("StatusTrusted", "False"): ("StatusUntrusted", True),
 }
 
 
