@@ -96,13 +96,14 @@ def admission_enforced(kubectl: Kubectl) -> None:
         "spec": {},
     }
     kubectl.apply(probe)
-    eventually(  # a server-side dry run goes through admission and deletes nothing
-        lambda: (
-            "set spec.state: Closed"
-            in kubectl.run("delete", "tenant", "admission-probe", "--dry-run=server", check=False).stderr
-        ),
-        what="the admission policies to be enforced",
-    )
+    forged = ("--subresource=status", "--type=merge", "-p", '{"status":{"phase":"Purged"}}')
+
+    def enforced() -> bool:  # a server-side dry run goes through admission and changes nothing
+        delete = kubectl.run("delete", "tenant", "admission-probe", "--dry-run=server", check=False)
+        forge = kubectl.run("patch", "tenant", "admission-probe", *forged, "--dry-run=server", check=False)
+        return "set spec.state: Closed" in delete.stderr and "only Tenure" in forge.stderr
+
+    eventually(enforced, what="the admission policies to be enforced")
     kubectl.run("delete", "tenant", "admission-probe", "--wait=false", *BREAK_GLASS)
     kubectl.run(
         "patch", "tenant", "admission-probe", "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False

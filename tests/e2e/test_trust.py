@@ -94,15 +94,15 @@ def test_forged_purging_scope_of_foreign_volumes_touches_none(kubectl: Kubectl, 
     try:
         static_volume(kubectl, foreign, volume)
         uid = (kubectl.get("pv", volume) or {})["metadata"]["uid"]
-        objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "1s"})
+        objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "1h"})
         objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "state": "Closed"})
-        phase_of(kubectl, tenant, "Purged")  # Closed with nothing to purge: legitimately done
+        phase_of(kubectl, tenant, "Expired")
         scope = {
             "namespaces": [{"name": foreign, "uid": "x"}],
             "volumes": [{"name": volume, "uid": uid, "static": True}],
         }
-        forge(kubectl, tenant, {"phase": "Purging", "purgeStartedAt": OLD, "purgedAt": None, "purge": scope})
-        untrusted(kubectl, tenant)
+        forge(kubectl, tenant, {"phase": "Purging", "purgeStartedAt": OLD, "purge": scope})
+        assert untrusted(kubectl, tenant)["status"]["phase"] == "Expired"
 
         def intact() -> bool:
             pv = kubectl.get("pv", volume)
