@@ -82,9 +82,9 @@ def test_forged_expired_on_an_active_tenant_deletes_nothing(kubectl: Kubectl, ob
     objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "namespaces": [namespace]})
     owned(kubectl, tenant)
     forge(kubectl, tenant, {"phase": "Expired", "expiredAt": OLD, "purgeAfter": OLD, "closureReason": "Voluntary"})
+    still(lambda: kubectl.get("namespace", namespace) is not None)
     rebuilt = untrusted(kubectl, tenant)
     assert rebuilt["status"]["phase"] == "Active" and "expiredAt" not in rebuilt["status"]
-    still(lambda: kubectl.get("namespace", namespace) is not None)
     assert eventually(lambda: warned(kubectl, tenant), what="the StatusUntrusted Warning")
 
 
@@ -102,13 +102,13 @@ def test_forged_purging_scope_of_foreign_volumes_touches_none(kubectl: Kubectl, 
             "volumes": [{"name": volume, "uid": uid, "static": True}],
         }
         forge(kubectl, tenant, {"phase": "Purging", "purgeStartedAt": OLD, "purge": scope})
-        assert untrusted(kubectl, tenant)["status"]["phase"] == "Expired"
 
         def intact() -> bool:
             pv = kubectl.get("pv", volume)
             return pv is not None and pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
 
         still(intact)
+        assert untrusted(kubectl, tenant)["status"]["phase"] == "Expired"
         assert kubectl.get("namespace", foreign) is not None
     finally:
         kubectl.run("delete", "namespace", foreign, "--wait=false")
@@ -123,11 +123,11 @@ def test_forged_zero_retention_does_not_cut_the_window(kubectl: Kubectl, objects
     kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
     sealed = phase_of(kubectl, tenant, "Expired")["status"]["purgeAfter"]
     forge(kubectl, tenant, {"windows": {"expiredDataRetention": "0s"}, "purgeAfter": OLD})
+    still(lambda: kubectl.get("namespace", namespace) is not None)
     rebuilt = untrusted(kubectl, tenant)["status"]
     assert rebuilt["phase"] == "Expired"
     assert rebuilt["windows"]["expiredDataRetention"] == "1h"
     assert rebuilt["purgeAfter"] >= sealed  # RFC 3339 UTC strings order as times
-    still(lambda: kubectl.get("namespace", namespace) is not None)
 
 
 @pytest.mark.parametrize("phase", ["Purged", "Purging"])
@@ -141,10 +141,10 @@ def test_forged_end_without_a_purge_keeps_the_finalizer_and_does_not_crash(
     kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
     phase_of(kubectl, tenant, "Expired")
     forge(kubectl, tenant, {"phase": phase, "purgedAt": OLD, "purgeStartedAt": OLD, "purge": None})
-    assert untrusted(kubectl, tenant)["status"]["phase"] == "Expired"
     still(lambda: "retention.tenure.dev/purge" in str((kubectl.get("tenant", tenant) or {})["metadata"]))
     assert kubectl.get("namespace", namespace) is not None
     assert "AssertionError" not in operator.log.read_text()
+    assert untrusted(kubectl, tenant)["status"]["phase"] == "Expired"
 
 
 def test_another_tenants_forged_purged_does_not_release_shared_rows(
