@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 KUBECTL := .cache/bin/kubectl
 export KUBECONFIG ?= $(CURDIR)/.cache/cluster/kubeconfig
 
-.PHONY: help venv crds cluster-build cluster-up cluster-down install samples run dev lint test test-unit test-e2e \
+.PHONY: help venv crds cluster-build cluster-up cluster-down install samples operator-kubeconfig run dev lint test test-unit test-e2e \
         bench bench-scale bench-postgres clean
 
 help: ## list the targets
@@ -36,15 +36,26 @@ cluster-up: ## start the local control plane (builds it once, ~7 min cold)
 cluster-down: ## stop the local control plane and remove its state
 	tests/cluster/cluster.sh down
 
-install: ## apply the CRDs to the current cluster and wait until they are served
+install: ## apply the CRDs, then the deploy manifests (namespace, RBAC, admission policies)
 	$(KUBECTL) apply -f crds/
 	$(KUBECTL) wait --for=condition=Established --timeout=60s -f crds/
+	$(KUBECTL) apply -f manifests/deploy/
 
 samples: ## apply the demo objects (windows of seconds)
 	$(KUBECTL) apply -f manifests/samples/
 
-run: venv ## run the operator in the foreground against the current KUBECONFIG
-	$(BIN)/tenure run --log-format=plain
+# The operator runs as its ServiceAccount (manifests/deploy/rbac.yaml): the admission policies accept status
+# writes from that identity only. A short-lived token for it, next to the current KUBECONFIG's cluster.
+OPERATOR_KUBECONFIG := $(CURDIR)/.cache/operator.kubeconfig
+operator-kubeconfig:
+	@mkdir -p .cache
+	@token=$$($(KUBECTL) create token tenure -n tenure-system --duration=24h); \
+	  $(KUBECTL) config view --raw --minify > $(OPERATOR_KUBECONFIG); \
+	  KUBECONFIG=$(OPERATOR_KUBECONFIG) $(KUBECTL) config set-credentials tenure --token=$$token >/dev/null; \
+	  KUBECONFIG=$(OPERATOR_KUBECONFIG) $(KUBECTL) config set-context --current --user=tenure >/dev/null
+
+run: venv operator-kubeconfig ## run the operator in the foreground, as its ServiceAccount, on the current cluster
+	KUBECONFIG=$(OPERATOR_KUBECONFIG) $(BIN)/tenure run --log-format=plain
 
 dev: venv ## the live demo on a fresh control plane: CRDs, samples, a LiteLLM database, operator, storyline
 	tests/cluster/cluster.sh down
@@ -53,7 +64,7 @@ dev: venv ## the live demo on a fresh control plane: CRDs, samples, a LiteLLM da
 	$(BIN)/python manifests/samples/database.py & database=$$!; \
 	  KUBECTL=$(KUBECTL) manifests/samples/story.sh & story=$$!; \
 	  trap "kill $$story $$database 2>/dev/null || true" EXIT; \
-	  $(BIN)/tenure run --log-format=plain
+	  $(MAKE) --no-print-directory run
 
 lint: venv ## ruff, mypy --strict, the layers contract (import-linter), gofmt
 	$(BIN)/ruff check operator tests bench manifests

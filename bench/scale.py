@@ -280,6 +280,7 @@ async def main(tenants: int, burst: int) -> dict[str, Any]:
     subprocess.run([str(REPO / "tests/cluster/cluster.sh"), "up", f"--dir={CLUSTER_DIR}"], check=True)
     kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"))
+    kubectl("apply", "-f", str(REPO / "manifests/deploy/rbac.yaml"))  # the namespace holding the status seal key
     await config.load_kube_config(str(KUBECONFIG))
     async with client.ApiClient() as api_client:
         api_client.configuration.connection_pool_maxsize = 64

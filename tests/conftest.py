@@ -19,11 +19,15 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
 
 from tests.support.kube import REPO, Kubectl, eventually
 from tests.support.postgres import Postgres, create_litellm_database
 
 LOGS = REPO / ".cache" / "test-logs"
+OPERATOR_IDENTITY = "system:serviceaccount:tenure-system:tenure"
+BREAK_GLASS = ("--as=tenure-break-glass", "--as-group=tenure:break-glass", "--as-group=system:masters")
+"""kubectl flags for the documented break-glass group: may delete open Tenants and write status (test cleanup)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,11 +77,57 @@ def kubectl(kubeconfig: Path) -> Kubectl:
 
 @pytest.fixture(scope="session")
 def crds(kubectl: Kubectl) -> None:
+    """The CRDs, then the deploy manifests (namespace, RBAC, admission policies), as `make install` does."""
     kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
     # The OpenAPI document (kubectl explain, client-side validation) is published a moment after Established.
     for kind in ("tenant", "retentionpolicy", "legalhold", "datastore"):
         eventually(lambda k=kind: kubectl.run("explain", k, check=False).returncode == 0, what=f"OpenAPI for {kind}")
+    kubectl.run("apply", "-f", str(REPO / "manifests/deploy"))
+    admission_enforced(kubectl)
+
+
+def admission_enforced(kubectl: Kubectl) -> None:
+    """Wait until the API server enforces the admission policies (they load a moment after they are created)."""
+    probe = {
+        "apiVersion": "retention.tenure.dev/v1alpha1",
+        "kind": "Tenant",
+        "metadata": {"name": "admission-probe"},
+        "spec": {},
+    }
+    kubectl.apply(probe)
+    forged = ("--subresource=status", "--type=merge", "-p", '{"status":{"phase":"Purged"}}')
+
+    def enforced() -> bool:  # a server-side dry run goes through admission and changes nothing
+        delete = kubectl.run("delete", "tenant", "admission-probe", "--dry-run=server", check=False)
+        forge = kubectl.run("patch", "tenant", "admission-probe", *forged, "--dry-run=server", check=False)
+        return "set spec.state: Closed" in delete.stderr and "only Tenure" in forge.stderr
+
+    eventually(enforced, what="the admission policies to be enforced")
+    kubectl.run("delete", "tenant", "admission-probe", "--wait=false", *BREAK_GLASS)
+    kubectl.run(
+        "patch", "tenant", "admission-probe", "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(
+    kubectl: Kubectl, kubeconfig: Path, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A kubeconfig for Tenure's ServiceAccount (manifests/deploy/rbac.yaml): the identity the policies accept."""
+    token = kubectl.run("create", "token", "tenure", "-n", "tenure-system", "--duration=12h").stdout.strip()
+    admin = yaml.safe_load(kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": "tenure", "user": {"token": token}}],
+        "contexts": [{"name": "tenure", "context": {"cluster": admin["clusters"][0]["name"], "user": "tenure"}}],
+        "current-context": "tenure",
+    }
+    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 @pytest.fixture
@@ -100,8 +150,8 @@ class Objects:
         self.created.append((kind, name))
 
     def cleanup(self) -> None:
-        for kind, name in reversed(self.created):
-            self.kubectl.run("delete", kind, name, "--ignore-not-found", "--wait=false")
+        for kind, name in reversed(self.created):  # as the break-glass group: a test may leave a Tenant Active
+            self.kubectl.run("delete", kind, name, "--ignore-not-found", "--wait=false", *BREAK_GLASS)
             if kind == "Tenant" and self.kubectl.get(kind, name) is not None:
                 self.kubectl.run("patch", kind, name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
 
@@ -163,8 +213,9 @@ class Operator:
 
 
 @pytest.fixture(scope="module")
-def operator(kubeconfig: Path, crds: None, request: pytest.FixtureRequest) -> Iterator[Operator]:
-    running = Operator(kubeconfig, request.module.__name__.rsplit(".", 1)[-1])
+def operator(operator_kubeconfig: Path, request: pytest.FixtureRequest) -> Iterator[Operator]:
+    """The operator as its ServiceAccount, the identity the admission policies accept."""
+    running = Operator(operator_kubeconfig, request.module.__name__.rsplit(".", 1)[-1])
     running.start()
     yield running
     if running.process and running.process.poll() is None:

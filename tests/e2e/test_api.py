@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import BREAK_GLASS
 from tests.support.kube import Kubectl
 
 pytestmark = pytest.mark.usefixtures("crds")
@@ -58,7 +59,7 @@ def test_defaults_are_applied_by_the_api_server(kubectl: Kubectl, unique: str) -
         assert stored_tenant["spec"]["retentionPolicy"] == "default"
     finally:
         kubectl.delete("retentionpolicy", f"defaults-{unique}")
-        kubectl.delete("tenant", f"defaults-{unique}", "--wait=false")
+        kubectl.delete("tenant", f"defaults-{unique}", "--wait=false", *BREAK_GLASS)
 
 
 REJECTED = [

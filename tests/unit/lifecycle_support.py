@@ -26,9 +26,11 @@ from tenure.lifecycle import (
     VolumeFact,
     World,
     decide,
+    trust,
 )
 
 T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+KEY = b"k" * 32
 _ids = itertools.count(1)
 
 
@@ -41,6 +43,7 @@ class FakeCluster:
     """One tenant, its policy and holds, and the namespaces and volumes around it."""
 
     name: str = "acme"
+    uid: str = "tenant-uid"
     spec: TenantSpec = field(default_factory=lambda: TenantSpec(retention_policy="p", namespaces=("acme-a",)))
     status: TenantStatus = field(default_factory=TenantStatus)
     generation: int = 1
@@ -90,13 +93,23 @@ class FakeCluster:
             finalized=self.finalized,
         )
 
+    def decide(self) -> Decision:
+        """One decision as the reconciler makes it: verify the seal (or rebuild), decide, seal what is written."""
+        tenant, trusted = trust.view(self.view(), self.uid, KEY, self.policy, self.now)
+        decision = decide(tenant, self.policy, self.world(), self.now, trusted)
+        return replace(decision, status=trust.sealed(KEY, self.name, self.uid, decision.status))
+
     def reconcile(self) -> Decision:
-        decision = decide(self.view(), self.policy, self.world(), self.now)
+        decision = self.decide()
         self.decisions.append(decision)
         self.status = decision.status
         for action in decision.actions:
             self.apply(action)
         return decision
+
+    def forge(self, **fields: Any) -> None:
+        """Someone else writes status (a merge patch: the old seal stays and no longer matches)."""
+        self.status = self.status.model_copy(update=fields)
 
     def settle(self, passes: int = 6) -> Decision:
         """Reconcile until nothing changes, as watch events would drive it."""

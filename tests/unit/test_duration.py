@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -5,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tenure.api import format_duration, parse_duration
-from tenure.api.duration import PATTERN
+from tenure.api.duration import MAX_DURATION, PATTERN
 
 
 @pytest.mark.parametrize(
@@ -29,10 +30,32 @@ def test_rejects_everything_else_with_the_syntax_in_the_message(text: str) -> No
         parse_duration(text)
 
 
-@given(st.integers(min_value=0, max_value=99_999 * 86400))
+@given(st.integers(min_value=0, max_value=int(MAX_DURATION.total_seconds())))
 def test_format_then_parse_is_identity(seconds: int) -> None:
     value = timedelta(seconds=seconds)
     assert parse_duration(format_duration(value)) == value
+
+
+@given(st.integers(0, 99_999), st.integers(0, 999_999), st.integers(0, 99_999_999), st.integers(0, 999_999_999))
+def test_every_accepted_value_is_written_back_in_a_form_the_schema_accepts(d: int, h: int, m: int, s: int) -> None:
+    """What a policy may say, Tenure can render into status: the accepted and the rendered range agree."""
+    text = f"{d}d{h}h{m}m{s}s"
+    try:
+        value = parse_duration(text)
+    except ValueError as error:
+        assert "maximum" in str(error)
+        assert timedelta(days=d, hours=h, minutes=m, seconds=s) > MAX_DURATION
+        return
+    rendered = format_duration(value)
+    assert re.fullmatch(PATTERN, rendered), rendered
+    assert parse_duration(rendered) == value
+
+
+def test_a_value_whose_canonical_form_would_not_fit_the_pattern_is_refused() -> None:
+    # 99999d24h matched the pattern, but Tenure rendered it as 100000d, which the pattern refuses (6 digits).
+    with pytest.raises(ValueError, match="above the 36500d maximum"):
+        parse_duration("99999d24h")
+    assert format_duration(parse_duration("36500d")) == "36500d"
 
 
 def test_pattern_is_anchored_so_the_api_server_matches_whole_values() -> None:

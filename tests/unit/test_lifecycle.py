@@ -13,7 +13,6 @@ from tenure.lifecycle import (
     NamespaceFact,
     PurgeStore,
     StoreProgress,
-    decide,
 )
 from tenure.lifecycle.conditions import LISTED, find, listing
 
@@ -300,7 +299,7 @@ def test_long_lists_in_messages_are_cut_and_counted() -> None:
 def test_store_keys_follow_the_spec_until_resolved_then_stay() -> None:
     cluster = FakeCluster()
     cluster.close_until(T0 + 30 * DAY)
-    cluster.status = decide(cluster.view(), cluster.policy, cluster.world(), cluster.now).status  # not yet acted on
+    cluster.status = cluster.decide().status  # not yet acted on
     cluster.edit(data_keys={"db": ("org-1",)})  # a wrong claim corrected while the purge waits
     cluster.store_purges["db"] = StoreProgress("Resolved", keys={"key": ("acme",)}, requested=("acme",))
     decision = cluster.reconcile()  # the stale resolution (of the old keys) is not recorded

@@ -53,3 +53,15 @@ def test_legal_hold_needs_a_reason_and_a_tenant() -> None:
         LegalHoldSpec.model_validate({"tenants": ["acme"], "reason": "  "})
     with pytest.raises(ValidationError):
         LegalHoldSpec.model_validate({"tenants": [], "reason": "case 42"})
+
+
+@pytest.mark.parametrize("name", ["acme.corp", "a", "eu.acme-1.corp"])
+def test_legal_hold_and_policy_reference_accept_every_valid_object_name(name: str) -> None:
+    assert LegalHoldSpec.model_validate({"tenants": [name], "reason": "case 7"}).tenants == (name,)
+    assert TenantSpec.model_validate({"retentionPolicy": name}).retention_policy == name
+
+
+@pytest.mark.parametrize("name", ["Acme", "acme_corp", ".acme", "acme.", "acme..corp", "x" * 64])
+def test_legal_hold_refuses_what_cannot_be_a_tenant_name(name: str) -> None:
+    with pytest.raises(ValidationError):
+        LegalHoldSpec.model_validate({"tenants": [name], "reason": "case 7"})

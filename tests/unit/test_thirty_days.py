@@ -53,7 +53,7 @@ def tenant(name: str, policy: str, state: str) -> dict[str, Any]:
 async def simulate(days: float) -> dict[str, Any]:
     now = START
     kube = FakeKube()
-    stores = Stores()
+    stores = Stores(b"test seal key")
     events = Events()
     reconciler = Reconciler(
         kube,  # type: ignore[arg-type]
@@ -61,6 +61,7 @@ async def simulate(days: float) -> dict[str, Any]:
         DataStores(kube, stores),  # type: ignore[arg-type]
         events,  # type: ignore[arg-type]
         frozenset(),
+        stores.seal_key,
         clock=lambda: datetime.fromtimestamp(now, UTC),
     )
     scheduler = Scheduler("simulated", reconciler, workers=64, clock=lambda: now)

@@ -1,9 +1,12 @@
 """The duration syntax used by every retention window.
 
 ``<n>d<n>h<n>m<n>s``, each part optional but in that order, at least one
-present; a day is exactly 24 hours. The same regular expression and bound are
+present; a day is exactly 24 hours. The same regular expression and bounds are
 rendered into the CRDs as CEL rules, so the API server rejects exactly what
-:func:`parse_duration` rejects, with a sentence rather than a regex.
+:func:`parse_duration` rejects, with a sentence rather than a regex. Every
+accepted value is at most ``MAX_DURATION``, whose canonical text
+(:func:`format_duration`) the same rules accept again: what Tenure writes to
+status always passes the schema it was read under.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ _DIGITS = {"d": 5, "h": 6, "m": 8, "s": 9}
 PATTERN = "^" + "".join(f"(?:([0-9]{{1,{_DIGITS[u]}}}){u})?" for u, _ in _UNITS) + "$"
 _REGEX = re.compile(PATTERN)
 MAX_LENGTH = 32
+MAX_DURATION = timedelta(days=36500)
+"""The longest window (100 years); its canonical text fits the pattern (at most 5 digits of days)."""
 MAX_BOUNDED = timedelta(days=365)
 
 
@@ -32,7 +37,10 @@ def parse_duration(text: str) -> timedelta:
             "e.g. 30d, 36h, 1d12h, 90s"
         )
     seconds = sum(int(part) * size for part, (_, size) in zip(match.groups(), _UNITS, strict=True) if part)
-    return timedelta(seconds=seconds)
+    value = timedelta(seconds=seconds)
+    if value > MAX_DURATION:
+        raise ValueError(f"{text} is above the {format_duration(MAX_DURATION)} maximum")
+    return value
 
 
 def format_duration(value: timedelta) -> str:
@@ -61,15 +69,17 @@ def _parse(value: Any) -> Any:
 def _schema(bounded: bool) -> dict[str, Any]:
     # CEL rather than an OpenAPI pattern, so a bad value gets a sentence, not a regular expression.
     syntax = f"self.matches('{PATTERN}')"
+    most = MAX_BOUNDED if bounded else MAX_DURATION
     rules = [
         {
             "rule": syntax,
             "message": "must be a duration such as 30d, 36h, 1d12h or 90s (units d, h, m, s in that order)",
-        }
+        },
+        {
+            "rule": f"!{syntax} || {_cel_seconds()} <= {int(most.total_seconds())}",
+            "message": f"must be between 0d and {format_duration(most)}",
+        },
     ]
-    if bounded:
-        seconds = int(MAX_BOUNDED.total_seconds())
-        rules.append({"rule": f"!{syntax} || {_cel_seconds()} <= {seconds}", "message": "must be between 0d and 365d"})
     return {"type": "string", "minLength": 2, "maxLength": MAX_LENGTH, "x-kubernetes-validations": rules}
 
 

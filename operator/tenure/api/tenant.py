@@ -15,8 +15,12 @@ from .duration import Duration
 from .meta import Condition, Model, Timestamp, conditions_field
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""An object name (RFC 1123 subdomain): what the API server accepts as the name of a Tenure object."""
 
-TenantName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+TenantName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, max_length=63)]
+"""Any name a Tenant can have (a subdomain, at most 63 characters since it is used as a label value)."""
+PolicyName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, max_length=253)]
 DataStoreName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 DataKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 MAX_DATA_KEYS = 64
@@ -44,7 +48,7 @@ class TenantSpec(Model):
     """The account state the business asks for, and where the tenant's resources live."""
 
     display_name: str | None = Field(None, max_length=256, description="A human-friendly name for the account.")
-    retention_policy: TenantName = Field(
+    retention_policy: PolicyName = Field(
         "default", description="Name of the RetentionPolicy whose windows apply to this tenant."
     )
     state: State = Field(
@@ -224,5 +228,11 @@ class TenantStatus(Model):
     )
     observed_generation: int | None = Field(None, ge=0, description="The metadata.generation last acted on.")
     conditions: tuple[Condition, ...] = conditions_field(
-        "PolicyResolved, NamespacesOwned, Accessible, LegalHold and Purged."
+        "PolicyResolved, NamespacesOwned, Accessible, LegalHold, StatusTrusted and Purged."
+    )
+    seal: str | None = Field(
+        None,
+        description="Tenure's HMAC over this tenant's name, uid and the status fields it acts on. A status whose "
+        "seal does not verify is not acted on: it is rebuilt from spec (see condition StatusTrusted).",
+        max_length=128,
     )

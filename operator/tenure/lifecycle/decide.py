@@ -19,19 +19,31 @@ from .conditions import condition, find, listing
 from .model import Action, AddFinalizer, Decision, Event, RemoveFinalizer, TenantView, World
 from .ownership import describe, ownership
 from .timeline import Draft, expire, extend_grace, extend_retention, reopen, stamp, suspend
+from .trust import agrees
 
 Make = Callable[[str, ConditionStatus, str, str], Condition]
 
 ONE_WAY = ("Expired", "Purging", "Purged")
+OPEN = ("Active", "Suspended")
+_DELETED_WHILE_OPEN = (
+    "The Tenant was deleted while {}: the account is closed (TenantDeleted) and its data will be deleted after the "
+    "retention window, as if spec.state were Closed. The admission policy tenure-explicit-closing, which refuses "
+    "this, is not installed (or the break-glass group was used); see docs/gitops.md."
+)
 
 PURGE_POLL = timedelta(seconds=5)
 """While purging, look again at least this often even without a watch event."""
 
 
-def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World, now: datetime) -> Decision:
+def decide(
+    tenant: TenantView, policy: RetentionPolicySpec | None, world: World, now: datetime, trusted: bool = True
+) -> Decision:
+    """``trusted`` False: tenant.status was rebuilt from spec because the recorded one did not verify (see trust)."""
     old = tenant.status
     spec = tenant.spec
     draft = _draft(old)
+    if not trusted:  # each time: every forgery is news, even one that reads like the last
+        draft.events.append(Event("StatusUntrusted", _untrusted_message(tenant, draft.phase), True))
     spec_changed = old.observed_generation != tenant.generation
 
     if draft.phase == "Active":
@@ -53,10 +65,18 @@ def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World,
         elif spec.state == "Active":
             reopen(draft)
 
+    if draft.closure_reason == "TenantDeleted" and draft.phase == "Expired" and old.phase in (None, *OPEN):
+        draft.events.append(Event("DeletedWhileOpen", _DELETED_WHILE_OPEN.format(old.phase or "Active"), True))
+
     held = bool(world.holds)
     if draft.phase == "Expired":
         extend_retention(draft, spec, policy)
-        if draft.purge_after is not None and now >= draft.purge_after and not held:
+        if (
+            draft.purge_after is not None
+            and now >= draft.purge_after
+            and not held
+            and agrees(tenant, draft.closure_reason)
+        ):
             draft.phase = "Purging"
             draft.purge_started_at = stamp(now)
             draft.purge = purge.scope(tenant, world)
@@ -75,8 +95,9 @@ def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World,
             draft.phase = "Purged"
             draft.purged_at = stamp(now)
             draft.events.append(Event("Purged", _purged_message(draft)))
-        else:
-            actions.extend(progress.restores if held else progress.actions)
+        else:  # held, or a spec that does not ask for the end: only undo what arms a deletion
+            proceed = not held and agrees(tenant, draft.closure_reason)
+            actions.extend(progress.actions if proceed else progress.restores)
         draft.purge = draft.purge.model_copy(
             update={
                 "remaining_namespaces": len(progress.remaining_namespaces),
@@ -93,7 +114,9 @@ def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World,
     if tenant.finalized and draft.phase == "Purged":
         actions.append(RemoveFinalizer())
 
-    conditions = _conditions(tenant, policy, draft, world, owns_condition=describe(owns), progress=progress, now=now)
+    conditions = _conditions(
+        tenant, policy, draft, world, owns_condition=describe(owns), progress=progress, now=now, trusted=trusted
+    )
     events = draft.events + _condition_events(old.conditions, conditions)
     status = TenantStatus(
         phase=draft.phase,
@@ -111,7 +134,8 @@ def decide(tenant: TenantView, policy: RetentionPolicySpec | None, world: World,
         observed_generation=tenant.generation,
         conditions=conditions,
     )
-    return Decision(status=status, actions=tuple(actions), events=tuple(events), wake_at=_wake(draft, held, now))
+    waits = held or not agrees(tenant, draft.closure_reason)
+    return Decision(status=status, actions=tuple(actions), events=tuple(events), wake_at=_wake(draft, waits, now))
 
 
 def _draft(status: TenantStatus) -> Draft:
@@ -131,12 +155,13 @@ def _draft(status: TenantStatus) -> Draft:
     )
 
 
-def _wake(draft: Draft, held: bool, now: datetime) -> datetime | None:
+def _wake(draft: Draft, waits: bool, now: datetime) -> datetime | None:
+    """``waits``: a hold, or a spec that does not ask for the end; a change of either wakes the tenant anyway."""
     if draft.phase == "Suspended":
         return draft.grace_ends_at
-    if draft.phase == "Expired" and draft.purge_after is not None and (not held or now < draft.purge_after):
-        return draft.purge_after  # under a hold, only to report the purge as overdue
-    if draft.phase == "Purging" and not held:
+    if draft.phase == "Expired" and draft.purge_after is not None and (not waits or now < draft.purge_after):
+        return draft.purge_after  # while waiting, only to report the purge as overdue
+    if draft.phase == "Purging" and not waits:
         return now + PURGE_POLL
     return None
 
@@ -192,6 +217,7 @@ def _conditions(
     owns_condition: tuple[ConditionStatus, str, str],
     progress: purge.Progress | None,
     now: datetime,
+    trusted: bool,
 ) -> tuple[Condition, ...]:
     previous = tenant.status.conditions
 
@@ -227,13 +253,45 @@ def _conditions(
         result.append(make("LegalHold", "True", "Held", f"Held by {holds}: {effect}."))
     else:
         result.append(make("LegalHold", "False", "NotHeld", "No LegalHold names this tenant."))
+    result.append(_trusted(tenant, draft, trusted, make))
+    disagrees = not agrees(tenant, draft.closure_reason)
     if draft.phase == "Purged":
         result.append(make("Purged", "True", "Purged", _purged_message(draft)))
     elif draft.phase == "Purging" and progress is not None:
-        reason = "PausedByLegalHold" if world.holds else "InProgress"
+        reason = "PausedByLegalHold" if world.holds else "WaitingForSpec" if disagrees else "InProgress"
         waiting = f"Waiting for {progress.waiting}." if progress.waiting else ""
+        if disagrees and not world.holds:
+            waiting = _spec_disagrees(tenant, "the purge is paused")
         result.append(make("Purged", "False", reason, (waiting + _kept_message(draft)).strip()))
+    elif draft.phase == "Expired" and disagrees and draft.purge_after is not None and now >= draft.purge_after:
+        due = f"the purge due at {_iso(draft.purge_after)} waits"
+        result.append(make("Purged", "False", "WaitingForSpec", _spec_disagrees(tenant, due)))
     return tuple(result)
+
+
+def _spec_disagrees(tenant: TenantView, effect: str) -> str:
+    return (
+        f"spec.state is {tenant.spec.state}: {effect}; nothing is deleted until spec.state is Closed "
+        "(or the Tenant is deleted)."
+    )
+
+
+def _untrusted_message(tenant: TenantView, phase: str | None) -> str:
+    return (
+        "The recorded status does not carry Tenure's seal (forged, restored from a backup, or written by an older "
+        f"Tenure); nothing is done on it. Rebuilt from spec.state {tenant.spec.state}: phase {phase}, deadlines "
+        "restart from now and are never earlier than recorded ones."
+    )
+
+
+def _trusted(tenant: TenantView, draft: Draft, trusted: bool, make: Make) -> Condition:
+    """False from a rebuild until the next phase change, so people see that the recorded status was not Tenure's."""
+    if not trusted:
+        return make("StatusTrusted", "False", "SealMismatch", _untrusted_message(tenant, tenant.status.phase))
+    previous = find(tenant.status.conditions, "StatusTrusted")
+    if previous is not None and previous.status == "False" and tenant.status.phase == draft.phase:
+        return previous
+    return make("StatusTrusted", "True", "Sealed", "The status carries Tenure's seal.")
 
 
 def _accessible(tenant: TenantView, draft: Draft, make: Make) -> Condition:

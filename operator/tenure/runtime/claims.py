@@ -66,7 +66,7 @@ class Claims:
             bodies = await self.kube.list_custom(TENANT.plural)
         except Exception as error:
             raise Unavailable(f"cannot list Tenants ({status_of(error) or type(error).__name__})") from error
-        return [Claim.from_body(body) for body in bodies]
+        return [Claim.from_body(body, self.stores.seal_key) for body in bodies]
 
 
 def claims(tenants: Iterable[Claim], store: str, but: str | None = None) -> dict[str, tuple[str, ...]]:

@@ -24,6 +24,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, TENANT
+from tenure.effects import seal
 from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube, connect, status_of
 
@@ -46,7 +47,7 @@ class Runtime:
         self.stores = stores
         self.events = EventPoster(kube)
         self.datastores = DataStores(kube, stores)
-        reconciler = Reconciler(kube, stores, self.datastores, self.events, config.protected)
+        reconciler = Reconciler(kube, stores, self.datastores, self.events, config.protected, stores.seal_key)
         self.tenants = Scheduler("tenants", reconciler, workers=config.workers)
         self.holds = Scheduler("legalholds", HoldReconciler(kube, stores), workers=4)
         self.stores_scheduler = Scheduler("datastores", self.datastores, workers=2)
@@ -93,9 +94,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.networking.request_timeout = 60
     config: Config = memo.config
     kube = Kube(await connect(pool_size=config.workers))
-    stores = Stores()
-    informers = [Informer(kube, plural, store, config.relist_seconds) for plural, store in stores.kinds.items()]
     try:
+        stores = Stores(await seal.load_key(kube, config.namespace))
+        informers = [Informer(kube, plural, store, config.relist_seconds) for plural, store in stores.kinds.items()]
         for informer in informers:
             await informer.list()
     except Exception as error:

@@ -48,6 +48,7 @@ from tenure.lifecycle import (
     RemoveFinalizer,
     RestoreReclaim,
     decide,
+    trust,
 )
 
 from .datastores import DataStores
@@ -76,6 +77,7 @@ class Reconciler:
         datastores: DataStores,
         events: EventPoster,
         protected: frozenset[str],
+        seal_key: bytes,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.kube = kube
@@ -83,6 +85,7 @@ class Reconciler:
         self.stores = stores
         self.datastores = datastores
         self.protected = protected
+        self.seal_key = seal_key
         self.clock = clock
         self._phases: dict[str, str] = {}
 
@@ -115,12 +118,15 @@ class Reconciler:
             self._warn(record, "Unreadable", f"Tenure cannot read this tenant and leaves it untouched: {error}")
             return None
         policy = self.stores.policy(tenant.spec.retention_policy)
+        now = self.clock()
+        tenant, trusted = trust.view(tenant, record.uid, self.seal_key, policy, now)
         world = self.stores.world(tenant, self.protected, self.datastores.purges_of(name, record.uid))
-        decision = decide(tenant, policy, world, self.clock())
+        decision = decide(tenant, policy, world, now, trusted)
         if decision.status.phase == "Purging" and tenant.status.phase != "Purging":
             # The scope recorded now is what gets deleted: its claims are read from the API server, not a cache.
             world = replace(world, claims=await self._claims(decision))
-            decision = decide(tenant, policy, world, self.clock())
+            decision = decide(tenant, policy, world, now, trusted)
+        decision = replace(decision, status=trust.sealed(self.seal_key, name, record.uid, decision.status))
         if (
             decision.status.phase == "Purged"
             and tenant.status.phase == "Purging"

@@ -40,7 +40,7 @@ from tenure.api import (
     TenantStatus,
 )
 from tenure.api.meta import CREATED_ANNOTATION
-from tenure.lifecycle import ClaimFact, NamespaceFact, StoreProgress, TenantView, VolumeFact, World
+from tenure.lifecycle import ClaimFact, NamespaceFact, StoreProgress, TenantView, VolumeFact, World, trust
 from tenure.lifecycle.purge import keys_in
 
 FINALIZER = "retention.tenure.dev/purge"
@@ -67,11 +67,15 @@ class Claim:
     data_keys: Mapping[str, tuple[str, ...]]
 
     @classmethod
-    def from_body(cls, body: Body) -> Claim:
+    def from_body(cls, body: Body, seal_key: bytes) -> Claim:
         spec = body.get("spec") or {}
+        meta, status = body["metadata"], body.get("status") or {}
+        phase = str(status.get("phase", ""))
+        if phase == "Purged" and not trust.purged(seal_key, meta["name"], meta.get("uid", ""), status):
+            phase = "Unsealed"  # a Purged that Tenure did not seal releases nothing
         return cls(
-            name=body["metadata"]["name"],
-            phase=str((body.get("status") or {}).get("phase", "")),
+            name=meta["name"],
+            phase=phase,
             data_keys={
                 store: tuple(map(str, keys))
                 for store, keys in (spec.get("dataKeys") or {}).items()
@@ -100,7 +104,7 @@ class TenantRecord:
     payload: bytes
 
     @classmethod
-    def from_body(cls, body: Body) -> TenantRecord:
+    def from_body(cls, body: Body, seal_key: bytes) -> TenantRecord:
         meta = body.get("metadata") or {}
         spec = dict(body.get("spec") or {})
         status = dict(body.get("status") or {})
@@ -114,7 +118,7 @@ class TenantRecord:
             finalizers=tuple(meta.get("finalizers") or ()),
             policy=spec.get("retentionPolicy", "default"),
             namespaces=tuple(dict.fromkeys([*spec.get("namespaces", []), *recorded])),
-            claim=Claim.from_body(body),
+            claim=Claim.from_body(body, seal_key),
             payload=json.dumps({"spec": spec, "status": status}, separators=(",", ":")).encode(),
         )
 
@@ -399,9 +403,13 @@ class Stores:
     ``concerns`` naming the tenants it matters to, and its indexes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, seal_key: bytes = b"") -> None:
+        self.seal_key = seal_key
+        """Verifies a Purged status before it releases a tenant's DataStore keys."""
         self.tenants: Kind[TenantRecord] = Kind(
-            TenantRecord.from_body,  # every new version is decided again (facts: the whole record)
+            lambda body: TenantRecord.from_body(
+                body, seal_key
+            ),  # every new version is decided again (facts: the whole record)
             concerns=lambda name, record: (name,),
             by_policy=lambda record: (record.policy,),
             by_namespace=lambda record: record.namespaces,

@@ -1,0 +1,159 @@
+"""What the API server refuses, whoever asks: manifests/deploy/validating-admission-policies.yaml, for real."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import BREAK_GLASS, OPERATOR_IDENTITY, Objects
+from tests.e2e.test_lifecycle import owned, phase_of, suspend
+from tests.support.kube import Kubectl, eventually
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+OLD = "2020-01-01T00:00:00Z"
+FORGERIES: list[Any] = [
+    pytest.param({"phase": "Expired", "expiredAt": OLD, "purgeAfter": OLD}, id="expired-long-ago"),
+    pytest.param(
+        {
+            "phase": "Purging",
+            "purgeStartedAt": OLD,
+            "purge": {"volumes": [{"name": "pv-of-no-tenant", "uid": "u", "static": True}]},
+        },
+        id="purging-foreign-volumes",
+    ),
+    pytest.param({"phase": "Purged", "purgedAt": OLD}, id="purged-releasing-keys"),
+    pytest.param({"windows": {"expiredDataRetention": "0s"}}, id="zero-retention"),
+    pytest.param({"phase": "Purging", "purge": None}, id="purging-without-purge"),
+]
+
+
+def forge(kubectl: Kubectl, tenant: str, status: dict[str, Any], *flags: str) -> Any:
+    patch = json.dumps({"status": status})
+    return kubectl.run(
+        "patch", "tenant", tenant, "--subresource=status", "--type=merge", "-p", patch, *flags, check=False
+    )
+
+
+@pytest.mark.parametrize("status", FORGERIES)
+def test_a_cluster_admins_forged_status_is_refused(
+    kubectl: Kubectl, objects: Objects, unique: str, status: dict[str, Any]
+) -> None:
+    tenant = f"t-{unique}"
+    objects.create("Tenant", tenant, {"namespaces": [f"ns-{unique}"]})
+    phase_of(kubectl, tenant, "Active")
+    refused = forge(kubectl, tenant, status)
+    assert refused.returncode != 0
+    assert f"only Tenure ({OPERATOR_IDENTITY}) writes the status of tenants" in refused.stderr
+    assert (kubectl.get("tenant", tenant) or {})["status"]["phase"] == "Active"
+    # The documented break-glass group may (a restore, an incident); tests/e2e/test_trust.py shows what Tenure does.
+    assert forge(kubectl, tenant, {"observedGeneration": 0}, "--dry-run=server", *BREAK_GLASS).returncode == 0
+
+
+def test_deleting_an_open_tenant_is_refused_with_how_to_close_it(
+    kubectl: Kubectl, objects: Objects, unique: str
+) -> None:
+    active, suspended = f"a-{unique}", f"s-{unique}"
+    objects.create("Tenant", active, {})
+    objects.create("Tenant", suspended, {})
+    phase_of(kubectl, active, "Active")
+    suspend(kubectl, suspended)
+    phase_of(kubectl, suspended, "Suspended")
+    for name, phase in ((active, "Active"), (suspended, "Suspended")):
+        refused = kubectl.run("delete", "tenant", name, "--wait=false", check=False)
+        assert refused.returncode != 0
+        assert f"Tenant {name} is {phase}: deleting it would close the account" in refused.stderr
+        assert "set spec.state: Closed" in refused.stderr
+        obj = kubectl.get("tenant", name)
+        assert obj is not None and "deletionTimestamp" not in obj["metadata"]
+    # `kubectl delete tenants --all` (a GitOps prune) is refused per object, too.
+    pruned = kubectl.run("delete", "tenants", active, suspended, "--wait=false", check=False)
+    assert pruned.returncode != 0 and kubectl.get("tenant", active) is not None
+
+
+def test_deleting_an_expired_tenant_is_accepted_and_its_purge_runs(
+    kubectl: Kubectl, objects: Objects, unique: str
+) -> None:
+    tenant, namespace = f"t-{unique}", f"ns-{unique}"
+    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "4s"})
+    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "namespaces": [namespace]})
+    owned(kubectl, tenant)
+    kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
+    phase_of(kubectl, tenant, "Expired")
+    kubectl.run("delete", "tenant", tenant, "--wait=false")
+    eventually(lambda: kubectl.get("tenant", tenant) is None, timeout=60, what="the purged tenant object to go")
+    assert kubectl.get("namespace", namespace) is None
+
+
+def test_deleting_an_open_tenant_without_the_policy_closes_it_and_warns(
+    kubectl: Kubectl, objects: Objects, unique: str
+) -> None:
+    """As on a cluster without the policies (here: the break-glass group): today's closure, and a Warning Event."""
+    tenant = f"t-{unique}"
+    objects.create("RetentionPolicy", f"p-{unique}", {"expiredDataRetention": "1h"})
+    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}"})
+    phase_of(kubectl, tenant, "Active")
+    kubectl.run("delete", "tenant", tenant, "--wait=false", *BREAK_GLASS)
+    expired = phase_of(kubectl, tenant, "Expired")
+    assert expired["status"]["closureReason"] == "TenantDeleted"
+
+    def warning() -> list[dict[str, Any]]:
+        events = json.loads(
+            kubectl.run(
+                "get", "events", "-n", "default", "--field-selector", f"involvedObject.name={tenant}", "-o", "json"
+            ).stdout
+        )["items"]
+        return [e for e in events if e["reason"] == "DeletedWhileOpen" and e["type"] == "Warning"]
+
+    (event,) = eventually(warning, what="the DeletedWhileOpen Warning")
+    assert "tenure-explicit-closing" in event["message"] and "while Active" in event["message"]
+
+
+def test_tenure_crds_are_deleted_only_with_the_uninstall_annotation(kubectl: Kubectl, unique: str) -> None:
+    plural = f"probes{unique}"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.retention.tenure.dev"},
+        "spec": {
+            "group": "retention.tenure.dev",
+            "scope": "Cluster",
+            "names": {"kind": f"Probe{unique}", "plural": plural},
+            "versions": [
+                {
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        },
+    }
+    kubectl.create(crd)
+    name = crd["metadata"]["name"]
+    refused = kubectl.run("delete", "crd", name, check=False)
+    assert refused.returncode != 0
+    assert "annotate it retention.tenure.dev/uninstall=true" in refused.stderr
+    assert kubectl.get("crd", name) is not None
+    kubectl.run("annotate", "crd", name, "retention.tenure.dev/uninstall=true")
+    kubectl.run("delete", "crd", name)
+    assert kubectl.get("crd", name) is None
+
+
+def test_tenures_service_account_cannot_change_a_tenant_spec(kubectl: Kubectl, objects: Objects, unique: str) -> None:
+    tenant = f"t-{unique}"
+    objects.create("Tenant", tenant, {})
+    phase_of(kubectl, tenant, "Active")
+    as_tenure = f"--as={OPERATOR_IDENTITY}"
+    refused = kubectl.run(
+        "patch", "tenant", tenant, "--type=merge", "-p", '{"spec":{"state":"Closed"}}', as_tenure, check=False
+    )
+    assert refused.returncode != 0 and "never writes spec" in refused.stderr
+    assert (kubectl.get("tenant", tenant) or {})["spec"]["state"] == "Active"
+    # What it needs the verb for still passes: its finalizer (metadata), here a no-op rewrite of the same list.
+    finalizers = json.dumps(
+        {"metadata": {"finalizers": (kubectl.get("tenant", tenant) or {})["metadata"]["finalizers"]}}
+    )
+    assert kubectl.run("patch", "tenant", tenant, "--type=merge", "-p", finalizers, as_tenure).returncode == 0
