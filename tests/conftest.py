@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from tests.support.kube import REPO, Kubectl, eventually
+from tests.support.node import Node
 from tests.support.postgres import Postgres, create_litellm_database
 
 LOGS = REPO / ".cache" / "test-logs"
@@ -69,6 +70,14 @@ def kubeconfig() -> Path:
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: Path) -> Kubectl:
     return Kubectl(kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def node(kubeconfig: Path) -> Node:
+    """The local control plane's node (kubelet + containerd), which the local cluster.sh up waits for."""
+    if os.environ.get("TENURE_USE_EXISTING_CLUSTER") == "1":
+        pytest.skip("asks the local node's containerd directly; runs on the local control plane only")
+    return Node(kubeconfig.parent)
 
 
 @pytest.fixture(scope="session")
