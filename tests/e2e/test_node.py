@@ -81,18 +81,25 @@ def test_deployment_runs_on_the_node_and_scaling_to_zero_stops_its_containers(
     assert {p["spec"]["nodeName"] for p in running} == {NODE_NAME}
     # Each pod's own process answers, with its own name, on the pod network.
     assert sorted(answer(p) for p in running) == sorted(p["metadata"]["name"] for p in running)
+    # The API server reaches the kubelet for the containers' logs.
+    assert [kubectl.run("logs", "-n", namespace, p["metadata"]["name"]).stdout for p in running] == [
+        "serving on :8080\n"
+    ] * 2
     # Two pod sandboxes and two workload containers, all running.
     assert len(node.running(namespace)) == 4
 
     kubectl.run("scale", "deployment", "web", "-n", namespace, "--replicas=0")
-    eventually(lambda: not node.containers(namespace), timeout=60, what="no container of the namespace in containerd")
+    eventually(lambda: not node.running(namespace), timeout=60, what="no running container of the namespace")
+    # The kubelet then removes the stopped containers and sandboxes (its garbage collection runs every minute).
+    eventually(lambda: not node.containers(namespace), timeout=90, what="no container of the namespace in containerd")
     assert pods(kubectl, namespace) == []
 
 
 def test_namespace_deletion_waits_for_its_pods_to_terminate(kubectl: Kubectl, node: Node, namespace: str) -> None:
-    # The container keeps running for 5 s after it is asked to stop.
+    # The container keeps running for 5 s after it is asked to stop (and the namespace controller looks again
+    # after the pod's grace period: 10 s, not the default 30 s).
     slow = container(lifecycle={"preStop": {"sleep": {"seconds": 5}}})
-    kubectl.create(pod("slow", namespace, containers=[slow]))
+    kubectl.create(pod("slow", namespace, containers=[slow], terminationGracePeriodSeconds=10))
     eventually(lambda: ready(kubectl.get("pod", "slow", namespace=namespace) or {}), timeout=60, what="slow pod Ready")
     assert len(node.running(namespace)) == 2  # sandbox and container
 
@@ -127,10 +134,14 @@ def test_quota_of_zero_pods_refuses_a_new_pod(kubectl: Kubectl, namespace: str) 
     assert kubectl.get("pod", "refused", namespace=namespace) is None
 
 
-def test_an_image_put_on_the_node_runs(kubectl: Kubectl, node: Node, namespace: str, unique: str) -> None:
+def test_an_image_put_on_the_node_runs(
+    kubectl: Kubectl, node: Node, namespace: str, unique: str, tmp_path: Path
+) -> None:
     image = f"tenure.dev/put-{unique}:1"
-    # The workload's binary under another name: the image is made from these files alone.
-    node.put_image(image, "/bin/serve", {"/bin/serve": Path(CLUSTER.resolve().parent, "workload")})
+    # The workload's binary under another path, and a file that makes this image unlike any other.
+    (tmp_path / "id").write_text(unique)
+    workload = Path(CLUSTER.resolve().parent, "workload")
+    node.put_image(image, "/bin/serve", {"/bin/serve": workload, "/etc/id": tmp_path / "id"})
     kubectl.create(pod("put", namespace, containers=[container(image)]))
 
     running = eventually(
