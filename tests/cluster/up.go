@@ -79,7 +79,7 @@ func parseDir(name string, args []string) (cluster, time.Duration, []string, err
 	return cluster{dir: abs}, *timeout, flags.Args(), err
 }
 
-// up starts the control plane unless it is already running and ready.
+// up starts the control plane and its node unless they are already running and ready.
 func up(args []string) error {
 	c, timeout, _, err := parseDir("up", args)
 	if err != nil {
@@ -88,7 +88,7 @@ func up(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
-	if c.allRunning() && c.ready(ctx) == nil {
+	if c.allRunning() && c.ready(ctx) == nil && c.nodeReady(ctx) == nil {
 		fmt.Fprintln(os.Stderr, "control plane already running")
 		fmt.Printf("export KUBECONFIG=%s\n", c.kubeconfig())
 		return nil
@@ -101,7 +101,7 @@ func up(args []string) error {
 		_ = c.stopProcesses()
 		return fmt.Errorf("%w (logs in %s)", err, c.dir)
 	}
-	fmt.Fprintf(os.Stderr, "control plane ready in %.1fs\n", time.Since(started).Seconds())
+	fmt.Fprintf(os.Stderr, "control plane and node ready in %.1fs\n", time.Since(started).Seconds())
 	fmt.Printf("export KUBECONFIG=%s\n", c.kubeconfig())
 	return nil
 }
