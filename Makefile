@@ -27,7 +27,7 @@ venv: $(BIN)/tenure ## create the virtualenv with Tenure and its test tools
 crds: venv ## render crds/ from the API models
 	$(BIN)/tenure crds crds
 
-cluster-build: ## build the local control plane binary once (~8 min cold, then cached in ~/.cache/tenure)
+cluster-build: ## build the local control plane binary once (~7-10 min cold on an idle VM, then cached in ~/.cache/tenure)
 	tests/cluster/cluster.sh build
 
 cluster-up: ## start the local control plane and its node (builds it once; installs containerd, runc, CNI if missing)
