@@ -27,13 +27,13 @@ venv: $(BIN)/tenure ## create the virtualenv with Tenure and its test tools
 crds: venv ## render crds/ from the API models
 	$(BIN)/tenure crds crds
 
-cluster-build: ## build the local control plane binary once (~7 min cold, then cached in ~/.cache/tenure)
+cluster-build: ## build the local control plane binary once (~7-10 min cold on an idle VM, then cached in ~/.cache/tenure)
 	tests/cluster/cluster.sh build
 
-cluster-up: ## start the local control plane (builds it once, ~7 min cold)
+cluster-up: ## start the local control plane and its node (builds it once; installs containerd, runc, CNI if missing)
 	tests/cluster/cluster.sh up
 
-cluster-down: ## stop the local control plane and remove its state
+cluster-down: ## stop the local control plane and its pods, remove its state, mounts and bridge
 	tests/cluster/cluster.sh down
 
 install: ## apply the CRDs, then the deploy manifests (namespace, RBAC, admission policies)

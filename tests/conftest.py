@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.support.kube import REPO, Kubectl, eventually
+from tests.support.node import Node
 from tests.support.postgres import Postgres, create_litellm_database
 
 LOGS = REPO / ".cache" / "test-logs"
@@ -73,6 +74,14 @@ def kubeconfig() -> Path:
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: Path) -> Kubectl:
     return Kubectl(kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def node(kubeconfig: Path) -> Node:
+    """The local control plane's node (kubelet + containerd), which the local cluster.sh up waits for."""
+    if os.environ.get("TENURE_USE_EXISTING_CLUSTER") == "1":
+        pytest.skip("asks the local node's containerd directly; runs on the local control plane only")
+    return Node(kubeconfig.parent)
 
 
 @pytest.fixture(scope="session")

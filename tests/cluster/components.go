@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/url"
@@ -15,6 +16,8 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 // runEtcd runs a single-member etcd embedded from go.etcd.io/etcd/server,
@@ -75,6 +78,18 @@ func runAPIServer(args []string) int {
 
 func runControllerManager(args []string) int {
 	command := controllermanager.NewControllerManagerCommand()
+	command.SetArgs(args)
+	return cli.Run(command)
+}
+
+func runScheduler(args []string) int {
+	command := scheduler.NewSchedulerCommand()
+	command.SetArgs(args)
+	return cli.Run(command)
+}
+
+func runKubelet(args []string) int {
+	command := kubelet.NewKubeletCommand(context.Background())
 	command.SetArgs(args)
 	return cli.Run(command)
 }

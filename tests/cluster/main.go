@@ -2,10 +2,11 @@
 // built from the official Kubernetes Go modules, for Tenure's e2e tests and
 // demo on machines without Docker.
 //
-// One multi-call binary: "etcd", "kube-apiserver" and
-// "kube-controller-manager" run one component each (as separate processes),
-// while "up" and "down" start and stop the whole control plane under a state
-// directory. Invoked through a link named "kubectl" it is kubectl of the same
+// One multi-call binary: "etcd", "kube-apiserver", "kube-controller-manager",
+// "kube-scheduler" and "kubelet" run one component each (as separate
+// processes), while "up" and "down" start and stop the whole control plane and
+// its node (with Debian's containerd) under a state directory, "image" puts an
+// image on the node and "ctr" asks the node's containerd. Invoked through a link named "kubectl" it is kubectl of the same
 // release.
 package main
 
@@ -32,10 +33,18 @@ func main() {
 		os.Exit(runAPIServer(args))
 	case "kube-controller-manager":
 		os.Exit(runControllerManager(args))
+	case "kube-scheduler":
+		os.Exit(runScheduler(args))
+	case "kubelet":
+		os.Exit(runKubelet(args))
 	case "up":
 		err = up(args)
 	case "down":
 		err = down(args)
+	case "image":
+		err = image(args)
+	case "ctr":
+		err = ctr(args)
 	default:
 		usage()
 	}
@@ -46,6 +55,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tenure-cluster up|down --dir DIR | etcd|kube-apiserver|kube-controller-manager [flags]")
+	fmt.Fprintln(os.Stderr, "usage: tenure-cluster up|down|image|ctr --dir DIR | etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubelet [flags]")
 	os.Exit(2)
 }

@@ -24,12 +24,15 @@ import (
 )
 
 // components in start order; down stops them in reverse.
-var components = []string{"etcd", "kube-apiserver", "kube-controller-manager"}
+var components = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet"}
 
 // controllers are the kube-controller-manager loops Tenure's behaviour
 // depends on: namespace deletion that really completes, garbage collection
 // of owned objects, PV/PVC binding and protection, service accounts and the
-// root CA bundle every namespace gets, and aggregated RBAC roles.
+// root CA bundle every namespace gets, and aggregated RBAC roles; and those
+// a node's pods need: workload controllers, quota usage (without it the
+// quota admission refuses every pod of a namespace with a quota as "status
+// unknown"), node health, and the cleanup of pods of deleted nodes.
 var controllers = []string{
 	"namespace-controller",
 	"garbage-collector-controller",
@@ -43,6 +46,15 @@ var controllers = []string{
 	"deployment-controller",
 	"replicaset-controller",
 	"statefulset-controller",
+	"daemonset-controller",
+	"job-controller",
+	"cronjob-controller",
+	"ttl-after-finished-controller",
+	"resourcequota-controller",
+	"endpointslice-controller",
+	"node-lifecycle-controller",
+	"taint-eviction-controller",
+	"pod-garbage-collector-controller",
 }
 
 type cluster struct {
@@ -55,27 +67,28 @@ func (c cluster) path(parts ...string) string {
 func (c cluster) kubeconfig() string         { return c.path("kubeconfig") }
 func (c cluster) pidFile(name string) string { return c.path(name + ".pid") }
 
-func parseDir(name string, args []string) (cluster, time.Duration, error) {
+// parseDir parses --dir and --timeout and returns the arguments after them.
+func parseDir(name string, args []string) (cluster, time.Duration, []string, error) {
 	flags := flag.NewFlagSet(name, flag.ExitOnError)
 	dir := flags.String("dir", ".cache/cluster", "state directory (kubeconfig, PKI, etcd data, logs)")
-	timeout := flags.Duration("timeout", 90*time.Second, "how long to wait for the control plane to become ready")
+	timeout := flags.Duration("timeout", 180*time.Second, "how long to wait for the control plane and node to become ready")
 	if err := flags.Parse(args); err != nil {
-		return cluster{}, 0, err
+		return cluster{}, 0, nil, err
 	}
 	abs, err := filepath.Abs(*dir)
-	return cluster{dir: abs}, *timeout, err
+	return cluster{dir: abs}, *timeout, flags.Args(), err
 }
 
-// up starts the control plane unless it is already running and ready.
+// up starts the control plane and its node unless they are already running and ready.
 func up(args []string) error {
-	c, timeout, err := parseDir("up", args)
+	c, timeout, _, err := parseDir("up", args)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
-	if c.allRunning() && c.ready(ctx) == nil {
+	if c.allRunning() && c.ready(ctx) == nil && c.nodeReady(ctx) == nil {
 		fmt.Fprintln(os.Stderr, "control plane already running")
 		fmt.Printf("export KUBECONFIG=%s\n", c.kubeconfig())
 		return nil
@@ -88,25 +101,59 @@ func up(args []string) error {
 		_ = c.stopProcesses()
 		return fmt.Errorf("%w (logs in %s)", err, c.dir)
 	}
-	fmt.Fprintf(os.Stderr, "control plane ready in %.1fs\n", time.Since(started).Seconds())
+	fmt.Fprintf(os.Stderr, "control plane and node ready in %.1fs\n", time.Since(started).Seconds())
 	fmt.Printf("export KUBECONFIG=%s\n", c.kubeconfig())
 	return nil
 }
 
 // down stops every process up started, by pid, and removes the state.
 func down(args []string) error {
-	c, _, err := parseDir("down", args)
+	c, _, _, err := parseDir("down", args)
 	if err != nil {
 		return err
 	}
 	return c.stop()
 }
 
+// image puts an image on the node: image --dir DIR NAME ENTRYPOINT
+// [PATH_IN_IMAGE=FILE...], e.g. image tenure.dev/tool:1 /tool /tool=bin/tool.
+func image(args []string) error {
+	c, _, rest, err := parseDir("image", args)
+	if err != nil {
+		return err
+	}
+	if len(rest) < 2 {
+		return errors.New("usage: image --dir DIR NAME ENTRYPOINT [PATH_IN_IMAGE=FILE...]")
+	}
+	files := map[string]string{}
+	for _, pair := range rest[2:] {
+		target, source, ok := strings.Cut(pair, "=")
+		if !ok {
+			return fmt.Errorf("%q: want PATH_IN_IMAGE=FILE", pair)
+		}
+		files[target] = source
+	}
+	return c.putImage(rest[0], files, []string{rest[1]})
+}
+
+// ctr runs containerd's ctr against the node: ctr --dir DIR ARGS...
+func ctr(args []string) error {
+	c, _, rest, err := parseDir("ctr", args)
+	if err != nil {
+		return err
+	}
+	out, err := c.ctr(rest...)
+	if err == nil {
+		_, err = os.Stdout.Write(out)
+	}
+	return err
+}
+
 func (c cluster) start(ctx context.Context) error {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err
 	}
-	ports, err := freePorts(4)
+	ports, err := freePorts(7)
 	if err != nil {
 		return err
 	}
@@ -123,6 +170,12 @@ func (c cluster) start(ctx context.Context) error {
 		p.issue("apiserver", pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth, serving),
 		p.issue("admin", pkix.Name{CommonName: "tenure-admin", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth, nil),
 		p.issue("controller-manager", pkix.Name{CommonName: "system:kube-controller-manager"}, x509.ExtKeyUsageClientAuth, nil),
+		p.issue("scheduler", pkix.Name{CommonName: "system:kube-scheduler"}, x509.ExtKeyUsageClientAuth, nil),
+		// The kubelet is a node, not an admin: the Node authorizer and
+		// NodeRestriction limit it to its own node and the pods bound to it.
+		p.issue("kubelet", pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}}, x509.ExtKeyUsageClientAuth, nil),
+		// The API server's identity towards the kubelet (logs, exec).
+		p.issue("apiserver-kubelet-client", pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth, nil),
 		p.serviceAccountKey(),
 	}
 	if err := errors.Join(steps...); err != nil {
@@ -133,6 +186,10 @@ func (c cluster) start(ctx context.Context) error {
 	}
 	cmKubeconfig := c.path("controller-manager.kubeconfig")
 	if err := writeKubeconfig(cmKubeconfig, server, p, "controller-manager"); err != nil {
+		return err
+	}
+	schedulerKubeconfig := c.path("scheduler.kubeconfig")
+	if err := writeKubeconfig(schedulerKubeconfig, server, p, "scheduler"); err != nil {
 		return err
 	}
 
@@ -158,7 +215,12 @@ func (c cluster) start(ctx context.Context) error {
 		"--tls-cert-file="+p.path("apiserver.crt"),
 		"--tls-private-key-file="+p.path("apiserver.key"),
 		"--client-ca-file="+p.path("ca.crt"),
-		"--authorization-mode=RBAC",
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--kubelet-client-certificate="+p.path("apiserver-kubelet-client.crt"),
+		"--kubelet-client-key="+p.path("apiserver-kubelet-client.key"),
+		// The node's IP, never its name: a name would be looked up in this machine's DNS.
+		"--kubelet-preferred-address-types=InternalIP",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+p.path("sa.pub"),
 		"--service-account-signing-key-file="+p.path("sa.key"),
@@ -187,7 +249,23 @@ func (c cluster) start(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
-	return c.waitFor(ctx, "kube-controller-manager", func() error { return c.ready(ctx) })
+	if err := c.waitFor(ctx, "kube-controller-manager", func() error { return c.ready(ctx) }); err != nil {
+		return err
+	}
+
+	if err := c.spawn("kube-scheduler",
+		"--kubeconfig="+schedulerKubeconfig,
+		"--authentication-kubeconfig="+schedulerKubeconfig,
+		"--authorization-kubeconfig="+schedulerKubeconfig,
+		"--bind-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(ports[4]),
+		"--cert-dir="+c.path("scheduler-certs"),
+		"--leader-elect=false",
+		"--profiling=false",
+	); err != nil {
+		return err
+	}
+	return c.startNode(ctx, server, p, ports[5:7])
 }
 
 // spawn starts a component as a detached child of this binary, logging to
@@ -197,12 +275,17 @@ func (c cluster) spawn(name string, args ...string) error {
 	if err != nil {
 		return err
 	}
+	return c.spawnProgram(name, self, append([]string{name}, args...)...)
+}
+
+// spawnProgram starts a component that is a program of its own (containerd).
+func (c cluster) spawnProgram(name, program string, args ...string) error {
 	log, err := os.Create(c.path(name + ".log"))
 	if err != nil {
 		return err
 	}
 	defer log.Close()
-	cmd := exec.Command(self, append([]string{name}, args...)...)
+	cmd := exec.Command(program, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -215,8 +298,9 @@ func (c cluster) spawn(name string, args ...string) error {
 }
 
 // pid returns the recorded pid of a component if that process is still the
-// one we started: its command line names the component and this state
-// directory, so a recycled pid is never signalled.
+// one we started: its command line names the component (as this binary's
+// first argument or as the program) and this state directory, so a recycled
+// pid is never signalled.
 func (c cluster) pid(name string) (int, bool) {
 	raw, err := os.ReadFile(c.pidFile(name))
 	if err != nil {
@@ -231,7 +315,7 @@ func (c cluster) pid(name string) (int, bool) {
 		return 0, false
 	}
 	argv := strings.Split(string(cmdline), "\x00")
-	if len(argv) < 2 || argv[1] != name || !strings.Contains(string(cmdline), c.dir) {
+	if len(argv) < 2 || (argv[1] != name && filepath.Base(argv[0]) != name) || !strings.Contains(string(cmdline), c.dir) {
 		return 0, false
 	}
 	return pid, true
@@ -246,10 +330,13 @@ func (c cluster) allRunning() bool {
 	return true
 }
 
-// stop terminates the components and removes all state except the logs,
-// which stay for post-mortems.
+// stop terminates the components, removes what the node set up on this
+// machine and all state except the logs, which stay for post-mortems.
 func (c cluster) stop() error {
 	if err := c.stopProcesses(); err != nil {
+		return err
+	}
+	if err := c.removeNodeLeftovers(); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(c.dir)
@@ -269,11 +356,18 @@ func (c cluster) stop() error {
 	return nil
 }
 
-// stopProcesses terminates the components in reverse start order.
+// stopProcesses terminates the components in reverse start order. Before
+// containerd stops, the pods it runs are removed: containers and their
+// network namespaces do not end with containerd.
 func (c cluster) stopProcesses() error {
 	for i := len(components) - 1; i >= 0; i-- {
 		name := components[i]
 		if pid, ok := c.pid(name); ok {
+			if name == "containerd" {
+				if err := c.removePods(); err != nil {
+					fmt.Fprintln(os.Stderr, "tenure-cluster: removing pods:", err)
+				}
+			}
 			terminate(pid)
 		}
 		if err := os.Remove(c.pidFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
