@@ -21,11 +21,26 @@ def run(
     liveness_port: Annotated[int, typer.Option(envvar="TENURE_LIVENESS_PORT")] = 8080,
     metrics_port: Annotated[int, typer.Option(envvar="TENURE_METRICS_PORT")] = 9090,
     log_format: Annotated[str, typer.Option(envvar="TENURE_LOG_FORMAT", help="json or plain.")] = "json",
+    leader_election: Annotated[
+        bool,
+        typer.Option(
+            envvar="TENURE_LEADER_ELECTION", help="Run several replicas, one acting (a Lease in --namespace)."
+        ),
+    ] = False,
+    lease_duration: Annotated[float, typer.Option(envvar="TENURE_LEASE_DURATION", help="Seconds.")] = 15.0,
+    renew_deadline: Annotated[float, typer.Option(envvar="TENURE_RENEW_DEADLINE", help="Seconds.")] = 10.0,
+    retry_period: Annotated[float, typer.Option(envvar="TENURE_RETRY_PERIOD", help="Seconds.")] = 1.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the operator against the cluster of the current KUBECONFIG (or in-cluster), cluster-wide."""
     from tenure.runtime.config import Config
     from tenure.runtime.handlers import run as run_operator
+    from tenure.runtime.leader import Timing
+
+    try:
+        election = Timing(lease_duration, renew_deadline, retry_period) if leader_election else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
 
     kopf.configure(log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN, verbose=verbose)
     logging.getLogger("tenure").setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -33,7 +48,15 @@ def run(
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
     # At DEBUG the client logs every response body, and one of them is the DataStore's connection Secret.
     logging.getLogger("kubernetes_asyncio").setLevel(logging.INFO)
-    run_operator(Config(namespace=namespace, workers=workers, liveness_port=liveness_port, metrics_port=metrics_port))
+    run_operator(
+        Config(
+            namespace=namespace,
+            workers=workers,
+            liveness_port=liveness_port,
+            metrics_port=metrics_port,
+            leader_election=election,
+        )
+    )
 
 
 @app.command()

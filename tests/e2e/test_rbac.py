@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import Objects, Operator
 from tests.e2e.test_lifecycle import owned, phase_of, static_volume
-from tests.support.kube import REPO, Kubectl
+from tests.support import deploy
+from tests.support.kube import Kubectl
 
 # How a denied request shows in the log: kubernetes_asyncio's "(403)\nReason: Forbidden", kopf's APIForbiddenError,
 # a Status body's "code": 403. A bare "403" also matches timestamps and resourceVersions.
@@ -19,21 +19,8 @@ FORBIDDEN = re.compile(r"Forbidden|\(403\)|[\"']code[\"']: ?403\b")
 
 
 @pytest.fixture(scope="module")
-def service_account_kubeconfig(kubectl: Kubectl, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    kubectl.run("apply", "-f", str(REPO / "manifests/deploy/rbac.yaml"))
-    token = kubectl.run("create", "token", "tenure", "-n", "tenure-system", "--duration=1h").stdout.strip()
-    admin = yaml.safe_load(kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": "tenure", "user": {"token": token}}],
-        "contexts": [{"name": "tenure", "context": {"cluster": admin["clusters"][0]["name"], "user": "tenure"}}],
-        "current-context": "tenure",
-    }
-    path = tmp_path_factory.mktemp("rbac") / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def service_account_kubeconfig(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return deploy.service_account_kubeconfig(kubectl, tmp_path_factory.mktemp("rbac"))
 
 
 @pytest.fixture(scope="module")

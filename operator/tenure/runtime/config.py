@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .leader import Timing
+
 
 @dataclass(frozen=True)
 class Config:
@@ -13,3 +15,5 @@ class Config:
     """Tenants reconciled concurrently."""
     liveness_port: int = 8080
     metrics_port: int = 9090
+    leader_election: Timing | None = None
+    """Campaign for the leader Lease (several replicas, one acting); None: a single replica, always acting."""
