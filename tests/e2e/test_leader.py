@@ -59,7 +59,7 @@ def replica(
 
 
 def leads(replica: Operator) -> bool:
-    return deploy.metric(replica.metrics_port, "tenure_leader") == 1.0
+    return deploy.leads(replica.metrics_port)
 
 
 def leader_and_standby(start: Start, kubectl: Kubectl) -> tuple[Operator, Operator]:

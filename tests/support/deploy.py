@@ -46,6 +46,14 @@ def service_account_kubeconfig(kubectl: Kubectl, directory: Path) -> Path:
     return path
 
 
+def leads(port: int) -> bool:
+    """Whether the replica with metrics on this port acts (False while its metrics are not served yet)."""
+    try:
+        return metric(port, "tenure_leader") == 1.0
+    except OSError:
+        return False
+
+
 def metric(port: int, name: str, **labels: str) -> float:
     """The sum of every sample of ``name`` whose labels include ``labels``, from /metrics on 127.0.0.1:port."""
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
