@@ -50,8 +50,8 @@ lock: ## pin every runtime dependency of the image in requirements.lock (after c
 	mv .cache/lock/requirements.lock requirements.lock
 
 image: venv ## build the operator image ($(IMAGE)) with podman on a Debian base made by mmdebstrap (no registry needed)
-	command -v podman >/dev/null && command -v mmdebstrap >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman mmdebstrap >/dev/null; }
+	command -v podman >/dev/null && command -v runc >/dev/null && command -v mmdebstrap >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap >/dev/null; }
 	$(PODMAN) image exists $(BASE_IMAGE) || $(MMDEBSTRAP) </dev/null | $(PODMAN) import --quiet - $(BASE_IMAGE)
 	$(BIN)/pip download --quiet --no-deps --dest $(WHEELS) -r requirements.lock 'setuptools>=75'
 	$(PODMAN) build --quiet $(PODMAN_LIMITS) --network=none --volume $(CURDIR)/$(WHEELS):/wheels:ro \
