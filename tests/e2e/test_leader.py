@@ -159,9 +159,11 @@ def test_leader_killed_mid_purge_standby_takes_over_and_finishes(
     assert kubectl.get("namespace", stuck) is None and kubectl.get("pv", volume) is None
     after = {kind: deleted(standby, kind) for kind in ("namespace", "volume")}
     # Each object deleted once across both replicas (deletes the API server answered with a deletion; a delete of
-    # something already gone deletes nothing): the leader both namespaces, the new leader the volume.
+    # something already gone deletes nothing): the leader both namespaces, the new leader nothing again. The volume
+    # goes after the takeover: deleted by the new leader, or first by Kubernetes' own volume controller once its
+    # claim is gone (its reclaim policy is Delete by then).
     assert before == {"namespace": 2, "volume": 0}
-    assert after == {"namespace": 0, "volume": 1}
+    assert after["namespace"] == 0 and after["volume"] in (0, 1), after
 
 
 def test_sigterm_hands_over_within_two_seconds(kubectl: Kubectl, objects: Objects, unique: str, replica: Start) -> None:
