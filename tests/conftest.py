@@ -92,7 +92,8 @@ def crds(kubectl: Kubectl) -> None:
     # The OpenAPI document (kubectl explain, client-side validation) is published a moment after Established.
     for kind in ("tenant", "retentionpolicy", "legalhold", "datastore"):
         eventually(lambda k=kind: kubectl.run("explain", k, check=False).returncode == 0, what=f"OpenAPI for {kind}")
-    kubectl.run("apply", "-f", str(REPO / "manifests/deploy"))
+    deploy = REPO / "manifests/deploy"
+    kubectl.run("apply", "-f", str(deploy / "rbac.yaml"), "-f", str(deploy / "validating-admission-policies.yaml"))
     admission_enforced(kubectl)
 
 

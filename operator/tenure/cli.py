@@ -37,11 +37,26 @@ def run(
         ),
     ] = "",
     log_format: Annotated[str, typer.Option(envvar="TENURE_LOG_FORMAT", help="json or plain.")] = "json",
+    leader_election: Annotated[
+        bool,
+        typer.Option(
+            envvar="TENURE_LEADER_ELECTION", help="Run several replicas, one acting (a Lease in --namespace)."
+        ),
+    ] = False,
+    lease_duration: Annotated[float, typer.Option(envvar="TENURE_LEASE_DURATION", help="Seconds.")] = 15.0,
+    renew_deadline: Annotated[float, typer.Option(envvar="TENURE_RENEW_DEADLINE", help="Seconds.")] = 10.0,
+    retry_period: Annotated[float, typer.Option(envvar="TENURE_RETRY_PERIOD", help="Seconds.")] = 1.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the operator against the cluster of the current KUBECONFIG (or in-cluster), cluster-wide."""
     from tenure.runtime.config import Config, namespace_list
     from tenure.runtime.handlers import run as run_operator
+    from tenure.runtime.leader import Timing
+
+    try:
+        election = Timing(lease_duration, renew_deadline, retry_period) if leader_election else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
 
     kopf.configure(log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN, verbose=verbose)
     logging.getLogger("tenure").setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -57,6 +72,7 @@ def run(
             liveness_port=liveness_port,
             metrics_port=metrics_port,
             protected_namespaces=namespace_list(protected_namespaces),
+            leader_election=election,
         )
     )
 

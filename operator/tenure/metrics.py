@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+LEADER = Gauge("tenure_leader", "1 while this replica holds the leader Lease and acts, 0 while it stands by.")
 TENANTS = Gauge("tenure_tenants", "Tenants known to the operator, by lifecycle phase.", ["phase"])
 RECONCILES = Counter("tenure_reconciles_total", "Tenant reconciliations, by outcome.", ["outcome"])
 RECONCILE_SECONDS = Histogram(

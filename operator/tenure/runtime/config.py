@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from tenure.lifecycle import PROTECTED_NAMESPACES
 
+from .leader import Timing
+
 
 @dataclass(frozen=True)
 class Config:
@@ -17,6 +19,8 @@ class Config:
     """How long one watch of a small kind lasts before the kind is listed again (dropping anything missed)."""
     liveness_port: int = 8080
     metrics_port: int = 9090
+    leader_election: Timing | None = None
+    """Campaign for the leader Lease (several replicas, one acting); None: a single replica, always acting."""
     protected_namespaces: frozenset[str] = frozenset()
     """More namespaces no tenant may own, besides ``default``, every ``kube-*`` one and the operator's own."""
 

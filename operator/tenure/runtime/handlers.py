@@ -32,6 +32,7 @@ from .config import Config
 from .datastores import DataStores
 from .holds import HoldReconciler
 from .informer import Informer
+from .leader import Leadership, elect
 from .reconciler import Reconciler
 from .scheduler import Scheduler
 from .store import Changes, Stores
@@ -42,15 +43,18 @@ logger = logging.getLogger(__name__)
 class Runtime:
     """Everything the handlers share, created once at startup."""
 
-    def __init__(self, kube: Kube, stores: Stores, informers: list[Informer], config: Config) -> None:
+    def __init__(
+        self, kube: Kube, stores: Stores, informers: list[Informer], config: Config, leadership: Leadership
+    ) -> None:
         self.kube = kube
         self.stores = stores
         self.events = EventPoster(kube)
         self.datastores = DataStores(kube, stores)
         reconciler = Reconciler(kube, stores, self.datastores, self.events, config.protected, stores.seal_key)
-        self.tenants = Scheduler("tenants", reconciler, workers=config.workers)
-        self.holds = Scheduler("legalholds", HoldReconciler(kube, stores), workers=4)
-        self.stores_scheduler = Scheduler("datastores", self.datastores, workers=2)
+        gate = leadership.gate  # a standby keeps its stores current; its passes wait until it leads
+        self.tenants = Scheduler("tenants", gate(reconciler), workers=config.workers)
+        self.holds = Scheduler("legalholds", gate(HoldReconciler(kube, stores)), workers=4)
+        self.stores_scheduler = Scheduler("datastores", gate(self.datastores), workers=2)
         self.events.busy = self.tenants.busy
         self.datastores.touch_tenant = self.tenants.touch
         self.datastores.recheck = self.stores_scheduler.touch
@@ -106,7 +110,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             reason = status_of(error) or type(error).__name__
             raise kopf.TemporaryError(f"the API server is not ready yet ({reason})", delay=2) from error
         raise
-    memo.runtime = Runtime(kube, stores, informers, config)
+    memo.leadership = elect(config.namespace, config.leader_election)
+    memo.runtime = Runtime(kube, stores, informers, config, memo.leadership)
     start_http_server(config.metrics_port)
     logger.info(
         "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes, %d claims known; %d workers",
@@ -123,6 +128,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     with contextlib.suppress(AttributeError):
         await memo.runtime.stop()
+    with contextlib.suppress(AttributeError):
+        await memo.leadership.release()  # after the passes in flight are cancelled
 
 
 @kopf.on.event(API_GROUP, API_VERSION, TENANT.plural)
