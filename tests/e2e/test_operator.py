@@ -8,7 +8,7 @@ import sys
 import urllib.request
 from typing import Any
 
-from tests.conftest import Objects, Operator
+from tests.conftest import BREAK_GLASS, Objects, Operator
 from tests.support.kube import Kubectl, condition, eventually
 
 
@@ -67,7 +67,9 @@ def test_the_phase_gauge_counts_a_tenant_and_forgets_it_once_deleted(
         what="the Active gauge to count the new tenant",
     )
     assert sum(counted.values()) == sum(before.values()) + 1
-    kubectl.run("delete", "tenant", f"t-{unique}", "--wait=false")
+    kubectl.run(
+        "delete", "tenant", f"t-{unique}", "--wait=false", *BREAK_GLASS
+    )  # an Active tenant: admission refuses others
     kubectl.patch("tenant", f"t-{unique}", {"metadata": {"finalizers": None}})  # gone without waiting for a purge
     eventually(lambda: kubectl.get("tenant", f"t-{unique}") is None, what="the tenant to be gone")
     eventually(
