@@ -33,13 +33,16 @@ SHORT = 1024
 """The longest string a status written with :func:`shortened` carries: every computed text's maxLength allows it."""
 
 
-def shortened(value: Any) -> Any:
-    """``value`` with every string longer than ``SHORT`` cut, saying how much: a status the schema will take."""
+def shortened(value: Any, key: str = "") -> Any:
+    """``value`` with every ``message`` longer than ``SHORT`` cut, saying how much: a status the schema will take.
+
+    Only messages are cut: names, keys and scopes are what a purge acts on, and a cut key would match nothing.
+    """
     if isinstance(value, dict):
-        return {key: shortened(item) for key, item in value.items()}
+        return {name: shortened(item, name) for name, item in value.items()}
     if isinstance(value, list | tuple):
-        return [shortened(item) for item in value]
-    return cap(value, SHORT) if isinstance(value, str) else value
+        return [shortened(item, key) for item in value]
+    return cap(value, SHORT) if isinstance(value, str) and key == "message" else value
 
 
 async def write_status(

@@ -136,6 +136,19 @@ class Election(Leadership):
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tenure leader election")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """An election that ended by anything but cancellation (an unexpected error) must not leave this replica
+        acting without renewing: it stops acting, as when the Lease is lost."""
+        if task.cancelled() or not self.leading.is_set():
+            return
+        logger.critical(
+            "leader election ended unexpectedly (%r); stopping so that only one replica acts", task.exception()
+        )
+        metrics.LEADER.set(0)
+        self.leading.clear()
+        self.on_lost()
 
     async def _coordination(self) -> client.CoordinationV1Api:
         if self._api is None:

@@ -21,11 +21,11 @@ from tenure.api import DataStoreStatus
 from tenure.datastores import operations, postgres
 from tenure.effects import holds
 from tenure.effects.kube import Kube
-from tenure.lifecycle import PurgeStore, StoreProgress
+from tenure.lifecycle import PurgeStore, StoreProgress, trust
 
 from .claims import Claims, claims, shared_with
 from .connections import Connections, Unavailable
-from .store import DataStoreRecord, Stores
+from .store import DataStoreRecord, Stores, Unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ class Purges:
                 return
             except Gone:
                 return
-            except Paused:
-                self._report(job, action, StoreProgress("Paused", job.deleted, message="legal hold"))
+            except Paused as paused:
+                self._report(job, action, StoreProgress("Paused", job.deleted, message=str(paused) or "legal hold"))
                 return
             except asyncio.CancelledError:
                 raise
@@ -165,7 +165,8 @@ class Purges:
                 due = time.monotonic() - reported >= PROGRESS_EVERY
                 self._report(job, action, StoreProgress("Deleting", deleted, residual=residual), touch=due)
                 if self.stores.holds_of(tenant):
-                    raise Paused
+                    raise Paused("legal hold")
+                self._spec_agrees(tenant)
                 if due:
                     reported = time.monotonic()
                     await self._still_due(tenant, uid)
@@ -199,5 +200,17 @@ class Purges:
         record = self.stores.tenants.get(tenant)
         if record is None or record.uid != uid or record.claim.phase != "Purging":
             raise Gone
+        self._spec_agrees(tenant)
         if tenant in await holds.held(self.kube):
-            raise Paused
+            raise Paused("legal hold")
+
+    def _spec_agrees(self, tenant: str) -> None:
+        """Stop unless the tenant's spec still asks for the end (Closed, deleted, or grace elapsed), as every
+        destructive step needs: a spec set back to Active stops a purge already deleting, not only the next one."""
+        record = self.stores.tenants.get(tenant)
+        try:
+            view = record.view() if record is not None else None
+        except Unreadable:
+            view = None
+        if view is None or not trust.agrees(view, view.status.closure_reason):
+            raise Paused("the spec no longer asks for the account's end")

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tenure import metrics
-from tenure.api import TENANT
+from tenure.api import TENANT, TenantStatus
 from tenure.effects import holds, namespaces, status, volumes
 from tenure.effects.errors import ApiError, Conflict, Gone, Invalid
 from tenure.effects.events import EventPoster
@@ -210,13 +210,17 @@ class Reconciler:
                     record.name,
                     record.resource_version,
                     record.raw_status(),
-                    status.shortened(new),
+                    self._sealed(record, status.shortened(new)),
                 ),
             )
         if written is None:
             return record
         metrics.API_WRITES.labels("status").inc()
         return self._remember(written)
+
+    def _sealed(self, record: TenantRecord, raw: dict[str, Any]) -> dict[str, Any]:
+        """A changed status sealed again (messages are sealed with the rest), so the next pass still trusts it."""
+        return trust.sealed(self.seal_key, record.name, record.uid, TenantStatus.model_validate(raw)).to_api()
 
     def _remember(self, body: dict[str, Any]) -> TenantRecord:
         """Keep the object our own write returned: fresher than any watch event in flight."""

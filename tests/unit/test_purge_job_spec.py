@@ -1,0 +1,35 @@
+"""A DataStore purge already deleting stops when the tenant's spec stops asking for the end, not only the next one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tenure.runtime.purges import Paused, Purges
+from tenure.runtime.store import Stores
+
+
+def tenant(state: str, **meta: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "acme", "uid": "u1", "resourceVersion": "7", **meta},
+        "spec": {"retentionPolicy": "default", "state": state},
+        "status": {"phase": "Purging", "closureReason": "Voluntary"},
+    }
+
+
+def purges(body: dict[str, Any]) -> Purges:
+    stores = Stores(b"key")
+    stores.tenants.put(body)
+    return Purges(None, stores, None, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("state", ["Active", "Suspended"])
+def test_a_spec_set_back_stops_the_running_job(state: str) -> None:
+    with pytest.raises(Paused, match="no longer asks"):
+        purges(tenant(state))._spec_agrees("acme")
+
+
+def test_a_closed_or_deleted_tenant_keeps_purging() -> None:
+    purges(tenant("Closed"))._spec_agrees("acme")
+    purges(tenant("Active", deletionTimestamp="2026-11-28T00:00:00Z"))._spec_agrees("acme")
