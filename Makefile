@@ -71,10 +71,11 @@ cluster-down: ## stop the local control plane and its pods, remove its state, mo
 install: ## apply the CRDs, then the namespace, RBAC and admission policies, to the cluster of the current KUBECONFIG
 	$(KUBECTL) apply -f crds/
 	$(KUBECTL) wait --for=condition=Established --timeout=60s -f crds/
-	$(KUBECTL) apply -f manifests/deploy/rbac.yaml -f manifests/deploy/validating-admission-policies.yaml
+	$(KUBECTL) apply --server-side --force-conflicts -f manifests/deploy/rbac.yaml \
+	  -f manifests/deploy/validating-admission-policies.yaml
 
 deploy: ## install the operator in the cluster of the current KUBECONFIG: kubectl apply -k manifests/deploy
-	$(KUBECTL) apply --server-side -k manifests/deploy
+	$(KUBECTL) apply --server-side --force-conflicts -k manifests/deploy
 
 samples: ## apply the demo objects (windows of seconds) to the cluster of the current KUBECONFIG
 	$(KUBECTL) apply -f manifests/samples/

@@ -49,7 +49,8 @@ def installed(kubectl: Kubectl, crds: None) -> Iterator[None]:
 
 
 def test_apply_k_installs_cleanly_client_and_server_side(kubectl: Kubectl, installed: None) -> None:
-    for mode in ((), ("--server-side",)):
+    # A switch from client- to server-side apply takes the fields over, as Kubernetes documents (--force-conflicts).
+    for mode in ((), ("--server-side", "--force-conflicts")):
         result = kubectl.run("apply", *mode, "-k", str(BASE))
         assert "error" not in result.stderr.lower(), result.stderr
     kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in rendered(kubectl)}

@@ -24,8 +24,9 @@ CONFIGURED = f"infra-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture(scope="module")
-def operator(kubeconfig: Path, crds: None) -> Iterator[Operator]:
-    running = Operator(kubeconfig, "ownership")
+def operator(operator_kubeconfig: Path, crds: None) -> Iterator[Operator]:
+    """As its ServiceAccount (the admission policies refuse status writes by anyone else)."""
+    running = Operator(operator_kubeconfig, "ownership")
     with mock.patch.dict(os.environ, {"TENURE_PROTECTED_NAMESPACES": f"unrelated,{CONFIGURED}"}):
         running.start()
     yield running

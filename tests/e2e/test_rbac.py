@@ -44,12 +44,17 @@ TENURE_KINDS = ("tenants", "retentionpolicies", "legalholds", "datastores")
         *[(("patch", kind, "--subresource=status"), "yes") for kind in ("tenants", "legalholds", "datastores")],
         (("patch", "retentionpolicies", "--subresource=status"), "no"),
         (("update", "tenants", "--subresource=status"), "no"),
-        # Namespaces and volumes of tenants: created (namespaces), labeled, deleted by a purge.
-        *[((verb, "namespaces"), "yes") for verb in ("get", "list", "watch", "create", "patch", "delete")],
-        (("update", "namespaces"), "no"),
+        # Namespaces of tenants: created (labeled at creation), deleted by a purge; never labeled after the fact.
+        *[((verb, "namespaces"), "yes") for verb in ("get", "list", "watch", "create", "delete")],
+        *[((verb, "namespaces"), "no") for verb in ("update", "patch")],
         *[((verb, "persistentvolumes"), "yes") for verb in ("get", "list", "watch", "patch", "delete")],
         (("create", "persistentvolumes"), "no"),
         (("delete", "persistentvolumeclaims", "-A"), "no"),
+        *[((verb, "persistentvolumeclaims", "-A"), "yes") for verb in ("list", "watch")],
+        # Leader election: the Lease in tenure-system only.
+        *[((verb, "leases", "-n", "tenure-system"), "yes") for verb in ("get", "create", "update")],
+        (("delete", "leases", "-n", "tenure-system"), "no"),
+        (("create", "leases", "-n", "default"), "no"),
         (("create", "events", "-n", "default"), "yes"),
         # Secrets: DataStore connection Secrets and the status seal key, in tenure-system only.
         (("get", "secrets", "-n", "tenure-system"), "yes"),
