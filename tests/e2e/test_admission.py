@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import BREAK_GLASS, OPERATOR_IDENTITY, Objects
-from tests.e2e.test_lifecycle import owned, phase_of, suspend
 from tests.support.kube import Kubectl, eventually
+from tests.support.tenants import owned, phase_of, suspend
 
 pytestmark = pytest.mark.usefixtures("operator")
 

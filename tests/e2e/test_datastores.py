@@ -12,10 +12,10 @@ import psycopg
 import pytest
 
 from tests.conftest import Objects, Operator
-from tests.e2e.test_lifecycle import phase_of
 from tests.support.kube import Kubectl, condition, eventually
 from tests.support.litellm import Account, create_account, partition_spend_logs, spend_log
 from tests.support.postgres import Postgres
+from tests.support.tenants import phase_of
 
 pytestmark = pytest.mark.usefixtures("operator")
 NAMESPACE = "tenure-system"

@@ -23,9 +23,9 @@ import pytest
 import yaml
 
 from tests.conftest import Objects, free_port
-from tests.e2e.test_lifecycle import owned, phase_of
 from tests.support import deploy
 from tests.support.kube import REPO, Kubectl, eventually
+from tests.support.tenants import owned, phase_of
 
 BASE = REPO / "manifests" / "deploy"
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Objects, Operator
-from tests.e2e.test_lifecycle import owned, phase_of, static_volume
 from tests.support import deploy
 from tests.support.kube import REPO, Kubectl, eventually
+from tests.support.tenants import owned, phase_of, static_volume
 
 LEASE, RENEW, RETRY = 5.0, 3.0, 0.5
 TIMING = {

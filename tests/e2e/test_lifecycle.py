@@ -8,64 +8,9 @@ import pytest
 
 from tests.conftest import BREAK_GLASS, Objects, Operator
 from tests.support.kube import Kubectl, condition, eventually
+from tests.support.tenants import owned, phase_of, static_volume, suspend
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def phase_of(kubectl: Kubectl, name: str, wanted: str, timeout: float = 45) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        obj = kubectl.get("tenant", name)
-        return obj if obj and (obj.get("status") or {}).get("phase") == wanted else None
-
-    return eventually(probe, timeout=timeout, what=f"tenant {name} to be {wanted}")
-
-
-def owned(kubectl: Kubectl, name: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        found = condition(kubectl.get("tenant", name), "NamespacesOwned")
-        return found if found and found["status"] == "True" else None
-
-    return eventually(probe, what=f"tenant {name} to own its namespaces")
-
-
-def suspend(kubectl: Kubectl, name: str) -> None:
-    kubectl.patch("tenant", name, {"spec": {"state": "Suspended", "suspensionReason": "NonPayment"}})
-
-
-def static_volume(kubectl: Kubectl, namespace: str, name: str) -> None:
-    """A statically provisioned hostPath PV with reclaim policy Retain, bound to a claim in namespace."""
-    kubectl.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": name},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "hostPath": {"path": f"/tmp/tenure-e2e/{name}"},
-                "claimRef": {"namespace": namespace, "name": "data"},
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "data", "namespace": namespace},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "storageClassName": "",
-                "volumeName": name,
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
-
-    def bound() -> bool:
-        claim = kubectl.get("pvc", "data", namespace=namespace)
-        return bool(claim and claim.get("status", {}).get("phase") == "Bound")
-
-    eventually(bound, what=f"claim {namespace}/data to bind {name}")
 
 
 def test_suspend_then_reopen_within_grace(kubectl: Kubectl, objects: Objects, unique: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Objects
-from tests.e2e.test_lifecycle import phase_of, suspend
 from tests.support.kube import Kubectl, condition, eventually
+from tests.support.tenants import phase_of, suspend
 
 pytestmark = pytest.mark.usefixtures("operator")
 

@@ -15,8 +15,8 @@ from unittest import mock
 import pytest
 
 from tests.conftest import Objects, Operator
-from tests.e2e.test_lifecycle import owned, phase_of, static_volume
 from tests.support.kube import Kubectl, condition, eventually
+from tests.support.tenants import owned, phase_of, retain_volume, static_volume
 
 TENANT_LABEL = "retention.tenure.dev/tenant"
 CONFIGURED = f"infra-{uuid.uuid4().hex[:6]}"
@@ -124,21 +124,7 @@ def test_protected_namespaces_are_never_created_nor_deleted_even_when_labeled(
 
 def released_volume(kubectl: Kubectl, namespace: str, name: str) -> None:
     """A Retain volume left Released by a claim of an earlier namespace of the same name (a uid Tenure never saw)."""
-    kubectl.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": name},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "hostPath": {"path": f"/tmp/tenure-e2e/{name}"},
-                "claimRef": {"namespace": namespace, "name": "data", "uid": str(uuid.uuid4())},
-            },
-        }
-    )
+    kubectl.apply(retain_volume(name, {"namespace": namespace, "name": "data", "uid": str(uuid.uuid4())}))
 
     def released() -> bool:
         return ((kubectl.get("pv", name) or {}).get("status") or {}).get("phase") == "Released"

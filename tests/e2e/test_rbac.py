@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import OPERATOR_IDENTITY, Objects, Operator
-from tests.e2e.test_lifecycle import owned, phase_of, static_volume
 from tests.support.kube import Kubectl
+from tests.support.tenants import owned, phase_of, static_volume
 
 # How a denied request shows in the log: kubernetes_asyncio's "(403)\nReason: Forbidden", kopf's APIForbiddenError,
 # a Status body's "code": 403. A bare "403" also matches timestamps and resourceVersions.

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from tests.conftest import Objects, Operator
-from tests.e2e.test_lifecycle import owned, phase_of, static_volume
 from tests.support.kube import Kubectl, eventually
+from tests.support.tenants import owned, phase_of, static_volume
 
 pytestmark = pytest.mark.usefixtures("operator")
 

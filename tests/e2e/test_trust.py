@@ -18,9 +18,9 @@ import pytest
 
 from tests.conftest import Objects, admission_enforced
 from tests.e2e.test_datastores import claiming, purging_store, secret, store_state  # noqa: F401 (fixture)
-from tests.e2e.test_lifecycle import owned, phase_of, static_volume
 from tests.support.kube import REPO, Kubectl, condition, eventually
 from tests.support.litellm import create_account, spend_log
+from tests.support.tenants import owned, phase_of, static_volume
 
 pytestmark = pytest.mark.usefixtures("operator", "status_policy_removed")
 

@@ -17,9 +17,9 @@ from tenure.api import PROTECTED_LABEL, TENANT_LABEL
 from tenure.api.meta import CREATED_ANNOTATION
 from tenure.lifecycle.ownership import protected as is_protected
 
-from .errors import Conflict, Gone, checked
+from .errors import Conflict, checked
 from .kube import Kube, unless_gone
-from .outcome import Outcome
+from .outcome import Outcome, guarded
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +59,5 @@ async def delete(kube: Kube, name: str, tenant: str, uid: str, protected: frozen
         preconditions=V1Preconditions(uid=uid, resource_version=live.metadata.resource_version),
         propagation_policy="Background",
     )
-    try:
-        await checked(kube.core.delete_namespace(name, body=options, _preload_content=False))
-    except Gone:
-        return Outcome.GONE
-    except Conflict:
-        logger.info("namespace %s changed since it was read; decided again", name)
-        return Outcome.CHANGED
-    logger.info("deleted namespace %s of tenant %s", name, tenant)
-    return Outcome.DONE
+    write = kube.core.delete_namespace(name, body=options, _preload_content=False)
+    return await guarded(write, f"namespace {name} of tenant {tenant}", "deleted")

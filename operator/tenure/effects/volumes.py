@@ -17,9 +17,9 @@ from typing import Any
 
 from kubernetes_asyncio.client import V1DeleteOptions, V1PersistentVolume, V1Preconditions
 
-from .errors import Conflict, Gone, checked
+from .errors import checked
 from .kube import AS_MERGE_PATCH, Kube, unless_gone
-from .outcome import Outcome
+from .outcome import Outcome, guarded
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +46,8 @@ async def set_reclaim_policy(kube: Kube, name: str, uid: str, claim_uid: str | N
         "metadata": {"uid": uid, "resourceVersion": live.metadata.resource_version},
         "spec": {"persistentVolumeReclaimPolicy": policy},
     }
-    try:
-        await checked(kube.core.patch_persistent_volume(name, body, **AS_MERGE_PATCH, _preload_content=False))
-    except Gone:
-        return Outcome.GONE
-    except Conflict:
-        logger.info("volume %s changed since it was read; its reclaim policy is decided again", name)
-        return Outcome.CHANGED
-    logger.info("volume %s: reclaim policy set to %s", name, policy)
-    return Outcome.DONE
+    write = kube.core.patch_persistent_volume(name, body, **AS_MERGE_PATCH, _preload_content=False)
+    return await guarded(write, f"persistent volume {name}", f"reclaim policy set to {policy}")
 
 
 async def claims_in(kube: Kube, namespace: str) -> list[dict[str, Any]]:
@@ -75,13 +68,5 @@ async def delete(kube: Kube, name: str, uid: str, claim_uid: str | None) -> Outc
     if isinstance(live, Outcome):
         return live
     options = V1DeleteOptions(preconditions=V1Preconditions(uid=uid, resource_version=live.metadata.resource_version))
-    try:
-        await checked(kube.core.delete_persistent_volume(name, body=options, _preload_content=False))
-    except Gone:
-        logger.info("persistent volume %s was already gone", name)
-        return Outcome.GONE
-    except Conflict:
-        logger.info("persistent volume %s changed since it was read; not deleted", name)
-        return Outcome.CHANGED
-    logger.info("deleted persistent volume %s", name)
-    return Outcome.DONE
+    write = kube.core.delete_persistent_volume(name, body=options, _preload_content=False)
+    return await guarded(write, f"persistent volume {name}", "deleted")
