@@ -107,6 +107,21 @@ class SessionLimits(Model):
     )
 
 
+class Pacing(Model):
+    """How fast purges and sweeps may change rows, so a gateway serving live traffic keeps its write latency."""
+
+    rows_per_second: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="At most this many rows deleted or cleared per second, on average (unset: as fast as the "
+        "database allows).",
+    )
+    pause_milliseconds: int = Field(
+        0, ge=0, le=60_000, description="A pause after every statement (batch), in milliseconds, e.g. 100."
+    )
+
+
 class PostgresSpec(Model):
     """A PostgreSQL database."""
 
@@ -119,6 +134,10 @@ class PostgresSpec(Model):
     tables: tuple[TableMapping, ...] = Field((), max_length=200, description="Tables mapped explicitly.")
     batch_size: int = Field(
         5000, ge=1, le=100_000, description="Rows per delete batch; each batch is one short transaction."
+    )
+    pacing: Pacing | None = Field(
+        None,
+        description="Slow purges and sweeps down for live traffic: rowsPerSecond and/or pauseMilliseconds.",
     )
     session: SessionLimits = Field(
         default_factory=SessionLimits,
