@@ -184,8 +184,25 @@ class DataStoreSpec(Model):
     sweep_interval: Annotated[Duration, AfterValidator(_at_least_a_minute)] = Field(
         timedelta(hours=1),
         description=f"How often active-data retention runs, e.g. 1h (at least {format_duration(MIN_SWEEP_INTERVAL)}). "
-        "The first sweep runs soon after start.",
+        "A store never swept is swept soon after it is created; after an operator restart, once the interval since "
+        "the last sweep has passed.",
         json_schema_extra={"x-kubernetes-validations": _sweep_interval_rules()},
+    )
+    sweep_schedule: str | None = Field(
+        None,
+        max_length=128,
+        description="When active-data retention runs instead, as a cron expression in UTC (minute hour day-of-month "
+        "month day-of-week), e.g. '0 2 * * *' for 02:00 every day, off-peak. A time missed while the operator was "
+        "down is swept as soon as it is back.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.matches('^ *[^ ]+( +[^ ]+){4} *$') && self.matches('^[0-9A-Za-z*,/#? -]+$')",
+                    "message": "must be a cron expression of five fields separated by spaces: minute hour "
+                    "day-of-month month day-of-week, e.g. '0 2 * * *'",
+                }
+            ]
+        },
     )
 
 
@@ -213,6 +230,7 @@ class DataStoreStatus(Model):
         "Ready: connected and every mapped table and column exists (a missing one is named)."
     )
     last_sweep: SweepStatus | None = Field(None, description="The last active-data retention sweep.")
+    next_sweep_at: Timestamp | None = Field(None, description="When the next sweep is due.")
     residual: tuple[str, ...] = Field(
         (),
         description="Tables that can hold tenant data no column attributes to a tenant; a purge does not clear them.",
