@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -169,3 +170,33 @@ def test_a_paced_purge_keeps_the_pace(postgres_db: str, pacing: dict[str, int], 
 
     assert purge(unpaced) < 1.0
     assert purge(paced) >= at_least
+
+
+def test_a_paced_sweep_keeps_the_pace(postgres_db: str) -> None:
+    """60 rows past the usage window, batches of 4: at 20 rows/s the sweep takes at least 2 s, unpaced under 1 s."""
+    with psycopg.connect(postgres_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE spend (tenant text, at timestamptz)")
+
+    def sweep(pacing: dict[str, int]) -> float:
+        with psycopg.connect(postgres_db, autocommit=True) as conn:
+            conn.execute("INSERT INTO spend SELECT 'acme', %s FROM generate_series(1, 60)", [NOW - timedelta(days=9)])
+        spec = DataStoreSpec.model_validate(
+            {
+                "postgres": {
+                    "connectionSecretRef": {"namespace": "x", "name": "y"},
+                    "tables": [
+                        {"table": "spend", "tenantColumn": "tenant", "timestampColumn": "at", "dataClass": "usage"}
+                    ],
+                    "batchSize": 4,
+                    "pacing": pacing,
+                }
+            }
+        )
+        started = time.monotonic()
+        cutoffs: Any = {"acme": {"usage": NOW}}
+        result = run(postgres_db, lambda conn: operations.sweep(conn, spec, {"acme": ("acme",)}, cutoffs, ignore))
+        assert result.deleted == 60
+        return time.monotonic() - started
+
+    assert sweep({}) < 1.0
+    assert sweep({"rowsPerSecond": 20}) >= 2.0
