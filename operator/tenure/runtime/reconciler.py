@@ -167,7 +167,10 @@ class Reconciler:
                 logger.info("volume %s is still present; not yet Purged", volume.name)
                 return False
         for store in purge.stores:
-            if store.state == "NotPurged" and await unless_gone(self.kube.get_custom(DATA_STORE.plural, store.name)):
+            if store.state != "NotPurged":
+                continue
+            live = await unless_gone(self.kube.get_custom(DATA_STORE.plural, store.name))
+            if live is not None:
                 logger.info("DataStore %s exists again; its rows are purged before Purged", store.name)
                 return False
         return True
