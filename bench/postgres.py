@@ -16,8 +16,9 @@ strategy starts from the same pages, in one run:
    count timed again on its own, and again with the documented opt-in
    indexes on team_id and api_key;
 4. the p99 latency of a concurrent single-row insert load (4 connections,
-   400 inserts/s, a busy gateway) without a purge, during Tenure's purge, and
-   during the single DELETE;
+   400 inserts/s, a busy gateway) without a purge, during Tenure's purge,
+   during the same purge paced (``spec.postgres.pacing``: ``--pace-rows-per-second``,
+   ``--pause-ms``) with the rate it keeps, and during the single DELETE;
 5. one active-retention sweep over all tenants, each with its own usage
    window and prompts and responses cleared after 7 days (the documented
    use), then a second sweep (the steady state: nothing left to change);
@@ -52,6 +53,7 @@ from tests.support.litellm import partition_spend_logs  # noqa: E402
 from tests.support.postgres import Postgres, create_litellm_database  # noqa: E402
 
 from tenure.api import DataStoreSpec  # noqa: E402
+from tenure.api.datastore import Pacing  # noqa: E402
 from tenure.datastores import litellm, operations, postgres  # noqa: E402
 
 OUT = REPO / "bench" / "out"
@@ -170,7 +172,13 @@ async def litellm_batches(uri: str, limit: float) -> tuple[int, float, bool]:
 KEYS = {litellm.TEAM: (VICTIM,), litellm.TOKEN: ("key-0000",)}
 
 
-async def tenure_purge(uri: str) -> tuple[int, float]:
+def paced(rows_per_second: int | None, pause_ms: int) -> DataStoreSpec:
+    """The benchmark's DataStore with ``spec.postgres.pacing``."""
+    pacing = {"rowsPerSecond": rows_per_second, "pauseMilliseconds": pause_ms}
+    return SPEC.model_copy(update={"postgres": SPEC.postgres.model_copy(update={"pacing": Pacing(**pacing)})})
+
+
+async def tenure_purge(uri: str, spec: DataStoreSpec = SPEC) -> tuple[int, float]:
     """The operator's purge path: every table of the preset, each closed by one count, other tenants' claims bound."""
     conn = await postgres.connect(uri)
 
@@ -179,7 +187,7 @@ async def tenure_purge(uri: str) -> tuple[int, float]:
 
     others = {f"tenant-{i:04d}": (f"team-{i:04d}",) for i in range(1, 1000)}
     started = time.perf_counter()
-    result = await operations.purge(conn, SPEC, KEYS, others, ignore)
+    result = await operations.purge(conn, spec, KEYS, others, ignore)
     elapsed = time.perf_counter() - started
     await conn.close()
     assert not result.shared, result.shared
@@ -333,11 +341,23 @@ async def measure(server: Postgres, args: argparse.Namespace) -> dict[str, Any]:
     during, _ = await load_while(uri, tenure_purge(uri))
     results["insert_p99_ms"] = {"no_purge": round(p99(before) * 1000, 2), "tenure_purge": round(p99(during) * 1000, 2)}
     uri = copy(server, "run")
+    spec = paced(args.pace_rows_per_second, args.pause_ms)
+    during_paced, (deleted, elapsed) = await load_while(uri, tenure_purge(uri, spec))
+    results["insert_p99_ms"]["tenure_paced_purge"] = round(p99(during_paced) * 1000, 2)
+    results["tenure_paced"] = {
+        "pacing": spec.postgres.pacing.model_dump(by_alias=True) if spec.postgres.pacing else None,
+        "rows": deleted,
+        "seconds": round(elapsed, 2),
+        "rows_per_s": round(deleted / elapsed),
+    }
+    log(f"Tenure paced purge ({results['tenure_paced']['pacing']}): {deleted:,} rows in {elapsed:.1f}s")
+    uri = copy(server, "run")
     during_delete, _ = await load_while(uri, single_delete(uri))
     results["insert_p99_ms"]["single_delete"] = round(p99(during_delete) * 1000, 2)
     results["insert_samples"] = {
         "no_purge": len(before),
         "tenure_purge": len(during),
+        "tenure_paced_purge": len(during_paced),
         "single_delete": len(during_delete),
     }
     log(f"insert p99: {results['insert_p99_ms']}")
@@ -384,6 +404,12 @@ async def measure(server: Postgres, args: argparse.Namespace) -> dict[str, Any]:
         "insert_p99_during_tenure_vs_none": round(
             results["insert_p99_ms"]["tenure_purge"] / results["insert_p99_ms"]["no_purge"], 2
         ),
+        "insert_p99_during_paced_tenure_vs_none": round(
+            results["insert_p99_ms"]["tenure_paced_purge"] / results["insert_p99_ms"]["no_purge"], 2
+        ),
+        "paced_vs_unpaced_purge_rate": round(
+            results["tenure_paced"]["rows_per_s"] / results["tenure"]["rows_per_s"], 2
+        ),
     }
     return results
 
@@ -394,6 +420,8 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1_000)
     parser.add_argument("--victim-every", type=int, default=10, help="the purged tenant owns every n-th row")
     parser.add_argument("--litellm-seconds", type=float, default=120.0)
+    parser.add_argument("--pace-rows-per-second", type=int, default=5000, help="pacing of the paced purge")
+    parser.add_argument("--pause-ms", type=int, default=0, help="pause after every statement of the paced purge")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server
     server = Postgres(settings=SETTINGS).start()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -143,3 +145,58 @@ def test_errors_carry_their_message(postgres_db: str) -> None:
 
     assert asyncio.run(work()) == "QueryCanceled: canceling statement due to statement timeout"
     assert postgres.describe_error(RuntimeError("rows keep appearing")) == "RuntimeError: rows keep appearing"
+
+
+@pytest.mark.parametrize(
+    ("pacing", "at_least"),
+    [({"rowsPerSecond": 20}, 2.0), ({"pauseMilliseconds": 300}, 4.5)],
+)
+def test_a_paced_purge_keeps_the_pace(postgres_db: str, pacing: dict[str, int], at_least: float) -> None:
+    """60 rows in batches of 4 (at least 15 statements): at 20 rows/s at least 2 s (3 s less the first second's
+    allowance), with a 300 ms pause after each statement at least 4.5 s; unpaced well under 1 s."""
+    with psycopg.connect(postgres_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE spend (tenant text, note text)")
+        conn.execute("INSERT INTO spend SELECT 'acme', 'x' FROM generate_series(1, 60)")
+    paced, unpaced = mapped("spend", pacing=pacing), mapped("spend")
+
+    def purge(spec: DataStoreSpec) -> float:
+        with psycopg.connect(postgres_db, autocommit=True) as conn:
+            conn.execute("DELETE FROM spend")
+            conn.execute("INSERT INTO spend SELECT 'acme', 'x' FROM generate_series(1, 60)")
+        started = time.monotonic()
+        result = run(postgres_db, lambda conn: operations.purge(conn, spec, {"key": ("acme",)}, {}, ignore))
+        assert result.deleted == 60
+        return time.monotonic() - started
+
+    assert purge(unpaced) < 1.0
+    assert purge(paced) >= at_least
+
+
+def test_a_paced_sweep_keeps_the_pace(postgres_db: str) -> None:
+    """60 rows past the usage window, batches of 4: at 20 rows/s the sweep takes at least 2 s, unpaced under 1 s."""
+    with psycopg.connect(postgres_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE spend (tenant text, at timestamptz)")
+
+    def sweep(pacing: dict[str, int]) -> float:
+        with psycopg.connect(postgres_db, autocommit=True) as conn:
+            conn.execute("INSERT INTO spend SELECT 'acme', %s FROM generate_series(1, 60)", [NOW - timedelta(days=9)])
+        spec = DataStoreSpec.model_validate(
+            {
+                "postgres": {
+                    "connectionSecretRef": {"namespace": "x", "name": "y"},
+                    "tables": [
+                        {"table": "spend", "tenantColumn": "tenant", "timestampColumn": "at", "dataClass": "usage"}
+                    ],
+                    "batchSize": 4,
+                    "pacing": pacing,
+                }
+            }
+        )
+        started = time.monotonic()
+        cutoffs: Any = {"acme": {"usage": NOW}}
+        result = run(postgres_db, lambda conn: operations.sweep(conn, spec, {"acme": ("acme",)}, cutoffs, ignore))
+        assert result.deleted == 60
+        return time.monotonic() - started
+
+    assert sweep({}) < 1.0
+    assert sweep({"rowsPerSecond": 20}) >= 2.0

@@ -56,6 +56,10 @@ TENURE_KINDS = ("tenants", "retentionpolicies", "legalholds", "datastores")
         (("delete", "leases", "-n", "tenure-system"), "no"),
         (("create", "leases", "-n", "default"), "no"),
         (("create", "events", "-n", "default"), "yes"),
+        # ConfigMaps: records of purges' resolved keys too many for status, in tenure-system only.
+        *[((verb, "configmaps", "-n", "tenure-system"), "yes") for verb in ("get", "create")],
+        *[((verb, "configmaps", "-n", "tenure-system"), "no") for verb in ("update", "delete", "list")],
+        (("create", "configmaps", "-n", "default"), "no"),
         # Secrets: DataStore connection Secrets and the status seal key, in tenure-system only.
         (("get", "secrets", "-n", "tenure-system"), "yes"),
         (("create", "secrets", "-n", "tenure-system"), "yes"),

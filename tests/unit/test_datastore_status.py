@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from cronsim import CronSim
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tenure.api import DataStoreStatus
+from tenure.api import DataStoreSpec, DataStoreStatus
 from tenure.api.datastore import SweepStatus
 from tenure.lifecycle import datastores as decide
 from tenure.lifecycle.conditions import find
@@ -49,17 +51,66 @@ def test_the_transition_time_moves_only_when_readiness_flips_and_unlearned_facts
     assert ready_of(down)[0] == "False" and ready_of(down)[3] == T0 + timedelta(hours=2)
 
 
+SPEC = DataStoreSpec.model_validate({"postgres": {"connectionSecretRef": {"namespace": "x", "name": "y"}}})
+
+
+def spec(interval: timedelta = timedelta(hours=1), schedule: str | None = None) -> DataStoreSpec:
+    return SPEC.model_copy(update={"sweep_interval": interval, "sweep_schedule": schedule})
+
+
 @given(
-    started=st.none() | st.timedeltas(min_value=timedelta(days=-3), max_value=timedelta(0)),
+    started=st.none() | st.timedeltas(min_value=timedelta(days=-3), max_value=timedelta(days=3)),
     interval=st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(days=2)),
-    swept=st.booleans(),
 )
-def test_a_sweep_is_due_an_interval_after_the_last_one_started_and_at_once_after_a_start(
-    started: timedelta | None, interval: timedelta, swept: bool
+def test_a_sweep_is_due_an_interval_after_the_last_start_and_a_start_in_the_future_counts_as_none(
+    started: timedelta | None, interval: timedelta
 ) -> None:
+    """After a restart as much as at any time: a store swept within its interval is not swept again."""
     last = None if started is None else SweepStatus(started_at=T0 + started)
-    due = decide.sweep_due(last, interval, swept, T0)
-    if not swept or started is None:
+    due = decide.sweep_due(last, spec(interval), T0)
+    if started is None or started > timedelta(0):  # never swept, or a start in the future (never trusted)
         assert due == T0
     else:
         assert due == max(T0, T0 + started + interval)
+        assert due is not None and due - T0 <= interval  # a forged start can postpone one interval at most
+
+
+SCHEDULES = st.sampled_from(["0 2 * * *", "*/15 * * * *", "30 1 * * MON-FRI", "0 0 1 * *", "5 4 29 2 *"])
+
+
+@given(
+    schedule=SCHEDULES,
+    started=st.none() | st.timedeltas(min_value=timedelta(days=-400), max_value=timedelta(days=3)),
+    now=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)),
+)
+def test_a_scheduled_sweep_is_due_at_the_first_scheduled_time_after_the_last_start_or_at_once_when_missed(
+    schedule: str, started: timedelta | None, now: datetime
+) -> None:
+    last = None if started is None else SweepStatus(started_at=now + started)
+    due = decide.sweep_due(last, spec(schedule=schedule), now)
+    assert due is not None and due >= now
+    trusted = started is not None and started <= timedelta(0)
+    after = now + started if trusted and started is not None else now
+    first = next(CronSim(schedule, after))
+    assert due == max(now, first)  # a missed time (the operator was down) is swept at once
+    if due > now:  # waiting: only for a scheduled time, never for a forged future start
+        assert (due.minute, due.second) == (first.minute, 0) and due == first
+
+
+@pytest.mark.parametrize("schedule", ["61 * * * *", "0 2 31 2 *", "0 25 * * *"])
+def test_an_invalid_schedule_runs_no_sweep_and_the_condition_says_why(schedule: str) -> None:
+    assert decide.sweep_due(None, spec(schedule=schedule), T0) is None
+    status = decide.status(DataStoreStatus(), 1, decide.Check(), T0, spec(schedule=schedule))
+    found = find(status.conditions, "SweepScheduled")
+    assert found is not None and (found.status, found.reason) == ("False", "InvalidSchedule")
+    assert found.message.startswith(f"spec.sweepSchedule {schedule!r} is not a cron expression (")
+    assert ready_of(status)[0] == "True"  # purges still use the store
+
+
+def test_the_schedule_condition_and_next_sweep_are_in_status() -> None:
+    status = decide.status(
+        DataStoreStatus(), 1, decide.Check(next_sweep=T0 + timedelta(hours=14)), T0, spec(schedule="0 2 * * *")
+    )
+    found = find(status.conditions, "SweepScheduled")
+    assert found is not None and (found.status, found.reason) == ("True", "Schedule")
+    assert status.next_sweep_at == T0 + timedelta(hours=14)

@@ -21,7 +21,7 @@ def tenant(state: str, **meta: Any) -> dict[str, Any]:
 def purges(body: dict[str, Any]) -> Purges:
     stores = Stores(b"key")
     stores.tenants.put(body)
-    return Purges(None, stores, None, None)  # type: ignore[arg-type]
+    return Purges(None, stores, None, None, "tenure-system")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("state", ["Active", "Suspended"])

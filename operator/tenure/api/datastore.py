@@ -107,6 +107,21 @@ class SessionLimits(Model):
     )
 
 
+class Pacing(Model):
+    """How fast purges and sweeps may change rows, so a gateway serving live traffic keeps its write latency."""
+
+    rows_per_second: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="At most this many rows deleted or cleared per second, on average (unset: as fast as the "
+        "database allows).",
+    )
+    pause_milliseconds: int = Field(
+        0, ge=0, le=60_000, description="A pause after every statement (batch), in milliseconds, e.g. 100."
+    )
+
+
 class PostgresSpec(Model):
     """A PostgreSQL database."""
 
@@ -119,6 +134,10 @@ class PostgresSpec(Model):
     tables: tuple[TableMapping, ...] = Field((), max_length=200, description="Tables mapped explicitly.")
     batch_size: int = Field(
         5000, ge=1, le=100_000, description="Rows per delete batch; each batch is one short transaction."
+    )
+    pacing: Pacing | None = Field(
+        None,
+        description="Slow purges and sweeps down for live traffic: rowsPerSecond and/or pauseMilliseconds.",
     )
     session: SessionLimits = Field(
         default_factory=SessionLimits,
@@ -165,8 +184,25 @@ class DataStoreSpec(Model):
     sweep_interval: Annotated[Duration, AfterValidator(_at_least_a_minute)] = Field(
         timedelta(hours=1),
         description=f"How often active-data retention runs, e.g. 1h (at least {format_duration(MIN_SWEEP_INTERVAL)}). "
-        "The first sweep runs soon after start.",
+        "A store never swept is swept soon after it is created; after an operator restart, once the interval since "
+        "the last sweep has passed.",
         json_schema_extra={"x-kubernetes-validations": _sweep_interval_rules()},
+    )
+    sweep_schedule: str | None = Field(
+        None,
+        max_length=128,
+        description="When active-data retention runs instead, as a cron expression in UTC (minute hour day-of-month "
+        "month day-of-week), e.g. '0 2 * * *' for 02:00 every day, off-peak. A time missed while the operator was "
+        "down is swept as soon as it is back.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.matches('^ *[^ ]+( +[^ ]+){4} *$') && self.matches('^[0-9A-Za-z*,/#? -]+$')",
+                    "message": "must be a cron expression of five fields separated by spaces: minute hour "
+                    "day-of-month month day-of-week, e.g. '0 2 * * *'",
+                }
+            ]
+        },
     )
 
 
@@ -194,6 +230,7 @@ class DataStoreStatus(Model):
         "Ready: connected and every mapped table and column exists (a missing one is named)."
     )
     last_sweep: SweepStatus | None = Field(None, description="The last active-data retention sweep.")
+    next_sweep_at: Timestamp | None = Field(None, description="When the next sweep is due.")
     residual: tuple[str, ...] = Field(
         (),
         description="Tables that can hold tenant data no column attributes to a tenant; a purge does not clear them.",

@@ -141,7 +141,29 @@ class PurgedVolume(Model):
     source: str = Field("", description="The volume source, e.g. csi:ebs.csi.aws.com or hostPath.", max_length=316)
 
 
-StoreState = Literal["Pending", "Resolved", "Deleting", "Waiting", "Paused", "Done"]
+StoreState = Literal["Pending", "Resolved", "Deleting", "Waiting", "Paused", "Done", "NoKeys", "NotPurged"]
+KEY_SAMPLE = 8
+"""Keys shown in a purge's status when there are more than fit: the rest are counted and digested."""
+
+
+class KeySet(Model):
+    """Resolved keys too many to list in status: counted, sampled, and kept whole outside it, checked by digest."""
+
+    count: int = Field(ge=0, description="How many keys, of every kind.")
+    sample: tuple[Annotated[str, StringConstraints(max_length=256)], ...] = Field(
+        (), max_length=KEY_SAMPLE, description="The first few, by kind and value."
+    )
+    digest: str = Field(
+        pattern="^[0-9a-f]{64}$",
+        description="SHA-256 of the whole set (JSON, kinds and values sorted): a record that does not match it is "
+        "never used.",
+    )
+    parts: int = Field(
+        ge=1,
+        le=64,
+        description="ConfigMaps tenure-keys-<tenant uid>-<digest, 16 characters>-<part> in the operator's namespace "
+        "holding the whole set (gzip-compressed JSON), owned by the Tenant.",
+    )
 
 
 class StorePurge(Model):
@@ -150,16 +172,24 @@ class StorePurge(Model):
     name: str = Field(description="The DataStore's name.", max_length=63)
     state: StoreState = Field(
         "Pending",
-        description="Pending, Resolved (keys recorded), Deleting, Waiting (retrying; see message), Paused (legal hold) "
-        "or Done (a count proved zero rows remain).",
+        description="Pending, Resolved (keys recorded), Deleting, Waiting (retrying; see message), Paused (legal "
+        "hold), Done (a count proved zero rows remain), NoKeys (spec.dataKeys lists no key for this store: nothing "
+        "there is the tenant's) or NotPurged (the DataStore was deleted first: the tenant's rows there were NOT "
+        "purged).",
     )
     requested: tuple[str, ...] = Field(
         (),
-        description="The tenant's keys for this store (spec.dataKeys, or its name); they follow the spec until "
-        "resolved, then stay as resolved.",
+        description="The tenant's keys for this store (spec.dataKeys, or its name; the first 16 when there are "
+        "more); they follow the spec until resolved, then stay as resolved.",
+    )
+    requested_count: int | None = Field(
+        None, ge=0, description="How many keys were asked for, when there are more than requested lists."
     )
     keys: dict[str, tuple[str, ...]] | None = Field(
-        None, description="Those keys resolved, by kind, recorded before anything was deleted."
+        None, description="Those keys resolved, by kind, recorded before anything was deleted (when few)."
+    )
+    key_set: KeySet | None = Field(
+        None, description="Those keys resolved, when too many to list here: recorded before anything was deleted."
     )
     rows_deleted: int = Field(0, ge=0, description="Rows deleted so far.")
     rows_remaining: int | None = Field(None, ge=0, description="Rows counted after the last pass; 0 when Done.")

@@ -27,6 +27,12 @@ def targets_of(spec: DataStoreSpec) -> tuple[Target, ...]:
     return (*preset, *(Target.from_mapping(mapping) for mapping in spec.postgres.tables))
 
 
+def batches_of(spec: DataStoreSpec) -> postgres.Batches:
+    pacing = spec.postgres.pacing
+    pace = postgres.Pace(pacing.rows_per_second, pacing.pause_milliseconds / 1000) if pacing else postgres.Pace()
+    return postgres.Batches(spec.postgres.batch_size, pace)
+
+
 def session_of(spec: DataStoreSpec) -> postgres.Session:
     limits = spec.postgres.session
     return postgres.Session(
@@ -100,7 +106,7 @@ async def purge(
     """
     owners = await _owners(conn, spec, others)
     claimed = {kind: tuple(values) for kind, values in owners.items()}
-    batches = postgres.Batches(spec.postgres.batch_size)
+    batches = batches_of(spec)
     result = PurgeResult()
     for target in targets_of(spec):
         done = await postgres.purge(conn, target, keys, batches, progress, claimed)
@@ -136,7 +142,7 @@ async def sweep(
     and change), so the work does not grow with the number of tenants.
     """
     owners = await _owners(conn, spec, tenant_keys)
-    batches = postgres.Batches(spec.postgres.batch_size)
+    batches = batches_of(spec)
     result = SweepResult()
     for target in targets_of(spec):
         if target.timestamp is None:

@@ -28,8 +28,10 @@ count is zero, so "purged" is proven, not assumed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -279,8 +281,18 @@ async def _execute(conn: psycopg.AsyncConnection[Any], query: sql.Composed, para
         return cur.rowcount
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How fast a purge or sweep may go, so a database serving live traffic keeps its write latency."""
+
+    rows_per_second: float | None = None
+    """At most this many rows changed per second on average (at most a second's worth may come at once)."""
+    pause: float = 0.0
+    """Seconds to wait after every statement, at least."""
+
+
 class Batches:
-    """Rows per statement, halved each time a statement hits ``statement_timeout``.
+    """Rows per statement, halved each time a statement hits ``statement_timeout``, at the store's pace.
 
     (A ``lock_timeout`` is no reason to change fewer rows: it ends the attempt, which is retried later.)
 
@@ -288,8 +300,20 @@ class Batches:
     shrinking needs a longer timeout or a smaller ``batchSize``.
     """
 
-    def __init__(self, size: int) -> None:
-        self.size, self.shrunk = size, 0
+    def __init__(self, size: int, pace: Pace = Pace()) -> None:
+        self.size, self.shrunk, self.pace = size, 0, pace
+        self._due = 0.0
+        """When (monotonic) the rows changed so far are paid for at ``rows_per_second``."""
+
+    async def paced(self, rows: int) -> None:
+        """Wait after a statement that changed ``rows`` as long as the pace asks."""
+        wait = self.pace.pause
+        if self.pace.rows_per_second:
+            now = time.monotonic()
+            self._due = max(self._due, now - 1.0) + rows / self.pace.rows_per_second
+            wait = max(wait, self._due - now)
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     def shrink(self, error: Exception) -> None:
         if self.size == 1:
@@ -474,6 +498,7 @@ async def purge(
                 rows = (affected async for _, affected in walk)
             async for affected in rows:
                 result.deleted += affected
+                await batches.paced(affected)
                 await progress(affected)
         remaining, result.shared = await count(conn, target, keys, others)
         if remaining == 0:
@@ -674,5 +699,6 @@ async def sweep(
             deleted_by = runs[which][1]
             if deleted_by is not None:
                 affected[deleted_by] += rows
+            await batches.paced(rows)
             await progress(rows)
     return affected

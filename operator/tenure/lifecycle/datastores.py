@@ -7,10 +7,13 @@ the DataStore's status and Ready condition say and when the next sweep is due.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
-from tenure.api import DataStoreStatus
+from cronsim import CronSim, CronSimError
+
+from tenure.api import DataStoreSpec, DataStoreStatus
 from tenure.api.datastore import SweepStatus
+from tenure.api.duration import format_duration
 from tenure.api.meta import ConditionStatus
 
 from .conditions import condition, listing
@@ -30,6 +33,7 @@ class Check:
     residual: tuple[str, ...] | None = None
     sweep: SweepStatus | None = None
     """The sweep this check ran, if any."""
+    next_sweep: datetime | None = None
 
 
 def ready(check: Check) -> tuple[ConditionStatus, str, str]:
@@ -42,18 +46,66 @@ def ready(check: Check) -> tuple[ConditionStatus, str, str]:
     return "True", "Connected", "Connected; every mapped table and column exists."
 
 
-def status(old: DataStoreStatus, generation: int, check: Check, now: datetime) -> DataStoreStatus:
+def scheduled(spec: DataStoreSpec) -> tuple[ConditionStatus, str, str]:
+    """The SweepScheduled condition: when sweeps run, or why none does."""
+    if spec.sweep_schedule is None:
+        return "True", "Interval", f"Sweeps every {format_duration(spec.sweep_interval)}."
+    problem = schedule_error(spec.sweep_schedule)
+    if problem is not None:
+        return (
+            "False",
+            "InvalidSchedule",
+            f"spec.sweepSchedule {spec.sweep_schedule!r} is not a cron expression ({problem}): no sweep runs until "
+            "it is corrected.",
+        )
+    return "True", "Schedule", f"Sweeps on the schedule {spec.sweep_schedule!r} (UTC)."
+
+
+def status(
+    old: DataStoreStatus, generation: int, check: Check, now: datetime, spec: DataStoreSpec | None = None
+) -> DataStoreStatus:
+    conditions = [condition(old.conditions, "Ready", *ready(check), now, generation)]
+    if spec is not None:
+        conditions.append(condition(old.conditions, "SweepScheduled", *scheduled(spec), now, generation))
     return DataStoreStatus(
         observed_generation=generation,
-        conditions=(condition(old.conditions, "Ready", *ready(check), now, generation),),
+        conditions=tuple(conditions),
         last_sweep=check.sweep or old.last_sweep,
+        next_sweep_at=check.next_sweep or old.next_sweep_at,
         residual=old.residual if check.residual is None else check.residual,
         partitioned=old.partitioned if check.partitioned is None else check.partitioned,
     )
 
 
-def sweep_due(last: SweepStatus | None, interval: timedelta, swept_since_start: bool, now: datetime) -> datetime:
-    """When the next sweep is due: a store not swept since the operator started is due now."""
-    if not swept_since_start or last is None or last.started_at is None:
-        return now
-    return max(now, last.started_at + interval)
+def schedule_error(schedule: str) -> str | None:
+    """Why a cron expression cannot be used, or None."""
+    try:
+        next(CronSim(schedule, datetime(2000, 1, 1, tzinfo=UTC)))
+    except CronSimError as error:
+        return str(error)
+    except StopIteration:
+        return "it never matches"
+    return None
+
+
+def sweep_due(last: SweepStatus | None, spec: DataStoreSpec, now: datetime) -> datetime | None:
+    """When the next sweep is due (``now`` or later); None when no sweep may run (the schedule is invalid).
+
+    The last sweep counts from its start, so after a restart a store swept
+    within its interval (or since its last scheduled time) is not swept again.
+    A start in the future counts as no sweep at all: status is written only by
+    Tenure's ServiceAccount but not sealed, and the safe direction is to sweep
+    — a sweep deletes only what is past its window at the moment it runs, so
+    sweeping early never deletes early, while trusting a future start would
+    postpone deletion beyond the policy. A forged start in the past can
+    therefore postpone a sweep by one interval at most, as a real sweep would.
+    """
+    started = last.started_at if last is not None else None
+    if started is not None and started > now:
+        started = None
+    if spec.sweep_schedule is None:
+        return now if started is None else max(now, started + spec.sweep_interval)
+    if schedule_error(spec.sweep_schedule) is not None:
+        return None
+    # Never swept: the next scheduled time. Swept: the first time after that start, at once if it has passed.
+    return max(now, next(CronSim(spec.sweep_schedule, started or now)))

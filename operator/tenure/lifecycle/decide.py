@@ -194,6 +194,9 @@ def _purged_message(draft: Draft) -> str:
         f"({listing(v.name for v in draft.purge.volumes) or 'none'}) are gone.{_kept_message(draft)}"
     )
     for store in draft.purge.stores:
+        if store.state != "Done":  # NoKeys or NotPurged: the store's own message says which, naming the keys
+            message += f" DataStore {store.name}: {store.message}."
+            continue
         message += f" DataStore {store.name}: {store.rows_deleted} rows deleted, a count found none left."
         if store.rows_shared:
             shared = (f"{rows} in {table}" for table, rows in sorted(store.rows_shared.items()))

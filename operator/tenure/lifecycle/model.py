@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tenure.api import TenantSpec, TenantStatus
-from tenure.api.tenant import StoreState
+from tenure.api.tenant import KeySet, StoreState
 
 PROTECTED_NAMESPACES = frozenset({"default"})
 """Never created or deleted, whatever a Tenant lists, with every ``kube-*`` namespace; the operator's own namespace
@@ -86,6 +86,8 @@ class StoreProgress:
     message: str = ""
     keys: Mapping[str, tuple[str, ...]] | None = None
     """The tenant's keys in the store, once resolved: recorded in status before any row is deleted."""
+    key_set: KeySet | None = None
+    """When the keys are too many for status: where they were recorded whole (before any row is deleted)."""
     requested: tuple[str, ...] = ()
     """The keys that were resolved."""
     residual: tuple[str, ...] = ()
@@ -162,6 +164,12 @@ class PurgeStore:
     rows_deleted: int = 0
     requested: tuple[str, ...] = ()
     """The tenant's keys to resolve (spec.dataKeys, or its name)."""
+    key_set: KeySet | None = None
+    """The resolved keys recorded outside status (when too many for it): read back and checked by digest."""
+
+    @property
+    def resolved(self) -> bool:
+        return self.keys is not None or self.key_set is not None
 
 
 @dataclass(frozen=True, slots=True)

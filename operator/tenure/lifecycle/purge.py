@@ -26,10 +26,12 @@ untouched.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tenure.api.tenant import PurgedNamespace, PurgedVolume, PurgeStatus, StorePurge
+from tenure.api.tenant import KEY_SAMPLE, KeySet, PurgedNamespace, PurgedVolume, PurgeStatus, StorePurge
 
 from .conditions import cap, listing
 from .model import (
@@ -40,6 +42,7 @@ from .model import (
     PurgeStore,
     ReclaimOnDelete,
     RestoreReclaim,
+    StoreProgress,
     TenantView,
     VolumeFact,
     World,
@@ -76,7 +79,7 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
         volumes=volumes,
         kept_volumes=tuple(v.name for v in naming if not _seen_claim(v, world)),
         stores=tuple(
-            StorePurge(name=name, requested=keys_in(tenant.name, tenant.spec.data_keys, name))
+            StorePurge(name=name, **_requested(keys_in(tenant.name, tenant.spec.data_keys, name)))
             for name in sorted(world.datastores)
         ),
         remaining_namespaces=len(namespaces),
@@ -103,13 +106,59 @@ class Progress:
 
     @property
     def done(self) -> bool:
-        stores_done = all(s.state == "Done" and s.rows_remaining == 0 for s in self.stores)
+        stores_done = all(s.state in FINISHED and (s.state != "Done" or s.rows_remaining == 0) for s in self.stores)
         return not self.remaining_namespaces and not self.remaining_volumes and stores_done
 
 
 def keys_in(tenant: str, data_keys: Mapping[str, Sequence[str]] | None, store: str) -> tuple[str, ...]:
-    """A tenant's keys in a DataStore: its spec.dataKeys for the store, or its name."""
-    return tuple((data_keys or {}).get(store) or (tenant,))
+    """A tenant's keys in a DataStore: its spec.dataKeys for the store (an empty list: none), or its name."""
+    listed = (data_keys or {}).get(store)
+    return (tenant,) if listed is None else tuple(listed)
+
+
+REQUESTED_LISTED = 16
+"""Requested keys shown in status; more are counted (the spec has them all)."""
+KEYS_LISTED = 4096
+"""Characters of resolved keys kept in status; a larger set is recorded whole outside it (:class:`KeySet`)."""
+FINISHED = ("Done", "NoKeys", "NotPurged")
+"""States that hold no purge: proven empty, nothing of the tenant's there, or the store is gone (named)."""
+
+
+def digest(keys: Mapping[str, Sequence[str]]) -> str:
+    """SHA-256 of a key set: JSON with kinds and values sorted."""
+    canonical = {kind: sorted(values) for kind, values in sorted(keys.items())}
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
+
+
+def listable(keys: Mapping[str, Sequence[str]]) -> bool:
+    """Whether a resolved key set is small enough to be listed in status."""
+    return sum(len(value) for values in keys.values() for value in values) <= KEYS_LISTED
+
+
+def key_set(keys: Mapping[str, Sequence[str]], parts: int) -> KeySet:
+    """What status says of a key set recorded whole in ``parts`` ConfigMaps."""
+    flat = [f"{kind}:{value}" for kind, values in sorted(keys.items()) for value in sorted(values)]
+    return KeySet(
+        count=len(flat), sample=tuple(key[:256] for key in flat[:KEY_SAMPLE]), digest=digest(keys), parts=parts
+    )
+
+
+def _requested(keys: tuple[str, ...]) -> dict[str, object]:
+    """The requested keys as status records them: every one when few, else the first and their count."""
+    if len(keys) <= REQUESTED_LISTED:
+        return {"requested": keys, "requested_count": None}
+    return {"requested": keys[:REQUESTED_LISTED], "requested_count": len(keys)}
+
+
+def _named_keys(store: StorePurge) -> str:
+    """The tenant's keys in a store, for a message: listed, or counted with a sample and digest."""
+    if store.key_set is not None:
+        sample = ", ".join(store.key_set.sample)
+        return f"{store.key_set.count} keys ({sample}, …; SHA-256 {store.key_set.digest})"
+    if store.keys is not None:
+        return listing(f"{kind}:{value}" for kind, values in sorted(store.keys.items()) for value in values)
+    more = f" of {store.requested_count}" if store.requested_count else ""
+    return listing(store.requested) + (f" (the first {len(store.requested)}{more})" if more else "")
 
 
 def stores_step(
@@ -119,18 +168,26 @@ def stores_step(
 
     Until a store's keys are resolved and recorded, the keys to resolve follow
     spec.dataKeys (so a wrong claim can still be fixed); from then on the
-    recorded keys are what the purge deletes.
+    recorded keys are what the purge deletes. A store where the tenant has no
+    keys (spec.dataKeys lists none for it) holds nothing of the tenant's and
+    is not waited for, whatever state the store is in. A DataStore deleted
+    before its purge finished no longer holds the purge: its state says NOT
+    purged and names the tenant's keys there.
     """
     stores: list[StorePurge] = []
     actions: list[Action] = []
     waiting: list[str] = []
     for store in record.stores:
-        if store.keys is None:
-            store = store.model_copy(update={"requested": keys_in(tenant.name, tenant.spec.data_keys, store.name)})
+        if store.state in ("NoKeys", "NotPurged"):  # decided again on every pass: the spec or the store may be back
+            store = store.model_copy(update={"state": "Pending", "message": ""})
+        resolved = store.keys is not None or store.key_set is not None
+        requested = () if resolved else keys_in(tenant.name, tenant.spec.data_keys, store.name)
+        if not resolved:
+            store = store.model_copy(update=_requested(requested))
         progress = world.store_purges.get(store.name)
-        if progress is not None and store.keys is not None and _plain(progress.keys) not in (None, store.keys):
+        if progress is not None and resolved and progress.keys is not None and digest(progress.keys) != _digest(store):
             progress = None  # a report about other keys (an older purge) is not about this one
-        if progress is not None and store.keys is None and progress.requested != store.requested:
+        if progress is not None and not resolved and progress.requested != requested:
             progress = None  # about keys the spec no longer lists: they are resolved again
         if progress is not None and store.state != "Done":
             store = store.model_copy(
@@ -139,23 +196,42 @@ def stores_step(
                     "rows_deleted": max(store.rows_deleted, progress.rows_deleted),
                     "rows_remaining": progress.rows_remaining,
                     "message": cap(progress.message, STORE_MESSAGE_LIMIT),
-                    "keys": store.keys if store.keys is not None else _plain(progress.keys),
                     "residual": progress.residual or store.residual,
                     "rows_shared": dict(progress.rows_shared),
+                    **({} if resolved else _recorded(progress)),
                 }
             )
         if store.state == "Done" and store.rows_remaining == 0:
             stores.append(store)
             continue
+        if not resolved and not requested:
+            message = "spec.dataKeys lists no key for this store: the mapping resolves them to nothing"
+            stores.append(store.model_copy(update={"state": "NoKeys", "message": message}))
+            continue
         if store.name not in world.datastores:
-            store = store.model_copy(
-                update={"state": "Waiting", "message": f"DataStore {store.name} does not exist; recreate it to finish"}
-            )
-        else:
-            actions.append(PurgeStore(store.name, store.keys, store.rows_deleted, store.requested))
+            message = f"DataStore {store.name} was deleted before this purge finished: rows with the tenant's keys "
+            message += f"there were NOT purged: {_named_keys(store)}"
+            stores.append(store.model_copy(update={"state": "NotPurged", "message": cap(message, STORE_MESSAGE_LIMIT)}))
+            continue
+        actions.append(PurgeStore(store.name, store.keys, store.rows_deleted, requested, store.key_set))
         waiting.append(f"rows in DataStore {store.name} ({store.state}{': ' + store.message if store.message else ''})")
         stores.append(store)
     return tuple(stores), actions, waiting
+
+
+def _digest(store: StorePurge) -> str | None:
+    if store.key_set is not None:
+        return store.key_set.digest
+    return digest(store.keys) if store.keys is not None else None
+
+
+def _recorded(progress: StoreProgress) -> dict[str, object]:
+    """The resolved keys a report carries, as status records them: listed, or the record of them."""
+    if progress.key_set is not None:
+        return {"key_set": progress.key_set}
+    if progress.keys is not None and listable(progress.keys):
+        return {"keys": _plain(progress.keys)}
+    return {}  # too many to list and not recorded elsewhere: not resolved as far as status knows
 
 
 def _plain(keys: object) -> dict[str, tuple[str, ...]] | None:

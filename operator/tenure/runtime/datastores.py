@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,14 +46,12 @@ class Unseen(Exception):
 
 
 class DataStores:
-    def __init__(self, kube: Kube, stores: Stores) -> None:
+    def __init__(self, kube: Kube, stores: Stores, namespace: str = "tenure-system") -> None:
         self.kube = kube
         self.stores = stores
         self.connections = Connections(kube)
         self.claims = Claims(kube, stores)
-        self.purges = Purges(kube, stores, self.connections, self.claims)
-        self.swept: set[str] = set()
-        """Stores swept since this operator started (the first sweep runs soon after start)."""
+        self.purges = Purges(kube, stores, self.connections, self.claims, namespace)
 
     # What the reconciler and the handlers use
 
@@ -99,7 +98,7 @@ class DataStores:
             wake = None
         else:
             check, wake = await self._check(name, record.spec, old.last_sweep, now)
-        new = decide.status(old, record.generation, check, now)
+        new = decide.status(old, record.generation, check, now, record.spec)
         try:
             written = await status.write_status(
                 self.kube, DATA_STORE.plural, name, record.resource_version, record.status, new.to_api()
@@ -128,20 +127,18 @@ class DataStores:
             )
             if survey.problems:
                 return found, time.time() + NOT_READY_RETRY
-            due = decide.sweep_due(last, spec.sweep_interval, name in self.swept, now)
+            due = decide.sweep_due(last, spec, now)
             check_again = now.timestamp() + READY_CHECK
-            if due > now:
-                return found, min(due.timestamp(), check_again)
+            if due is None or due > now:  # None: the schedule is invalid (the SweepScheduled condition says why)
+                return replace(found, next_sweep=due), min(due.timestamp() if due else check_again, check_again)
             try:
                 swept = await self.sweep(name, spec, conn, now)
             except Unseen as waiting:
                 logger.info("sweep of DataStore %s waits: %s", name, waiting)
                 return found, time.time() + UNSEEN_RETRY
-            self.swept.add(name)
-            next_due = decide.sweep_due(swept, spec.sweep_interval, True, now)
-            return decide.Check(
-                problems=found.problems, partitioned=found.partitioned, residual=found.residual, sweep=swept
-            ), min(next_due.timestamp(), check_again)
+            next_due = decide.sweep_due(swept, spec, now)
+            assert next_due is not None
+            return replace(found, sweep=swept, next_sweep=next_due), min(next_due.timestamp(), check_again)
         finally:
             await conn.close()
 

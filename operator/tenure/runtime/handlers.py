@@ -49,7 +49,7 @@ class Runtime:
         self.kube = kube
         self.stores = stores
         self.events = EventPoster(kube)
-        self.datastores = DataStores(kube, stores)
+        self.datastores = DataStores(kube, stores, config.namespace)
         reconciler = Reconciler(kube, stores, self.datastores, self.events, config.protected, stores.seal_key)
         gate = leadership.gate  # a standby keeps its stores current; its passes wait until it leads
         self.tenants = Scheduler("tenants", gate(reconciler), workers=config.workers)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from tenure import metrics
@@ -21,8 +21,9 @@ from tenure.api import DataStoreStatus
 from tenure.datastores import operations, postgres
 from tenure.effects import holds
 from tenure.effects.kube import Kube
-from tenure.lifecycle import PurgeStore, StoreProgress, trust
+from tenure.lifecycle import PurgeStore, StoreProgress, purge, trust
 
+from . import keyrecords
 from .claims import Claims, claims, shared_with
 from .connections import Connections, Unavailable
 from .store import DataStoreRecord, Stores, Unreadable
@@ -52,6 +53,8 @@ class Job:
     """The latest the tenant's passes asked for: each attempt starts from it."""
     progress: StoreProgress | None = None
     task: asyncio.Task[None] | None = None
+    keys: Mapping[str, tuple[str, ...]] | None = None
+    """The resolved keys, once known (status may record only their digest)."""
 
     @property
     def deleted(self) -> int:
@@ -59,8 +62,10 @@ class Job:
 
 
 class Purges:
-    def __init__(self, kube: Kube, stores: Stores, connections: Connections, listing: Claims) -> None:
+    def __init__(self, kube: Kube, stores: Stores, connections: Connections, listing: Claims, namespace: str) -> None:
         self.kube, self.stores, self.connections, self.claims = kube, stores, connections, listing
+        self.namespace = namespace
+        """The operator's namespace, where key sets too large for a tenant's status are recorded."""
         self.touch_tenant: Callable[[str], None] = lambda name: None
         """Wakes a tenant so its next pass writes a purge's progress (set once the scheduler exists)."""
         self.recheck: Callable[[str], None] = lambda name: None
@@ -86,7 +91,7 @@ class Purges:
         job.action = action
         if job.task is not None and not job.task.done():
             return
-        if job.progress is not None and job.progress.state == "Done" and action.keys is not None:
+        if job.progress is not None and job.progress.state == "Done" and action.resolved:
             return  # proven empty; the tenant's next pass records it (a pass that started earlier asks again)
         job.task = asyncio.create_task(self._purge(job), name=f"purge {tenant} from {action.name}")
 
@@ -147,13 +152,21 @@ class Purges:
         conn = await self.connections.connect(spec)
         try:
             residual = await operations.residual(conn, spec)
-            if action.keys is None:
-                keys = await operations.resolve(conn, spec, action.requested)
-                if shared := await shared_with(conn, spec, keys, others):
+            if not action.resolved:
+                resolved = await operations.resolve(conn, spec, action.requested)
+                if shared := await shared_with(conn, spec, resolved, others):
                     raise Unavailable(f"nothing deleted: other tenants claim the same rows: {shared}")
-                self._report(job, action, StoreProgress("Resolved", action.rows_deleted, keys=keys, residual=residual))
+                recorded = None  # status lists few keys; more are recorded whole, before status says so
+                if not purge.listable(resolved):
+                    recorded = await keyrecords.save(self.kube, self.namespace, tenant, uid, resolved)
+                job.keys = resolved
+                progress = StoreProgress(
+                    "Resolved", action.rows_deleted, keys=resolved, key_set=recorded, residual=residual
+                )
+                self._report(job, action, progress)
                 return
-            if shared := await shared_with(conn, spec, action.keys, others):
+            keys = await self._keys(job, action)
+            if shared := await shared_with(conn, spec, keys, others):
                 raise Unavailable(f"nothing deleted in this attempt: other tenants claim the same rows: {shared}")
             deleted = action.rows_deleted
             reported = time.monotonic()
@@ -172,13 +185,13 @@ class Purges:
                     await self._still_due(tenant, uid)
                     # Claims made since the purge began, as far as the watch has seen them.
                     current = claims((r.claim for r in self.stores.tenants.values()), action.name, but=tenant)
-                    if shared := await shared_with(conn, spec, action.keys or {}, current):
+                    if shared := await shared_with(conn, spec, keys, current):
                         raise Unavailable(
                             f"stopped after {deleted} rows: other tenants now claim the same rows: {shared}"
                         )
 
             self._report(job, action, StoreProgress("Deleting", deleted, residual=residual))
-            result = await operations.purge(conn, spec, action.keys, others, batch_done)
+            result = await operations.purge(conn, spec, keys, others, batch_done)
             halved = f"batches halved {result.shrunk} times after statement or lock timeouts" if result.shrunk else ""
             self._report(
                 job,
@@ -194,6 +207,15 @@ class Purges:
             )
         finally:
             await conn.close()
+
+    async def _keys(self, job: Job, action: PurgeStore) -> Mapping[str, tuple[str, ...]]:
+        """The recorded keys: listed in status, or recorded whole and read back when they match its digest."""
+        if action.keys is not None:
+            return action.keys
+        assert action.key_set is not None
+        if job.keys is None or purge.digest(job.keys) != action.key_set.digest:
+            job.keys = await keyrecords.load(self.kube, self.namespace, job.uid, action.key_set)
+        return job.keys
 
     async def _still_due(self, tenant: str, uid: str) -> None:
         """Stop unless the same tenant object is still Purging and the API server itself knows no hold on it."""

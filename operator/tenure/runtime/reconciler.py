@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from tenure import metrics
-from tenure.api import TENANT, TenantStatus
+from tenure.api import DATA_STORE, TENANT, TenantStatus
 from tenure.effects import holds, namespaces, status, volumes
 from tenure.effects.errors import ApiError, Conflict, Gone, Invalid
 from tenure.effects.events import EventPoster
-from tenure.effects.kube import Kube
+from tenure.effects.kube import Kube, unless_gone
 from tenure.effects.namespaces import NotOwned
 from tenure.effects.outcome import Outcome
 from tenure.lifecycle import (
@@ -154,7 +154,8 @@ class Reconciler:
         return {fact.uid: fact for fact in map(claim_fact, bodies)}
 
     async def _confirmed(self, decision: Decision) -> bool:
-        """Purged is claimed only after the API server itself says every recorded object is gone."""
+        """Purged is claimed only after the API server itself says every recorded object is gone, and every
+        DataStore whose rows are reported NOT purged because it was deleted is really gone."""
         purge = decision.status.purge
         assert purge is not None
         for namespace in purge.namespaces:
@@ -164,6 +165,13 @@ class Reconciler:
         for volume in purge.volumes:
             if await volumes.exists(self.kube, volume.name, volume.uid):
                 logger.info("volume %s is still present; not yet Purged", volume.name)
+                return False
+        for store in purge.stores:
+            if store.state != "NotPurged":
+                continue
+            live = await unless_gone(self.kube.get_custom(DATA_STORE.plural, store.name))
+            if live is not None:
+                logger.info("DataStore %s exists again; its rows are purged before Purged", store.name)
                 return False
         return True
 

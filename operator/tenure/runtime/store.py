@@ -79,7 +79,7 @@ class Claim:
             data_keys={
                 store: tuple(map(str, keys))
                 for store, keys in (spec.get("dataKeys") or {}).items()
-                if isinstance(keys, list) and keys
+                if isinstance(keys, list)  # an empty list: no keys in that store
             },
         )
 
