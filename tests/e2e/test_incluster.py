@@ -255,8 +255,8 @@ def test_leader_container_killed_mid_purge_standby_takes_over_within_the_lease(
     purged = phase_of(kubectl, tenant, "Purged", timeout=60)
     assert purged["status"]["purgeStartedAt"] == purging["status"]["purgeStartedAt"]  # the same purge, finished
     assert kubectl.get("namespace", stuck) is None
-    # Each namespace deleted once: both by the killed leader before the kill, none again by the new leader (a delete
-    # of a namespace already Terminating is counted as done by the API server; the new leader sent none).
+    # Each namespace deleted once: both by the killed leader before the kill, none again by the new leader (its
+    # count of deletions the API server carried out did not move).
     assert counts(standby, "tenure_purge_deletions_total", **namespaces) == before[1]
     # The killed container was restarted in its Pod by the kubelet, and stands by.
     restarted = eventually(
