@@ -1,18 +1,18 @@
 """Installing Tenure the way a platform team does: `kubectl apply -k manifests/deploy`, and the image running
 under the Deployment's identity and security context.
 
-The local control plane has no node that runs pods, so the image runs with podman exactly as the kubelet would
-start the Deployment's container: the ServiceAccount's token, CA and namespace at
+tests/e2e/test_incluster.py runs the Deployment's Pods on the local node. This file keeps the same image run with
+podman exactly as the kubelet would start the Deployment's container, for clusters whose node cannot run it (e.g.
+TENURE_USE_EXISTING_CLUSTER without the image on its nodes): the ServiceAccount's token, CA and namespace at
 /var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/_PORT, the Deployment's args, environment,
-numeric user, read-only root filesystem, dropped capabilities and memory limit. Host networking stands in for the
-Pod network (the API server listens on 127.0.0.1); the ports move to free ones so parallel runs do not collide.
+numeric user (with no /etc/passwd entry, as under the kubelet), read-only root filesystem, dropped capabilities and
+memory limit. Host networking stands in for the Pod network (the API server listens on 127.0.0.1); the ports move
+to free ones so parallel runs do not collide.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,14 +80,10 @@ def test_apply_k_installs_cleanly_client_and_server_side(kubectl: Kubectl, insta
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    """`make image` (podman and mmdebstrap are installed by it when missing; the base and layers are cached)."""
-    if shutil.which("podman") is None and (shutil.which("apt-get") is None or os.geteuid() != 0):
-        pytest.skip("podman is not installed and cannot be installed here (needs root and apt-get)")
-    subprocess.run(["make", "--no-print-directory", "image"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    return "localhost/tenure:dev"
+    return deploy.image()
 
 
-def kubelet_args(container: dict[str, Any], pod: dict[str, Any], namespace: str) -> list[str]:
+def kubelet_args(container: dict[str, Any], pod: dict[str, Any], namespace: str, name: str) -> list[str]:
     """The podman options that give a container what the kubelet gives the Deployment's container."""
     security = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
     args = ["--user", f"{security['runAsUser']}:{security['runAsGroup']}"]
@@ -100,9 +96,11 @@ def kubelet_args(container: dict[str, Any], pod: dict[str, Any], namespace: str)
     for env in container.get("env", []):
         if "value" in env:
             args += ["--env", f"{env['name']}={env['value']}"]
-        elif env["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace":
-            args += ["--env", f"{env['name']}={namespace}"]
-    return args
+        else:
+            field = {"metadata.namespace": namespace, "metadata.name": name}[env["valueFrom"]["fieldRef"]["fieldPath"]]
+            args += ["--env", f"{env['name']}={field}"]
+    # The kubelet adds no /etc/passwd entry for the numeric user (podman would by default).
+    return [*args, "--hostname", name, "--passwd=false"]
 
 
 def test_image_runs_a_tenant_from_active_to_purged_as_the_deployment_would(
@@ -119,7 +117,7 @@ def test_image_runs_a_tenant_from_active_to_purged_as_the_deployment_would(
     subprocess.run(
         [
             *PODMAN, "run", "--detach", "--name", name, "--network=host", *LIMITS,
-            *kubelet_args(container, spec, deploy.NAMESPACE),
+            *kubelet_args(container, spec, deploy.NAMESPACE, name),
             "--volume", f"{account}:/var/run/secrets/kubernetes.io/serviceaccount:ro",
             "--env", f"KUBERNETES_SERVICE_HOST={server.hostname}",
             "--env", f"KUBERNETES_SERVICE_PORT={server.port}",

@@ -6,13 +6,17 @@ windows: lease 5 s, renew deadline 3 s, retry 0.5 s.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from kubernetes_asyncio.config import kube_config
 
+from tenure.runtime.leader import Election, Timing
 from tests.conftest import Objects, Operator
 from tests.support import deploy
 from tests.support.kube import REPO, Kubectl, eventually
@@ -205,3 +209,72 @@ def test_leader_that_cannot_renew_stops_before_another_takes_over(
         assert "stopping so that only one replica acts" in leader.log.read_text()
     finally:
         kubectl.run("apply", "-f", str(REPO / "manifests/deploy/rbac.yaml"))
+
+
+def renewed_at(kubectl: Kubectl) -> datetime:
+    lease = kubectl.get("lease", "tenure", namespace=deploy.NAMESPACE) or {}
+    return datetime.fromisoformat(lease["spec"]["renewTime"])
+
+
+@pytest.fixture
+def election(
+    kubectl: Kubectl, account: Path, crds: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[list[float]], Election]]:
+    """An Election in this process, as the ServiceAccount; ``on_lost`` records when (time.monotonic) it stopped."""
+    # kubernetes_asyncio read $KUBECONFIG when it was imported.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(account))
+    yield lambda lost: Election(
+        deploy.NAMESPACE, Timing(LEASE, RENEW, RETRY), on_lost=lambda: lost.append(time.monotonic())
+    )
+    kubectl.run("delete", "lease", "tenure", "-n", deploy.NAMESPACE, "--ignore-not-found")
+
+
+def test_a_leader_whose_event_loop_is_blocked_keeps_renewing_the_lease(
+    kubectl: Kubectl, election: Callable[[list[float]], Election]
+) -> None:
+    lost: list[float] = []
+
+    async def scenario() -> tuple[datetime, datetime, str]:
+        leader = election(lost)
+        leader.start()
+        await asyncio.wait_for(leader.leading.wait(), LEASE * 3)
+        before = renewed_at(kubectl)
+        time.sleep(LEASE + 2 * RETRY)  # the operator's event loop does not run for longer than the lease
+        after, held = renewed_at(kubectl), holder(kubectl) or ""
+        assert leader.leading.is_set()
+        await leader.release()
+        assert holder(kubectl) is None  # released at once
+        return before, after, "ours" if held == leader.holder else held
+
+    before, after, held = asyncio.run(scenario())
+    # Renewed by the election's own thread while the loop was blocked: the Lease never went stale.
+    assert (after - before).total_seconds() >= LEASE, (before, after)
+    assert held == "ours" and lost == []
+
+
+def test_a_blocked_leader_that_cannot_renew_still_stops_at_its_renew_deadline(
+    kubectl: Kubectl, election: Callable[[list[float]], Election]
+) -> None:
+    lost: list[float] = []
+
+    async def scenario() -> float:
+        leader = election(lost)
+        leader.start()
+        await asyncio.wait_for(leader.leading.wait(), LEASE * 3)
+        revoked = time.monotonic()
+        kubectl.run("delete", "rolebinding", "tenure-leader-election", "-n", deploy.NAMESPACE)
+        time.sleep(LEASE + 2 * RETRY)  # blocked past the moment another replica could take over
+        await asyncio.sleep(0)  # the loop runs again: what the election's thread decided reaches it
+        assert not leader.leading.is_set()
+        await leader.release()
+        return revoked
+
+    try:
+        revoked = asyncio.run(scenario())
+    finally:
+        kubectl.run("apply", "-f", str(REPO / "manifests/deploy/rbac.yaml"))
+    assert len(lost) == 1, lost
+    stopped = lost[0] - revoked
+    print(f"revoked while the loop was blocked: stopped after {stopped:.2f}s (renew deadline {RENEW:g}s)")
+    # Stopped on time although the operator's loop was blocked: before another replica could take the Lease.
+    assert stopped <= RENEW + 2 * RETRY < LEASE, stopped

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
+import os
 import re
+import shutil
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -46,17 +51,36 @@ def service_account_kubeconfig(kubectl: Kubectl, directory: Path) -> Path:
     return path
 
 
-def leads(port: int) -> bool:
-    """Whether the replica with metrics on this port acts (False while its metrics are not served yet)."""
+IMAGE = f"localhost/tenure:dev-{hashlib.sha256(str(REPO).encode()).hexdigest()[:8]}"
+"""The image `make image` builds for this checkout's tests: podman's store is shared by every checkout on a machine,
+so each tags its own."""
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # pod addresses never go through a proxy
+
+
+@functools.cache
+def image() -> str:
+    """`make image` (podman and mmdebstrap are installed by it when missing; the base and layers are cached)."""
+    import pytest
+
+    if shutil.which("podman") is None and (shutil.which("apt-get") is None or os.geteuid() != 0):
+        pytest.skip("podman is not installed and cannot be installed here (needs root and apt-get)")
+    subprocess.run(
+        ["make", "--no-print-directory", "image", f"IMAGE={IMAGE}"], cwd=REPO, check=True, stdout=subprocess.DEVNULL
+    )
+    return IMAGE
+
+
+def leads(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the replica with metrics on host:port acts (False while its metrics are not served yet)."""
     try:
-        return metric(port, "tenure_leader") == 1.0
+        return metric(port, "tenure_leader", host=host) == 1.0
     except OSError:
         return False
 
 
-def metric(port: int, name: str, **labels: str) -> float:
-    """The sum of every sample of ``name`` whose labels include ``labels``, from /metrics on 127.0.0.1:port."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+def metric(port: int, name: str, host: str = "127.0.0.1", **labels: str) -> float:
+    """The sum of every sample of ``name`` whose labels include ``labels``, from /metrics on host:port."""
+    body = _DIRECT.open(f"http://{host}:{port}/metrics", timeout=5).read().decode()
     total = 0.0
     for line in body.splitlines():
         sample = _SAMPLE.match(line)

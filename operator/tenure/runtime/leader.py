@@ -8,12 +8,18 @@ status, posts Events, purges and sweeps: the schedulers' passes wait at
 :meth:`Leadership.gate` until this replica leads. A standby that takes over
 therefore starts from a full view, not an empty one.
 
+The election runs on its own thread with its own event loop and API
+connection, so a renewal never waits behind the operator's event loop: a
+loop busy with a burst of reconciles (or blocked outright) keeps the Lease,
+and a leader that cannot renew stops at its renew deadline however busy its
+loop is, because the stop is taken on the election's thread.
+
 Timing, from client-go's rules:
 
 - The leader renews every ``retry_period``. A renewal counts from when its
   request was *sent*; when none has succeeded for ``renew_deadline`` the
-  leader stops acting at once by ending its process (the Deployment restarts
-  it as a standby). Ending the process is the one stop that cannot leave a
+  leader stops acting at once by ending its process, from the election's
+  thread (the Deployment restarts it as a standby). Ending the process is the one stop that cannot leave a
   pass running; every step Tenure takes is resumable after a crash.
 - A standby takes over a Lease only after the record it observed has not
   changed for the Lease's ``leaseDurationSeconds``, measured on its own clock
@@ -37,6 +43,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -111,7 +118,8 @@ class Leadership:
 
 
 class Election(Leadership):
-    """Campaigns for the Lease and keeps it; see the module's docstring for the timing rules."""
+    """Campaigns for the Lease and keeps it, on a thread of its own; see the module's docstring for the timing
+    rules. ``leading`` (the operator's loop) follows what the election's thread decided."""
 
     def __init__(
         self,
@@ -128,32 +136,49 @@ class Election(Leadership):
         self.holder = holder or identity()
         self.timing = timing
         self.on_lost = on_lost or _exit
+        """Called on the election's thread when this replica must stop acting; by default it ends the process."""
         self._clock = clock
         self._api: client.ApiClient | None = None
         self._observed: tuple[str, float, str] = ("", 0.0, "")
         """The Lease's resourceVersion as last seen, when (our clock) it was first seen, and its holder."""
+        self._acting = False
+        """Whether this replica acts, as the election's thread sees it."""
+        self._operator: asyncio.AbstractEventLoop | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tenure leader election", daemon=True)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="tenure leader election")
+        """Campaign on the election's thread; ``leading`` is set on the calling (operator's) loop."""
+        self._operator = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="tenure leader election")
         self._task.add_done_callback(self._ended)
+        self._thread.start()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """An election that ended by anything but cancellation (an unexpected error) must not leave this replica
         acting without renewing: it stops acting, as when the Lease is lost."""
-        if task.cancelled() or not self.leading.is_set():
+        if task.cancelled() or not self._acting:
             return
-        logger.critical(
-            "leader election ended unexpectedly (%r); stopping so that only one replica acts", task.exception()
-        )
+        self._stop_acting(f"leader election ended unexpectedly ({task.exception()!r})")
+
+    def _begin_acting(self) -> None:
+        self._acting = True
+        metrics.LEADER.set(1)
+        assert self._operator is not None
+        self._operator.call_soon_threadsafe(self.leading.set)
+
+    def _stop_acting(self, why: str) -> None:
+        logger.critical("leader election: %s; stopping so that only one replica acts", why)
+        self._acting = False
         metrics.LEADER.set(0)
-        self.leading.clear()
+        assert self._operator is not None
+        self._operator.call_soon_threadsafe(self.leading.clear)
         self.on_lost()
 
     async def _coordination(self) -> client.CoordinationV1Api:
         if self._api is None:
-            # Its own connection: renewals never queue behind reconciles.
-            self._api = await connect(pool_size=2)
+            self._api = await connect(pool_size=2)  # on the election's loop: its own connections
         return client.CoordinationV1Api(self._api)
 
     async def _run(self) -> None:
@@ -161,7 +186,7 @@ class Election(Leadership):
         while not await self._attempt():
             await asyncio.sleep(self.timing.retry_period * random.uniform(1.0, 1.2))
         logger.info("leader election: %s leads; acting", self.holder)
-        self.lead()
+        self._begin_acting()
         renewed = self._clock()
         while True:
             await asyncio.sleep(self.timing.retry_period)
@@ -176,15 +201,11 @@ class Election(Leadership):
                     pass
             taken = self._observed[2] not in ("", self.holder)
             if taken or self._clock() - renewed >= self.timing.renew_deadline:
-                logger.critical(
-                    "leader election: %s; stopping so that only one replica acts",
+                self._stop_acting(
                     f"Lease {self.namespace}/{self.name} is held by {self._observed[2]}"
                     if taken
-                    else f"no renewal of Lease {self.namespace}/{self.name} for {self.timing.renew_deadline:g}s",
+                    else f"no renewal of Lease {self.namespace}/{self.name} for {self.timing.renew_deadline:g}s"
                 )
-                metrics.LEADER.set(0)
-                self.leading.clear()
-                self.on_lost()
                 return
 
     async def _attempt(self) -> bool:
@@ -247,13 +268,23 @@ class Election(Leadership):
 
     async def release(self) -> None:
         """Stop renewing and, if this replica holds the Lease, hand it over at once."""
-        was_leading = self.leading.is_set()
         await super().release()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        if self._task is None:  # never started
+            self._loop.close()
+            return
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._hand_over(), self._loop))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        await asyncio.to_thread(self._thread.join)
+        self._loop.close()
+
+    async def _hand_over(self) -> None:
+        """On the election's loop: stop campaigning; if this replica holds the Lease, release it."""
+        assert self._task is not None
+        was_acting, self._acting = self._acting, False
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
         try:
-            if was_leading:
+            if was_acting:
                 api = await self._coordination()
                 lease = await checked(api.read_namespaced_lease(self.name, self.namespace, _preload_content=False))
                 spec = lease.get("spec") or {}
