@@ -12,6 +12,7 @@ from tenure.lifecycle import CloseAccess, NamespaceFact, OpenAccess, access
 from tenure.lifecycle.access import (
     ASKED_ANNOTATION,
     Workload,
+    asked_record,
     bindings_annotation,
     kept,
     recorded,
@@ -176,6 +177,11 @@ def test_cronjob_suspended_before_stays_suspended_and_controlled_or_finished_are
     back = restore(KEY, replace(running, value=True, asked=patch["metadata"]["annotations"][ASKED_ANNOTATION]))
     assert back is not None and back.patch["spec"] == {"suspend": False}
     assert stop(KEY, Workload("ReplicaSet", "ns", "web-1", "uid-r", 3, controlled=True)) is None
+    # A Deployment's record copied by its controller onto its ReplicaSet is neither restored nor called forged.
+    copied = Workload(
+        "ReplicaSet", "ns", "web-1", "uid-r", 0, asked=asked_record(KEY, deployment(3), 3), controlled=True
+    )
+    assert restore(KEY, copied) is None
     assert stop(KEY, Workload("Job", "ns", "once", "uid-j", False, finished=True)) is None
     # A replicas record does not restore a suspend flag.
     replicas = stop(KEY, deployment(1))

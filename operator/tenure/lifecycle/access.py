@@ -155,8 +155,10 @@ def restore(key: bytes, workload: Workload) -> Restore | None:
     """The merge patch that puts back what was asked for and removes the record; None when nothing was recorded.
 
     Only a stopped object gets its recorded value back: one a person changed since (after reopening) keeps theirs.
+    A controlled object is never stopped by Tenure: a record on it is its controller's copy (a Deployment copies its
+    annotations to its ReplicaSets), which goes when the controller's own record does.
     """
-    if workload.asked is None:
+    if workload.asked is None or workload.controlled:
         return None
     drop: Patch = {"metadata": {"annotations": {ASKED_ANNOTATION: None}}}
     value = recorded(key, workload)
