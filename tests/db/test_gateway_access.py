@@ -79,14 +79,8 @@ def test_block_then_unblock_restores_every_flag_and_touches_no_other_tenant(lite
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         restored = flags(conn)
     assert untrusted == 0 and unblocked.total == 7
-    assert restored[admin_blocked] == (True, False)  # blocked by an admin before: stays blocked
-    assert {row: restored[row] for row in acme_rows - {admin_blocked}} == {
-        row: (False, False) for row in acme_rows - {admin_blocked}
-    }
-    assert restored[late] == (False, False)
-    assert {row: restored[row] for row in before if row not in acme_rows} == {
-        row: before[row] for row in before if row not in acme_rows
-    }
+    # Every flag as it was (a key's NULL stays NULL, a team's false false), the admin's block kept, globex untouched.
+    assert restored == {**before, late: (None, False)}
 
 
 def test_a_forged_or_copied_record_unblocks_nothing(litellm_db: str) -> None:
@@ -96,7 +90,7 @@ def test_a_forged_or_copied_record_unblocks_nothing(litellm_db: str) -> None:
     run(litellm_db, lambda c: access.block(c, KEY, "acme-uid", (acme.organization,)))
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         # second's record replaced by first's (copied), the team's by a made-up one.
-        seal = access.record(KEY, "LiteLLM_VerificationToken", first, "acme-uid")
+        seal = access.record(KEY, "LiteLLM_VerificationToken", first, "acme-uid", None)
         conn.execute(
             """UPDATE "LiteLLM_VerificationToken" SET metadata = jsonb_build_object('tenure_blocked', %s::text)
             WHERE token = %s""",
@@ -112,4 +106,4 @@ def test_a_forged_or_copied_record_unblocks_nothing(litellm_db: str) -> None:
     assert (unblocked.rows, untrusted) == ({"LiteLLM_VerificationToken": 1}, 2)
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         now = flags(conn)
-    assert (now[first], now[second], now[acme.teams[0]]) == ((False, False), (True, True), (True, True))
+    assert (now[first], now[second], now[acme.teams[0]]) == ((None, False), (True, True), (True, True))

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import Objects, Operator
@@ -227,3 +228,53 @@ def test_grace_elapsed_expired_stays_inaccessible(
     assert kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) is not None
     assert kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns) is not None
     assert not node.running(ns)
+
+
+def test_gateway_blocked_while_suspended_and_unblocked_exactly(
+    kubectl: Kubectl, objects: Objects, unique: str, access_operator: Operator, litellm_db: str
+) -> None:
+    from tests.e2e.test_datastores import NAMESPACE, datastore, ready
+    from tests.support.litellm import create_account
+
+    secret = f"litellm-{unique}"
+    kubectl.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret, "namespace": NAMESPACE},
+            "stringData": {"uri": litellm_db},
+        }
+    )
+    try:
+        with psycopg.connect(litellm_db, autocommit=True) as conn:
+            acme, globex = create_account(conn, "acme"), create_account(conn, "globex")
+            admin_blocked = next(iter(acme.tokens))
+            conn.execute('UPDATE "LiteLLM_VerificationToken" SET blocked = true WHERE token = %s', [admin_blocked])
+        store = f"ds-{unique}"
+        datastore(objects, store, secret)
+        ready(kubectl, store)
+        objects.create("RetentionPolicy", f"p-{unique}", {"suspensionGracePeriod": "30m"})
+        tenant = f"t-{unique}"
+        objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "dataKeys": {store: [acme.organization]}})
+        phase_of(kubectl, tenant, "Active")
+
+        def blocked() -> dict[str, bool | None]:
+            with psycopg.connect(litellm_db) as conn:
+                keys = conn.execute('SELECT token, blocked FROM "LiteLLM_VerificationToken"').fetchall()
+                teams = conn.execute('SELECT team_id, blocked FROM "LiteLLM_TeamTable"').fetchall()
+            return dict(keys + teams)
+
+        before = blocked()
+        suspend(kubectl, tenant)
+        acme_rows = {*acme.teams, *acme.tokens}
+        eventually(lambda: all(blocked()[row] for row in acme_rows), timeout=60, what="acme's teams and keys blocked")
+        during = blocked()
+        assert {row: during[row] for row in during if row not in acme_rows} == {
+            row: before[row] for row in before if row not in acme_rows
+        }
+        kubectl.patch("tenant", tenant, {"spec": {"state": "Active", "suspensionReason": None}})
+        eventually(lambda: not any(blocked()[row] for row in acme_rows - {admin_blocked}), timeout=60, what="unblocked")
+        assert blocked() == before  # the admin's block stays; globex never changed
+        assert globex.teams[0] in before
+    finally:
+        kubectl.run("delete", "secret", secret, "-n", NAMESPACE, "--ignore-not-found")

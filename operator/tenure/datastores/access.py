@@ -54,9 +54,20 @@ TABLES = (
 )
 
 
-def record(key: bytes, table: str, row: str, tenant_uid: str) -> str:
-    message = f"{table}\x00{row}\x00{tenant_uid}".encode()
-    return hmac.new(hashlib.sha256(b"tenure-gateway:" + key).digest(), message, hashlib.sha256).hexdigest()[:40]
+def record(key: bytes, table: str, row: str, tenant_uid: str, prior: bool | None) -> str:
+    """What Tenure writes on a row it blocks: the flag it had (``null`` or ``false``) and a seal over it."""
+    text = "null" if prior is None else str(prior).lower()
+    message = f"{table}\x00{row}\x00{tenant_uid}\x00{text}".encode()
+    seal = hmac.new(hashlib.sha256(b"tenure-gateway:" + key).digest(), message, hashlib.sha256).hexdigest()[:40]
+    return f"{text}:{seal}"
+
+
+def prior(key: bytes, table: str, row: str, tenant_uid: str, raw: str) -> tuple[bool, bool | None]:
+    """Whether a row's record verifies, and the flag the row had before Tenure blocked it."""
+    value = {"null": None, "false": False}.get(raw.partition(":")[0], True)
+    if value is True:
+        return False, None
+    return hmac.compare_digest(raw, record(key, table, row, tenant_uid, value)), value
 
 
 @dataclass
@@ -89,13 +100,13 @@ async def block(conn: psycopg.AsyncConnection[Any], key: bytes, tenant_uid: str,
         for table in TABLES:
             async with conn.cursor() as cur:
                 await cur.execute(
-                    sql.SQL("SELECT {id} FROM {table} WHERE ({where}) AND blocked IS NOT TRUE FOR UPDATE").format(
-                        id=sql.Identifier(table.id), table=sql.Identifier(table.name), where=sql.SQL(table.where)
-                    ),
+                    sql.SQL(
+                        "SELECT {id}, blocked FROM {table} WHERE ({where}) AND blocked IS NOT TRUE FOR UPDATE"
+                    ).format(id=sql.Identifier(table.id), table=sql.Identifier(table.name), where=sql.SQL(table.where)),
                     {"teams": ids[TEAM], "organizations": ids[ORGANIZATION]},
                 )
-                rows = [row[0] for row in await cur.fetchall()]
-                if not rows:
+                found = await cur.fetchall()
+                if not found:
                     continue
                 await cur.execute(
                     sql.SQL(
@@ -103,7 +114,10 @@ async def block(conn: psycopg.AsyncConnection[Any], key: bytes, tenant_uid: str,
                         "metadata = coalesce(t.metadata, '{{}}'::jsonb) || jsonb_build_object({record}, r.seal) "
                         "FROM unnest(%(rows)s::text[], %(seals)s::text[]) AS r(id, seal) WHERE t.{id} = r.id"
                     ).format(table=sql.Identifier(table.name), id=sql.Identifier(table.id), record=sql.Literal(RECORD)),
-                    {"rows": rows, "seals": [record(key, table.name, row, tenant_uid) for row in rows]},
+                    {
+                        "rows": [row for row, _ in found],
+                        "seals": [record(key, table.name, row, tenant_uid, flag) for row, flag in found],
+                    },
                 )
                 changed[table.name] = cur.rowcount
     return Changed(changed)
@@ -132,20 +146,19 @@ async def unblock(
                     ),
                     {"teams": ids[TEAM], "organizations": ids[ORGANIZATION]},
                 )
-                found = await cur.fetchall()
-                rows = [
-                    row
-                    for row, seal in found
-                    if hmac.compare_digest(str(seal), record(key, table.name, row, tenant_uid))
+                checked = [
+                    (row, prior(key, table.name, row, tenant_uid, str(raw))) for row, raw in await cur.fetchall()
                 ]
-                untrusted += len(found) - len(rows)
+                rows = [(row, flag) for row, (verifies, flag) in checked if verifies]
+                untrusted += len(checked) - len(rows)
                 if not rows:
                     continue
                 await cur.execute(
                     sql.SQL(
-                        "UPDATE {table} SET blocked = false, metadata = metadata - {record} WHERE {id} = ANY(%(rows)s)"
+                        "UPDATE {table} AS t SET blocked = r.prior, metadata = t.metadata - {record} "
+                        "FROM unnest(%(rows)s::text[], %(priors)s::boolean[]) AS r(id, prior) WHERE t.{id} = r.id"
                     ).format(table=sql.Identifier(table.name), id=sql.Identifier(table.id), record=sql.Literal(RECORD)),
-                    {"rows": rows},
+                    {"rows": [row for row, _ in rows], "priors": [flag for _, flag in rows]},
                 )
                 changed[table.name] = cur.rowcount
     return Changed(changed), untrusted

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from tenure.api.meta import API_GROUP
 
-from .model import CloseAccess, NamespaceFact, OpenAccess
+from .model import CloseAccess, NamespaceFact, OpenAccess, TenantView
 
 INACCESSIBLE_PHASES = ("Suspended", "Expired", "Purging")
 MANAGED = "tenure-inaccessible"
@@ -229,3 +229,17 @@ def recorded_bindings(key: bytes, namespace: str, uid: str, raw: str | None) -> 
     except (ValueError, KeyError, TypeError):
         return None
     return tuple(records)
+
+
+# The gateway (LiteLLM)
+
+
+def gateway_blocked(tenant: TenantView, trusted: bool) -> bool | None:
+    """Whether the tenant's LiteLLM teams, keys and projects must be blocked (True) or unblocked where Tenure blocked
+    them (False); None once Purged (its rows are gone). An untrusted status counts as what spec asks, as its rebuild
+    does: only spec.state Active unblocks."""
+    if not trusted:
+        return not (tenant.spec.state == "Active" and not tenant.deleting)
+    if tenant.status.phase == "Purged":
+        return None
+    return inaccessible(tenant.status.phase)

@@ -28,6 +28,7 @@ from tenure.lifecycle.retention import Cutoffs, cutoffs
 
 from .claims import Claims, claims
 from .connections import Connections, Unavailable
+from .gateway import Gateway
 from .purges import Paused, Purges
 from .store import DataStoreRecord, Stores, Unreadable
 
@@ -51,6 +52,7 @@ class DataStores:
         self.connections = Connections(kube)
         self.claims = Claims(kube, stores)
         self.purges = Purges(kube, stores, self.connections, self.claims)
+        self.gateway = Gateway(stores)
         self.swept: set[str] = set()
         """Stores swept since this operator started (the first sweep runs soon after start)."""
 
@@ -128,6 +130,7 @@ class DataStores:
             )
             if survey.problems:
                 return found, time.time() + NOT_READY_RETRY
+            await self.gateway.check(conn, name, spec)
             due = decide.sweep_due(last, spec.sweep_interval, name in self.swept, now)
             check_again = now.timestamp() + READY_CHECK
             if due > now:

@@ -159,6 +159,9 @@ class Reconciler:
         if decision.status.phase == "Purged" and tenant.status.phase != "Purged":
             metrics.PURGES_COMPLETED.inc()
             self.datastores.forget(name)
+        if decision.status.phase != tenant.status.phase:  # the gateway blocks or unblocks the tenant at once
+            for store in self.stores.datastores:
+                self.datastores.recheck(store)
         wakes = [decision.wake_at.timestamp()] if decision.wake_at else []
         if any(isinstance(action, CloseAccess) for action in decision.actions):
             wakes.append(time.time() + self.access_sweep)  # things created or scaled up meanwhile are stopped
