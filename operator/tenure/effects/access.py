@@ -215,23 +215,7 @@ async def _revoke(kube: Kube, namespace: str, uid: str, key: bytes, operator_nam
     revoked = [binding for binding in listed if not access.kept(binding, operator_namespace)]
     if not revoked:
         return
-    quota = await _quota(kube, namespace)
-    if not _ours(quota):
-        raise Conflict(409, "Conflict", f"the quota {MANAGED} in {namespace} is not Tenure's; no binding removed")
-    assert quota is not None
-    annotations = quota["metadata"].get("annotations") or {}
-    earlier = access.recorded_bindings(key, namespace, uid, annotations.get(BINDINGS_ANNOTATION)) or ()
-    records = {record["name"]: record for record in earlier}
-    records.update({binding["metadata"]["name"]: access.binding_record(binding) for binding in revoked})
-    patch = {
-        "metadata": {
-            "resourceVersion": quota["metadata"]["resourceVersion"],
-            "annotations": {BINDINGS_ANNOTATION: access.bindings_annotation(key, namespace, uid, records.values())},
-        }
-    }
-    await checked(
-        kube.core.patch_namespaced_resource_quota(MANAGED, namespace, patch, _preload_content=False, **AS_MERGE_PATCH)
-    )
+    await _record(kube, namespace, uid, key, [access.binding_record(binding) for binding in revoked])
     for binding in revoked:
         meta = binding["metadata"]
         options = V1DeleteOptions(
@@ -245,6 +229,37 @@ async def _revoke(kube: Kube, namespace: str, uid: str, key: bytes, operator_nam
             deleted = False  # changed since listed: recorded again and removed on the next pass
         if deleted:
             report.add(f"RoleBinding {meta['name']} removed")
+
+
+RECORD_ATTEMPTS = 5
+"""The quota's status is written by the resourcequota controller too: a record that lost the race is written again."""
+
+
+async def _record(kube: Kube, namespace: str, uid: str, key: bytes, bindings: list[dict[str, Any]]) -> None:
+    """Add the bindings to the quota's sealed record (by name, the latest wins), before any is removed."""
+    for attempt in range(RECORD_ATTEMPTS):
+        quota = await _quota(kube, namespace)
+        if quota is None or not _ours(quota):
+            raise Conflict(409, "Conflict", f"the quota {MANAGED} in {namespace} is not Tenure's; no binding removed")
+        annotations = quota["metadata"].get("annotations") or {}
+        earlier = access.recorded_bindings(key, namespace, uid, annotations.get(BINDINGS_ANNOTATION)) or ()
+        records = {record["name"]: record for record in (*earlier, *bindings)}
+        patch = {
+            "metadata": {
+                "resourceVersion": quota["metadata"]["resourceVersion"],
+                "annotations": {BINDINGS_ANNOTATION: access.bindings_annotation(key, namespace, uid, records.values())},
+            }
+        }
+        try:
+            await checked(
+                kube.core.patch_namespaced_resource_quota(
+                    MANAGED, namespace, patch, _preload_content=False, **AS_MERGE_PATCH
+                )
+            )
+            return
+        except Conflict:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise
 
 
 async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:

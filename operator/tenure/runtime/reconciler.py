@@ -98,6 +98,8 @@ class Reconciler:
         self.access_sweep = access_sweep
         """Seconds between sweeps of an inaccessible tenant's namespaces."""
         self._phases: dict[str, str] = {}
+        self._access_failed: set[str] = set()
+        """Tenants whose last access step failed in this pass."""
 
     async def __call__(self, name: str) -> float | None:
         started = time.perf_counter()
@@ -166,7 +168,9 @@ class Reconciler:
         if any(isinstance(action, CloseAccess) for action in decision.actions):
             wakes.append(time.time() + self.access_sweep)  # things created or scaled up meanwhile are stopped
         if any(isinstance(action, OpenAccess) for action in decision.actions):
-            wakes.append(time.time() + REOPEN_CHECK)
+            # A failed restore is retried at the sweep's pace, not every second.
+            wakes.append(time.time() + (self.access_sweep if name in self._access_failed else REOPEN_CHECK))
+        self._access_failed.discard(name)
         return min(wakes, default=None)
 
     async def _claims(self, decision: Decision) -> dict[str, ClaimFact]:
@@ -259,7 +263,8 @@ class Reconciler:
                 actions = [a for a in actions if not isinstance(a, DELETIONS)]
         for action in actions:
             if isinstance(action, CloseAccess | OpenAccess):
-                await self._access(record, action)
+                if not await self._access(record, action):
+                    self._access_failed.add(record.name)
                 continue
             try:
                 await self._perform(record, action)
@@ -267,9 +272,9 @@ class Reconciler:
                 self._warn(record, "ActionFailed", f"{type(action).__name__} failed: {error}")
                 raise
 
-    async def _access(self, record: TenantRecord, action: CloseAccess | OpenAccess) -> None:
+    async def _access(self, record: TenantRecord, action: CloseAccess | OpenAccess) -> bool:
         """Close or restore one namespace; a failure is told and retried on the next sweep, never blocking the rest
-        (a purge's deletions above all)."""
+        (a purge's deletions above all). False when it failed."""
         closing = isinstance(action, CloseAccess)
         try:
             if closing:
@@ -281,13 +286,14 @@ class Reconciler:
         except ApiError as error:
             verb = "closing" if closing else "restoring"
             self._warn(record, "AccessFailed", f"{verb} access to namespace {action.namespace} failed: {error}")
-            return
+            return False
         metrics.API_WRITES.labels("access").inc(len(report.changed))
         if report.forged:
             self._warn(record, "AccessRecordUntrusted", report.message())
         elif report.changed:
             reason = "AccessClosed" if closing else "AccessRestored"
             self.events.post(TENANT.kind, record.name, record.uid, reason, report.message())
+        return True
 
     def _warn(self, record: TenantRecord, reason: str, message: str) -> None:
         self.events.post(TENANT.kind, record.name, record.uid, reason, message, warning=True)
