@@ -26,6 +26,15 @@ def run(
             help="Seconds between re-lists of policies, holds, DataStores, namespaces, volumes.",
         ),
     ] = 300.0,
+    access_sweep_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="TENURE_ACCESS_SWEEP_SECONDS",
+            min=1,
+            help="Seconds between sweeps of an inaccessible tenant's namespaces (workloads scaled up or created "
+            "meanwhile are stopped, new RoleBindings removed).",
+        ),
+    ] = 60.0,
     liveness_port: Annotated[int, typer.Option(envvar="TENURE_LIVENESS_PORT")] = 8080,
     metrics_port: Annotated[int, typer.Option(envvar="TENURE_METRICS_PORT")] = 9090,
     protected_namespaces: Annotated[
@@ -69,6 +78,7 @@ def run(
             namespace=namespace,
             workers=workers,
             relist_seconds=relist_seconds,
+            access_sweep_seconds=access_sweep_seconds,
             liveness_port=liveness_port,
             metrics_port=metrics_port,
             protected_namespaces=namespace_list(protected_namespaces),

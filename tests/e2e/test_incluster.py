@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from tests.conftest import Objects
-from tests.e2e.test_lifecycle import owned, phase_of
 from tests.support import deploy
 from tests.support.kube import KUBECTL, REPO, Kubectl, eventually
 from tests.support.node import NODE_NAME, Node
+from tests.support.tenants import owned, phase_of
 
 LEASE, RENEW, RETRY = 5.0, 3.0, 0.5
 LABELS = "app.kubernetes.io/name=tenure,app.kubernetes.io/component=operator"

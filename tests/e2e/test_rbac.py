@@ -68,6 +68,29 @@ TENURE_KINDS = ("tenants", "retentionpolicies", "legalholds", "datastores")
         (("list", "secrets", "-n", "tenure-system"), "no"),
         (("get", "secrets", "-n", "default"), "no"),
         (("create", "secrets", "-n", "default"), "no"),
+        # Inaccessible tenants: stop workloads, refuse pods, cut the network, remove and recreate RoleBindings.
+        *[
+            ((verb, kind, "-A"), "yes")
+            for kind in ("deployments", "statefulsets", "replicasets")
+            for verb in ("list", "patch")
+        ],
+        *[((verb, kind, "-A"), "yes") for kind in ("cronjobs", "jobs") for verb in ("list", "patch")],
+        *[
+            ((verb, kind, "-A"), "no")
+            for kind in ("deployments", "cronjobs", "jobs")
+            for verb in ("create", "delete", "get")
+        ],
+        *[((verb, "pods", "-A"), "yes") for verb in ("list", "delete")],
+        *[((verb, "pods", "-A"), "no") for verb in ("create", "patch", "get")],
+        *[((verb, "resourcequotas", "-A"), "yes") for verb in ("get", "create", "patch", "delete")],
+        *[((verb, "networkpolicies", "-A"), "yes") for verb in ("create", "delete")],
+        (("patch", "networkpolicies", "-A"), "no"),
+        *[((verb, "rolebindings", "-A"), "yes") for verb in ("list", "create", "delete")],
+        (("patch", "rolebindings", "-A"), "no"),
+        *[(("bind", kind, "-A"), "yes") for kind in ("roles", "clusterroles")],
+        (("escalate", "clusterroles"), "no"),
+        *[((verb, "clusterrolebindings"), "no") for verb in ("create", "delete")],
+        (("get", "configmaps", "-A"), "no"),
         (("list", "customresourcedefinitions"), "yes"),
         (("delete", "customresourcedefinitions"), "no"),
     ],

@@ -23,9 +23,9 @@ from tests.e2e.test_datastores import (
     rows,
     secret,
 )
-from tests.e2e.test_lifecycle import phase_of
 from tests.support.kube import Kubectl, condition, eventually
 from tests.support.litellm import create_account, spend_log
+from tests.support.tenants import phase_of
 
 pytestmark = pytest.mark.usefixtures("operator")
 __all__ = ["secret"]  # the fixture, shared with test_datastores

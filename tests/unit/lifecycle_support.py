@@ -12,11 +12,13 @@ from tenure.lifecycle import (
     PROTECTED_NAMESPACES,
     AddFinalizer,
     ClaimFact,
+    CloseAccess,
     CreateNamespace,
     Decision,
     DeleteNamespace,
     DeleteVolume,
     NamespaceFact,
+    OpenAccess,
     PurgeStore,
     ReclaimOnDelete,
     RemoveFinalizer,
@@ -66,6 +68,8 @@ class FakeCluster:
     store_purges: dict[str, StoreProgress] = field(default_factory=dict)
     rows: int = 3
     """The tenant's rows in DataStore db."""
+    closed: set[str] = field(default_factory=set)
+    """Namespaces carrying Tenure's quota tenure-inaccessible."""
     now: datetime = T0
     decisions: list[Decision] = field(default_factory=list)
 
@@ -82,6 +86,7 @@ class FakeCluster:
             protected=self.protected,
             datastores=self.datastores,
             store_purges=dict(self.store_purges),
+            closed=frozenset(self.closed),
         )
 
     def view(self) -> TenantView:
@@ -165,6 +170,10 @@ class FakeCluster:
             case PurgeStore(name=name):
                 deleted, self.rows = self.rows, 0
                 self.store_purges[name] = StoreProgress("Done", deleted, 0)
+            case CloseAccess(namespace=name):
+                self.closed.add(name)
+            case OpenAccess(namespace=name):
+                self.closed.discard(name)
             case AddFinalizer():
                 self.finalized = True
             case RemoveFinalizer():
@@ -177,6 +186,7 @@ class FakeCluster:
         for name, fact in list(self.namespaces.items()):
             if fact.terminating:
                 del self.namespaces[name]
+                self.closed.discard(name)
         self.claims = {key: claim for key, claim in self.claims.items() if claim.namespace in self.namespaces}
         for name, volume in list(self.volumes.items()):
             if volume.terminating:

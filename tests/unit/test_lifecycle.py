@@ -8,6 +8,7 @@ import pytest
 
 from tenure.api import Extensions, RetentionPolicySpec
 from tenure.lifecycle import (
+    CloseAccess,
     DeleteNamespace,
     DeleteVolume,
     NamespaceFact,
@@ -219,10 +220,11 @@ def test_a_hold_pauses_a_running_purge() -> None:
     assert recorded.reclaim_policy == "Retain" and recorded.claim_uid == cluster.volumes["pv-1"].claim_uid
     cluster.holds = ("late-case",)
     first = cluster.reconcile()
-    assert [type(a).__name__ for a in first.actions] == ["RestoreReclaim"]
+    # The namespace stays inaccessible while held; only what arms a deletion is undone.
+    assert [type(a).__name__ for a in first.actions] == ["CloseAccess", "RestoreReclaim"]
     assert cluster.volumes["pv-1"].reclaim_policy == "Retain"  # deleting the claim now keeps the disk
     decision = cluster.settle()
-    assert decision.actions == ()
+    assert decision.actions == (CloseAccess("acme-a", cluster.namespaces["acme-a"].uid),)
     assert cluster.status.phase == "Purging"
     assert "acme-a" in cluster.namespaces
     assert cond(cluster, "Purged")[1] == "PausedByLegalHold"

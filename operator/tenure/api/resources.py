@@ -36,8 +36,8 @@ def _age() -> dict[str, Any]:
     return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
-def _condition(type_: str) -> str:
-    return f'.status.conditions[?(@.type=="{type_}")].status'
+def _condition(type_: str, field: str = "status") -> str:
+    return f'.status.conditions[?(@.type=="{type_}")].{field}'
 
 
 TENANT = Resource(
@@ -56,8 +56,10 @@ TENANT = Resource(
             "format": "date-time",
             "jsonPath": ".status.nextDeadline",
         },
+        {"name": "Accessible", "type": "string", "jsonPath": _condition("Accessible")},
         {"name": "Hold", "type": "string", "jsonPath": _condition("LegalHold")},
         _age(),
+        {"name": "Access", "type": "string", "jsonPath": _condition("Accessible", "reason"), "priority": 1},
         {"name": "State", "type": "string", "jsonPath": ".spec.state", "priority": 1},
         {"name": "Closure", "type": "string", "jsonPath": ".status.closureReason", "priority": 1},
     ),

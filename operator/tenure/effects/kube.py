@@ -51,6 +51,10 @@ class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.networking = client.NetworkingV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
         self.custom = client.CustomObjectsApi(api)
 
     async def patch_custom(self, plural: str, name: str, body: dict[str, Any], *, status: bool) -> dict[str, Any]:

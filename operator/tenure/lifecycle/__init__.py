@@ -7,7 +7,7 @@ again. There is no I/O here and the clock is a parameter, so every rule is
 tested on a fake clock.
 """
 
-from . import trust
+from . import access, trust
 from .decide import decide
 from .model import (
     DELETIONS,
@@ -16,12 +16,14 @@ from .model import (
     Action,
     AddFinalizer,
     ClaimFact,
+    CloseAccess,
     CreateNamespace,
     Decision,
     DeleteNamespace,
     DeleteVolume,
     Event,
     NamespaceFact,
+    OpenAccess,
     PurgeStore,
     ReclaimOnDelete,
     RemoveFinalizer,
@@ -39,12 +41,14 @@ __all__ = [
     "Action",
     "AddFinalizer",
     "ClaimFact",
+    "CloseAccess",
     "CreateNamespace",
     "Decision",
     "DeleteNamespace",
     "DeleteVolume",
     "Event",
     "NamespaceFact",
+    "OpenAccess",
     "PurgeStore",
     "ReclaimOnDelete",
     "RemoveFinalizer",
@@ -53,6 +57,7 @@ __all__ = [
     "TenantView",
     "VolumeFact",
     "World",
+    "access",
     "decide",
     "trust",
 ]

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from tenure.api import Condition, RetentionPolicySpec, TenantStatus
 from tenure.api.meta import ConditionStatus
 
-from . import purge
+from . import access, purge
 from .conditions import condition, find, listing
-from .model import Action, AddFinalizer, Decision, Event, RemoveFinalizer, TenantView, World
+from .model import Action, AddFinalizer, CloseAccess, Decision, Event, OpenAccess, RemoveFinalizer, TenantView, World
 from .ownership import describe, ownership
 from .timeline import Draft, expire, extend_grace, extend_retention, reopen, stamp, suspend
 from .trust import agrees
@@ -109,13 +109,23 @@ def decide(
     owns = ownership(tenant, world, create=draft.phase == "Active" and not tenant.deleting)
     if draft.phase == "Active":
         actions.extend(owns.actions)
+    access_actions = access.plan(draft.phase, (world.namespaces[name] for name in owns.owned), world.closed)
+    actions[:0] = access_actions
     if not tenant.finalized and not tenant.deleting and draft.phase != "Purged":
         actions.insert(0, AddFinalizer())
     if tenant.finalized and draft.phase == "Purged":
         actions.append(RemoveFinalizer())
 
     conditions = _conditions(
-        tenant, policy, draft, world, owns_condition=describe(owns), progress=progress, now=now, trusted=trusted
+        tenant,
+        policy,
+        draft,
+        world,
+        owns_condition=describe(owns),
+        progress=progress,
+        now=now,
+        trusted=trusted,
+        access_actions=access_actions,
     )
     events = draft.events + _condition_events(old.conditions, conditions)
     status = TenantStatus(
@@ -221,6 +231,7 @@ def _conditions(
     progress: purge.Progress | None,
     now: datetime,
     trusted: bool,
+    access_actions: tuple[CloseAccess | OpenAccess, ...],
 ) -> tuple[Condition, ...]:
     previous = tenant.status.conditions
 
@@ -243,7 +254,7 @@ def _conditions(
         result.append(make("NamespacesOwned", *owns_condition))
     elif (kept := find(previous, "NamespacesOwned")) is not None:
         result.append(kept)
-    result.append(_accessible(tenant, draft, make))
+    result.append(_accessible(tenant, draft, make, access_actions))
     if world.holds:
         holds = listing(sorted(world.holds))
         overdue = draft.phase == "Expired" and draft.purge_after is not None and now >= draft.purge_after
@@ -297,21 +308,39 @@ def _trusted(tenant: TenantView, draft: Draft, trusted: bool, make: Make) -> Con
     return make("StatusTrusted", "True", "Sealed", "The status carries Tenure's seal.")
 
 
-def _accessible(tenant: TenantView, draft: Draft, make: Make) -> Condition:
+def _accessible(
+    tenant: TenantView, draft: Draft, make: Make, access_actions: tuple[CloseAccess | OpenAccess, ...]
+) -> Condition:
     if draft.phase == "Active":
+        if access_actions:
+            names = listing(action.namespace for action in access_actions)
+            return make(
+                "Accessible",
+                "False",
+                "Reopening",
+                f"Reopened: restoring workloads, access and network in {names}; the quota and the network policy "
+                "tenure-inaccessible are removed last.",
+            )
         return make("Accessible", "True", "Active", "The account is active.")
     if draft.phase == "Suspended":
         return make(
             "Accessible",
             "False",
             tenant.spec.suspension_reason or "Suspended",
-            f"Suspended since {_iso(draft.suspended_at)}: inaccessible, not even for export; can be reopened "
-            f"until {_iso(draft.grace_ends_at)} by setting spec.state to Active.",
+            f"Suspended since {_iso(draft.suspended_at)}: inaccessible, not even for export ({_CLOSED}); can be "
+            f"reopened until {_iso(draft.grace_ends_at)} by setting spec.state to Active.",
         )
     refusal = ""
     if tenant.spec.state != "Closed" and not tenant.deleting:
         refusal = f" spec.state {tenant.spec.state} is ignored: an expired account cannot be reopened."
-    return make("Accessible", "False", draft.phase, f"The account is closed ({draft.closure_reason}).{refusal}")
+    closed = f" Inaccessible: {_CLOSED}." if draft.phase != "Purged" else ""
+    return make("Accessible", "False", draft.phase, f"The account is closed ({draft.closure_reason}).{closed}{refusal}")
+
+
+_CLOSED = (
+    "in its owned namespaces workloads are stopped, new pods refused and network cut by the ResourceQuota and "
+    "NetworkPolicy tenure-inaccessible, and people's RoleBindings removed"
+)
 
 
 _ANNOUNCED = {

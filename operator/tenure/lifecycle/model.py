@@ -112,6 +112,9 @@ class World:
     """Names of the DataStores that exist; a purge covers every one of them."""
     store_purges: Mapping[str, StoreProgress] = field(default_factory=dict)
     """Progress of this tenant's purge in each DataStore."""
+    closed: frozenset[str] = frozenset()
+    """Owned namespaces where Tenure's quota tenure-inaccessible exists (access not yet restored), as the API server
+    said; looked up only for a tenant that may have been inaccessible."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,22 @@ class PurgeStore:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseAccess:
+    """Make one owned namespace inaccessible (idempotent: done on every pass while the tenant is inaccessible)."""
+
+    namespace: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAccess:
+    """Restore one owned namespace that Tenure made inaccessible (its quota tenure-inaccessible is still there)."""
+
+    namespace: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
 class AddFinalizer:
     pass
 
@@ -189,6 +208,8 @@ Action = (
     | DeleteNamespace
     | DeleteVolume
     | PurgeStore
+    | CloseAccess
+    | OpenAccess
     | AddFinalizer
     | RemoveFinalizer
 )

@@ -21,6 +21,9 @@ class Config:
     metrics_port: int = 9090
     leader_election: Timing | None = None
     """Campaign for the leader Lease (several replicas, one acting); None: a single replica, always acting."""
+    access_sweep_seconds: float = 60.0
+    """While a tenant is inaccessible, how often its namespaces are swept again (scaled-up or new workloads
+    stopped, new RoleBindings removed)."""
     protected_namespaces: frozenset[str] = frozenset()
     """More namespaces no tenant may own, besides ``default``, every ``kube-*`` one and the operator's own."""
 

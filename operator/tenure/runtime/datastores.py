@@ -29,6 +29,7 @@ from tenure.lifecycle.retention import Cutoffs, cutoffs
 
 from .claims import Claims, claims
 from .connections import Connections, Unavailable
+from .gateway import Gateway
 from .purges import Paused, Purges
 from .store import DataStoreRecord, Stores, Unreadable
 
@@ -52,6 +53,7 @@ class DataStores:
         self.connections = Connections(kube)
         self.claims = Claims(kube, stores)
         self.purges = Purges(kube, stores, self.connections, self.claims, namespace)
+        self.gateway = Gateway(stores)
 
     # What the reconciler and the handlers use
 
@@ -128,6 +130,7 @@ class DataStores:
             if survey.problems:
                 return found, time.time() + NOT_READY_RETRY
             due = decide.sweep_due(last, spec, now)
+            await self.gateway.check(conn, name, spec)
             check_again = now.timestamp() + READY_CHECK
             if due is None or due > now:  # None: the schedule is invalid (the SweepScheduled condition says why)
                 return replace(found, next_sweep=due), min(due.timestamp() if due else check_again, check_again)

@@ -50,7 +50,16 @@ class Runtime:
         self.stores = stores
         self.events = EventPoster(kube)
         self.datastores = DataStores(kube, stores, config.namespace)
-        reconciler = Reconciler(kube, stores, self.datastores, self.events, config.protected, stores.seal_key)
+        reconciler = Reconciler(
+            kube,
+            stores,
+            self.datastores,
+            self.events,
+            config.protected,
+            stores.seal_key,
+            operator_namespace=config.namespace,
+            access_sweep=config.access_sweep_seconds,
+        )
         gate = leadership.gate  # a standby keeps its stores current; its passes wait until it leads
         self.tenants = Scheduler("tenants", gate(reconciler), workers=config.workers)
         self.holds = Scheduler("legalholds", gate(HoldReconciler(kube, stores)), workers=4)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from tenure import metrics
 from tenure.api import DATA_STORE, TENANT, TenantStatus
-from tenure.effects import holds, namespaces, status, volumes
+from tenure.effects import access, holds, namespaces, status, volumes
 from tenure.effects.errors import ApiError, Conflict, Gone, Invalid
 from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube, unless_gone
@@ -39,10 +39,12 @@ from tenure.lifecycle import (
     Action,
     AddFinalizer,
     ClaimFact,
+    CloseAccess,
     CreateNamespace,
     Decision,
     DeleteNamespace,
     DeleteVolume,
+    OpenAccess,
     PurgeStore,
     ReclaimOnDelete,
     RemoveFinalizer,
@@ -50,6 +52,7 @@ from tenure.lifecycle import (
     decide,
     trust,
 )
+from tenure.lifecycle.conditions import is_true
 
 from .datastores import DataStores
 from .store import FINALIZER, Stores, TenantRecord, Unreadable, claim_fact
@@ -59,6 +62,8 @@ T = TypeVar("T")
 
 CONFIRM_RETRY = 2.0
 """Seconds before asking again when the cache said gone but the API server did not."""
+REOPEN_CHECK = 1.0
+"""Seconds after restoring access before confirming the quota is gone (the Accessible condition turns True)."""
 
 
 def utcnow() -> datetime:
@@ -79,6 +84,8 @@ class Reconciler:
         protected: frozenset[str],
         seal_key: bytes,
         clock: Callable[[], datetime] = utcnow,
+        operator_namespace: str = "tenure-system",
+        access_sweep: float = 60.0,
     ) -> None:
         self.kube = kube
         self.events = events
@@ -87,7 +94,12 @@ class Reconciler:
         self.protected = protected
         self.seal_key = seal_key
         self.clock = clock
+        self.operator_namespace = operator_namespace
+        self.access_sweep = access_sweep
+        """Seconds between sweeps of an inaccessible tenant's namespaces."""
         self._phases: dict[str, str] = {}
+        self._access_failed: set[str] = set()
+        """Tenants whose last access step failed in this pass."""
 
     async def __call__(self, name: str) -> float | None:
         started = time.perf_counter()
@@ -126,6 +138,11 @@ class Reconciler:
             # The scope recorded now is what gets deleted: its claims are read from the API server, not a cache.
             world = replace(world, claims=await self._claims(decision))
             decision = decide(tenant, policy, world, now, trusted)
+        if decision.status.phase == "Active" and (not trusted or not is_true(tenant.status.conditions, "Accessible")):
+            # It may have been inaccessible: whether Tenure's quota is still in its namespaces, asked of the API server.
+            owned = [n for n in tenant.spec.namespaces if (fact := world.namespaces.get(n)) and fact.owner == name]
+            world = replace(world, closed=await access.closed(self.kube, owned))
+            decision = decide(tenant, policy, world, now, trusted)
         decision = replace(decision, status=trust.sealed(self.seal_key, name, record.uid, decision.status))
         if (
             decision.status.phase == "Purged"
@@ -144,7 +161,17 @@ class Reconciler:
         if decision.status.phase == "Purged" and tenant.status.phase != "Purged":
             metrics.PURGES_COMPLETED.inc()
             self.datastores.forget(name)
-        return decision.wake_at.timestamp() if decision.wake_at else None
+        if decision.status.phase != tenant.status.phase:  # the gateway blocks or unblocks the tenant at once
+            for store in self.stores.datastores:
+                self.datastores.recheck(store)
+        wakes = [decision.wake_at.timestamp()] if decision.wake_at else []
+        if any(isinstance(action, CloseAccess) for action in decision.actions):
+            wakes.append(time.time() + self.access_sweep)  # things created or scaled up meanwhile are stopped
+        if any(isinstance(action, OpenAccess) for action in decision.actions):
+            # A failed restore is retried at the sweep's pace, not every second.
+            wakes.append(time.time() + (self.access_sweep if name in self._access_failed else REOPEN_CHECK))
+        self._access_failed.discard(name)
+        return min(wakes, default=None)
 
     async def _claims(self, decision: Decision) -> dict[str, ClaimFact]:
         """The claims in the namespaces a purge starting now records, as the API server has them."""
@@ -243,11 +270,38 @@ class Reconciler:
                 logger.warning("tenant %s: legal hold %s appeared; deleting nothing", record.name, ", ".join(fresh))
                 actions = [a for a in actions if not isinstance(a, DELETIONS)]
         for action in actions:
+            if isinstance(action, CloseAccess | OpenAccess):
+                if not await self._access(record, action):
+                    self._access_failed.add(record.name)
+                continue
             try:
                 await self._perform(record, action)
             except (ApiError, NotOwned) as error:  # a person must act on these: say so where they look
                 self._warn(record, "ActionFailed", f"{type(action).__name__} failed: {error}")
                 raise
+
+    async def _access(self, record: TenantRecord, action: CloseAccess | OpenAccess) -> bool:
+        """Close or restore one namespace; a failure is told and retried on the next sweep, never blocking the rest
+        (a purge's deletions above all). False when it failed."""
+        closing = isinstance(action, CloseAccess)
+        try:
+            if closing:
+                report = await access.close(
+                    self.kube, action.namespace, action.uid, self.seal_key, self.operator_namespace
+                )
+            else:
+                report = await access.reopen(self.kube, action.namespace, action.uid, self.seal_key)
+        except ApiError as error:
+            verb = "closing" if closing else "restoring"
+            self._warn(record, "AccessFailed", f"{verb} access to namespace {action.namespace} failed: {error}")
+            return False
+        metrics.API_WRITES.labels("access").inc(len(report.changed))
+        if report.forged:
+            self._warn(record, "AccessRecordUntrusted", report.message())
+        elif report.changed:
+            reason = "AccessClosed" if closing else "AccessRestored"
+            self.events.post(TENANT.kind, record.name, record.uid, reason, report.message())
+        return True
 
     def _warn(self, record: TenantRecord, reason: str, message: str) -> None:
         self.events.post(TENANT.kind, record.name, record.uid, reason, message, warning=True)
@@ -274,8 +328,8 @@ class Reconciler:
                     tenant, status.set_finalizers(self.kube, TENANT.plural, tenant, record.resource_version, remaining)
                 )
                 metrics.API_WRITES.labels("finalizer").inc()
-            case AddFinalizer():
-                pass  # done before the status write
+            case AddFinalizer() | CloseAccess() | OpenAccess():
+                pass  # the finalizer is added before the status write; access in _access
 
     @staticmethod
     def _wrote(kind: str, outcome: Outcome, deletion: bool = False) -> None:

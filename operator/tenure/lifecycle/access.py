@@ -1,0 +1,245 @@
+"""Inaccessibility: what a Suspended, Expired or Purging tenant's owned namespaces must look like, decided purely.
+
+While a tenant is inaccessible, each namespace it owns (never a protected
+one) carries a ResourceQuota ``tenure-inaccessible`` with ``pods: "0"`` and a
+deny-all NetworkPolicy of the same name; its workloads are stopped and the
+RoleBindings that give people access are removed. Reopening puts back what
+was asked for and removes the quota and the policy.
+
+Where the record lives, and why it survives a restart and a forgery:
+
+* The quota is the first thing created when access is closed and the last
+  thing deleted when it is restored: "this namespace is closed" is exactly
+  "Tenure's quota exists in it", a fact read from the API server, not from
+  operator memory or from the tenant's status.
+* The replicas (or CronJob/Job ``suspend`` flag) a person asked for are
+  recorded in an annotation on the stopped object itself, so a Deployment
+  scaled up while inaccessible records its new ask as it is scaled back.
+  The annotation carries an HMAC over the object's kind, namespace, name,
+  uid and the recorded value, keyed by Tenure's seal key. Anyone who can
+  edit the object can edit the annotation, but a changed value does not
+  verify, and an unverified record is never restored: a forgery can leave an
+  object stopped, never make Tenure scale it up beyond what was recorded from
+  the object's own spec (a value a person with write access had set).
+* Removed RoleBindings are recorded, whole, in an annotation of the quota,
+  sealed the same way over the namespace's uid. The built-in ``admin`` and
+  ``edit`` roles cannot write ResourceQuotas, and Tenure recreates only
+  bindings whose record verifies, so its ``bind`` permission cannot be used
+  to grant a role nobody had granted in that namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tenure.api.meta import API_GROUP
+
+from .model import CloseAccess, NamespaceFact, OpenAccess, TenantView
+
+INACCESSIBLE_PHASES = ("Suspended", "Expired", "Purging")
+MANAGED = "tenure-inaccessible"
+"""The name of Tenure's ResourceQuota and NetworkPolicy in a closed namespace."""
+MANAGED_BY = ("app.kubernetes.io/managed-by", "tenure")
+ASKED_ANNOTATION = f"{API_GROUP}/asked"
+"""On a stopped object: what a person asked for (``replicas=3`` or ``suspend=false``) and its seal."""
+BINDINGS_ANNOTATION = f"{API_GROUP}/rolebindings"
+"""On Tenure's quota: the removed RoleBindings and their seal."""
+KEEP_ACCESS_LABEL = f"{API_GROUP}/keep-access"
+SCALED = ("Deployment", "StatefulSet", "ReplicaSet")
+SUSPENDED = ("CronJob", "Job")
+
+Field = Literal["replicas", "suspend"]
+
+
+def inaccessible(phase: str | None) -> bool:
+    """Whether a tenant in this phase must have no access to its namespaces (a legal hold changes nothing)."""
+    return phase in INACCESSIBLE_PHASES
+
+
+def plan(
+    phase: str | None, owned: Iterable[NamespaceFact], closed: frozenset[str]
+) -> tuple[CloseAccess | OpenAccess, ...]:
+    """The access actions for a tenant in ``phase``; ``owned`` are the namespaces it provably owns (never protected
+    ones), ``closed`` those where Tenure's quota exists (known only for a tenant that may have been closed)."""
+    if inaccessible(phase):
+        return tuple(CloseAccess(fact.name, fact.uid) for fact in owned if not fact.terminating)
+    if phase == "Active":
+        return tuple(OpenAccess(fact.name, fact.uid) for fact in owned if fact.name in closed)
+    return ()
+
+
+# Records of what was asked for, sealed
+
+
+def _mac(key: bytes, *parts: str) -> str:
+    message = json.dumps(parts, separators=(",", ":")).encode()
+    return hmac.new(hashlib.sha256(b"tenure-access:" + key).digest(), message, hashlib.sha256).hexdigest()[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A Deployment, StatefulSet, ReplicaSet, CronJob or Job as far as stopping it goes."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    value: int | bool
+    """spec.replicas, or spec.suspend."""
+    asked: str | None = None
+    """The raw ASKED_ANNOTATION, if any."""
+    controlled: bool = False
+    """Owned by another controller (a Deployment's ReplicaSet): that controller is stopped instead."""
+    finished: bool = False
+    """A Job that completed or failed: nothing runs to stop."""
+
+    @property
+    def field(self) -> Field:
+        return "replicas" if self.kind in SCALED else "suspend"
+
+    @property
+    def stopped_value(self) -> int | bool:
+        return 0 if self.field == "replicas" else True
+
+
+def _text(value: int | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def asked_record(key: bytes, workload: Workload, value: int | bool) -> str:
+    """The annotation recording that a person asked for ``value``."""
+    text = f"{workload.field}={_text(value)}"
+    return f"{text}:{_mac(key, workload.kind, workload.namespace, workload.name, workload.uid, text)}"
+
+
+def recorded(key: bytes, workload: Workload) -> int | bool | None:
+    """The value the annotation records, if it verifies for this very object; None otherwise."""
+    if workload.asked is None:
+        return None
+    text, _, mac = workload.asked.rpartition(":")
+    expected = _mac(key, workload.kind, workload.namespace, workload.name, workload.uid, text)
+    field, _, raw = text.partition("=")
+    if not hmac.compare_digest(mac, expected) or field != workload.field:
+        return None
+    if field == "suspend":
+        return raw == "true"
+    return int(raw)
+
+
+Patch = dict[str, Any]
+
+
+def stop(key: bytes, workload: Workload) -> Patch | None:
+    """The merge patch that stops a running workload and records what was asked; None when nothing runs."""
+    if workload.controlled or workload.finished or workload.value == workload.stopped_value:
+        return None
+    return {
+        "metadata": {"annotations": {ASKED_ANNOTATION: asked_record(key, workload, workload.value)}},
+        "spec": {workload.field: workload.stopped_value},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    patch: Patch
+    forged: bool = False
+    """The record did not verify: the annotation is removed and the object left stopped."""
+
+
+def restore(key: bytes, workload: Workload) -> Restore | None:
+    """The merge patch that puts back what was asked for and removes the record; None when nothing was recorded.
+
+    Only a stopped object gets its recorded value back: one a person changed since (after reopening) keeps theirs.
+    A controlled object is never stopped by Tenure: a record on it is its controller's copy (a Deployment copies its
+    annotations to its ReplicaSets), which goes when the controller's own record does.
+    """
+    if workload.asked is None or workload.controlled:
+        return None
+    drop: Patch = {"metadata": {"annotations": {ASKED_ANNOTATION: None}}}
+    value = recorded(key, workload)
+    if value is None:
+        return Restore(drop, forged=True)
+    if workload.value != workload.stopped_value:
+        return Restore(drop)
+    return Restore({**drop, "spec": {workload.field: value}})
+
+
+# RoleBindings
+
+
+def system_subject(subject: Mapping[str, Any], operator_namespace: str) -> bool:
+    """A subject of the cluster itself, not of the tenant: a ServiceAccount of a ``kube-*`` namespace or of Tenure's,
+    or a ``system:`` user or group other than a ServiceAccount identity (``system:serviceaccount(s):<namespace>``)
+    of some other namespace."""
+    name = str(subject.get("name", ""))
+    if subject.get("kind") == "ServiceAccount":
+        namespace = str(subject.get("namespace", ""))
+        return namespace.startswith("kube-") or namespace == operator_namespace
+    if not name.startswith("system:"):
+        return False
+    for prefix in ("system:serviceaccount:", "system:serviceaccounts:"):
+        if name.startswith(prefix):
+            namespace = name.removeprefix(prefix).split(":", 1)[0]
+            return namespace.startswith("kube-") or namespace == operator_namespace
+    return name != "system:serviceaccounts" and name != "system:authenticated"
+
+
+def kept(binding: Mapping[str, Any], operator_namespace: str) -> bool:
+    """Whether a RoleBinding stays while the tenant is inaccessible."""
+    labels = (binding.get("metadata") or {}).get("labels") or {}
+    if labels.get(KEEP_ACCESS_LABEL) == "true" or labels.get(MANAGED_BY[0]) == MANAGED_BY[1]:
+        return True
+    subjects = binding.get("subjects") or []
+    return bool(subjects) and all(system_subject(subject, operator_namespace) for subject in subjects)
+
+
+def binding_record(binding: Mapping[str, Any]) -> dict[str, Any]:
+    """What recreates the binding exactly: name, labels, annotations, role and subjects."""
+    meta = binding.get("metadata") or {}
+    return {
+        "name": meta["name"],
+        "labels": dict(meta.get("labels") or {}),
+        "annotations": dict(meta.get("annotations") or {}),
+        "roleRef": dict(binding["roleRef"]),
+        "subjects": [dict(subject) for subject in binding.get("subjects") or []],
+    }
+
+
+def bindings_annotation(key: bytes, namespace: str, uid: str, bindings: Iterable[Mapping[str, Any]]) -> str:
+    records = sorted(bindings, key=lambda record: str(record["name"]))
+    body = json.dumps(records, sort_keys=True, separators=(",", ":"))
+    return json.dumps({"bindings": records, "seal": _mac(key, namespace, uid, body)}, sort_keys=True)
+
+
+def recorded_bindings(key: bytes, namespace: str, uid: str, raw: str | None) -> tuple[dict[str, Any], ...] | None:
+    """The RoleBindings the quota's annotation records, if it verifies for this very namespace; None otherwise."""
+    if raw is None:
+        return ()
+    try:
+        parsed = json.loads(raw)
+        records = parsed["bindings"]
+        body = json.dumps(records, sort_keys=True, separators=(",", ":"))
+        if not hmac.compare_digest(str(parsed["seal"]), _mac(key, namespace, uid, body)):
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return tuple(records)
+
+
+# The gateway (LiteLLM)
+
+
+def gateway_blocked(tenant: TenantView, trusted: bool) -> bool | None:
+    """Whether the tenant's LiteLLM teams, keys and projects must be blocked (True) or unblocked where Tenure blocked
+    them (False); None once Purged (its rows are gone). An untrusted status counts as what spec asks, as its rebuild
+    does: only spec.state Active unblocks."""
+    if not trusted:
+        return not (tenant.spec.state == "Active" and not tenant.deleting)
+    if tenant.status.phase == "Purged":
+        return None
+    return inaccessible(tenant.status.phase)

@@ -1,0 +1,231 @@
+"""Inaccessibility decided purely: which namespaces, what stops, what is recorded and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tenure.lifecycle import CloseAccess, NamespaceFact, OpenAccess, access
+from tenure.lifecycle.access import (
+    ASKED_ANNOTATION,
+    Workload,
+    asked_record,
+    bindings_annotation,
+    kept,
+    recorded,
+    recorded_bindings,
+    restore,
+    stop,
+)
+from tenure.lifecycle.conditions import find
+
+from .lifecycle_support import T0, FakeCluster
+
+KEY = b"k" * 32
+PHASES = (None, "Active", "Suspended", "Expired", "Purging", "Purged")
+
+
+def fact(name: str, owner: str | None = "acme", protected: bool = False) -> NamespaceFact:
+    return NamespaceFact(name, f"uid-{name}", "1", owner=owner, protected=protected)
+
+
+@given(
+    phase=st.sampled_from(PHASES),
+    state=st.sampled_from(["Active", "Suspended", "Closed"]),
+    held=st.booleans(),
+    namespaces=st.dictionaries(
+        st.sampled_from(["a", "b", "c", "kube-x", "default"]),
+        st.tuples(st.sampled_from(["acme", "other", None]), st.booleans()),
+        max_size=5,
+    ),
+    closed=st.frozensets(st.sampled_from(["a", "b", "c", "kube-x", "default"])),
+)
+def test_access_actions_touch_only_owned_namespaces_and_follow_the_phase(
+    phase: str | None,
+    state: str,
+    held: bool,
+    namespaces: dict[str, tuple[str | None, bool]],
+    closed: frozenset[str],
+) -> None:
+    cluster = FakeCluster()
+    cluster.edit(
+        state=state, suspension_reason="NonPayment" if state == "Suspended" else None, namespaces=tuple(namespaces)
+    )
+    cluster.namespaces = {name: fact(name, owner, protected) for name, (owner, protected) in namespaces.items()}
+    cluster.holds = ("case",) if held else ()
+    cluster.closed = set(closed)
+    decision = cluster.reconcile()
+    phase = decision.status.phase
+    actions = [a for a in decision.actions if isinstance(a, CloseAccess | OpenAccess)]
+    owned = {
+        name
+        for name, (owner, protected) in namespaces.items()
+        if owner == "acme" and not protected and not name.startswith("kube-") and name != "default"
+    }
+    if phase in ("Suspended", "Expired", "Purging"):  # a legal hold changes nothing about access
+        assert actions == [CloseAccess(name, f"uid-{name}") for name in sorted(owned, key=list(namespaces).index)]
+    elif phase == "Active":
+        assert {a.namespace for a in actions} == owned & closed
+        assert all(isinstance(a, OpenAccess) for a in actions)
+    else:
+        assert actions == []
+    accessible = find(decision.status.conditions, "Accessible")
+    assert accessible is not None
+    assert (accessible.status == "True") == (phase == "Active" and not owned & closed)
+
+
+def test_suspend_closes_and_reopen_opens_until_the_quota_is_gone() -> None:
+    cluster = FakeCluster()
+    cluster.settle()
+    uid = cluster.namespaces["acme-a"].uid
+    cluster.edit(state="Suspended", suspension_reason="NonPayment")
+    decision = cluster.reconcile()
+    assert decision.status.phase == "Suspended"
+    assert decision.actions[0] == CloseAccess("acme-a", uid)
+    assert cluster.closed == {"acme-a"}
+    accessible = find(decision.status.conditions, "Accessible")
+    assert accessible is not None and (accessible.status, accessible.reason) == ("False", "NonPayment")
+    assert "tenure-inaccessible" in accessible.message
+
+    cluster.now = T0 + timedelta(days=1)
+    cluster.edit(state="Active", suspension_reason=None)
+    decision = cluster.decide()  # before the effect ran: reopening, not yet accessible
+    assert decision.actions == (OpenAccess("acme-a", uid),)
+    accessible = find(decision.status.conditions, "Accessible")
+    assert accessible is not None and (accessible.status, accessible.reason) == ("False", "Reopening")
+    cluster.reconcile()
+    decision = cluster.reconcile()  # the quota is gone: accessible again, nothing more to do
+    assert decision.actions == ()
+    accessible = find(decision.status.conditions, "Accessible")
+    assert accessible is not None and (accessible.status, accessible.reason) == ("True", "Active")
+
+
+def test_grace_elapsed_stays_inaccessible() -> None:
+    cluster = FakeCluster()
+    cluster.settle()
+    cluster.edit(state="Suspended", suspension_reason="NonPayment")
+    cluster.reconcile()
+    cluster.now = T0 + timedelta(days=15)
+    decision = cluster.reconcile()
+    assert decision.status.phase == "Expired"
+    assert decision.actions == (CloseAccess("acme-a", cluster.namespaces["acme-a"].uid),)
+    accessible = find(decision.status.conditions, "Accessible")
+    assert accessible is not None and accessible.status == "False" and "tenure-inaccessible" in accessible.message
+
+
+def deployment(replicas: int, **changes: object) -> Workload:
+    return replace(Workload("Deployment", "ns", "web", "uid-1", replicas), **changes)  # type: ignore[arg-type]
+
+
+@given(replicas=st.integers(min_value=1, max_value=10_000))
+def test_stopping_records_the_asked_replicas_and_restoring_gives_them_back(replicas: int) -> None:
+    running = deployment(replicas)
+    patch = stop(KEY, running)
+    assert patch is not None and patch["spec"] == {"replicas": 0}
+    stopped = deployment(0, asked=patch["metadata"]["annotations"][ASKED_ANNOTATION])
+    assert stop(KEY, stopped) is None  # idempotent
+    assert recorded(KEY, stopped) == replicas
+    back = restore(KEY, stopped)
+    assert back is not None and not back.forged
+    assert back.patch == {"metadata": {"annotations": {ASKED_ANNOTATION: None}}, "spec": {"replicas": replicas}}
+
+
+@given(asked=st.integers(min_value=0, max_value=100), forged=st.integers(min_value=0, max_value=1_000_000))
+def test_a_forged_record_never_scales_anything_up(asked: int, forged: int) -> None:
+    record = stop(KEY, deployment(asked + 1))
+    assert record is not None
+    genuine = record["metadata"]["annotations"][ASKED_ANNOTATION]
+    mac = genuine.rpartition(":")[2]
+    for annotation in (
+        f"replicas={forged}:{mac}",  # another value under the genuine seal
+        genuine.replace(mac, "0" * len(mac)),  # a made-up seal
+        f"replicas={forged}",  # no seal
+    ):
+        if annotation == genuine:
+            continue
+        result = restore(KEY, deployment(0, asked=annotation))
+        assert result is not None and result.forged and "spec" not in result.patch
+    # The genuine record copied onto another object (another uid) does not verify there either.
+    copied = restore(KEY, deployment(0, asked=genuine, uid="uid-2"))
+    assert copied is not None and copied.forged and "spec" not in copied.patch
+    # Nor under another key (a new seal key).
+    assert recorded(b"x" * 32, deployment(0, asked=genuine)) is None
+
+
+def test_scaled_up_while_inaccessible_is_recorded_anew_and_a_later_change_wins() -> None:
+    first = stop(KEY, deployment(3))
+    assert first is not None
+    scaled_up = deployment(5, asked=first["metadata"]["annotations"][ASKED_ANNOTATION])
+    again = stop(KEY, scaled_up)
+    assert again is not None and again["spec"] == {"replicas": 0}
+    assert recorded(KEY, deployment(0, asked=again["metadata"]["annotations"][ASKED_ANNOTATION])) == 5
+    # Changed by a person after reopening (before the restore reached it): theirs stays, the record goes.
+    changed = restore(KEY, deployment(2, asked=again["metadata"]["annotations"][ASKED_ANNOTATION]))
+    assert changed is not None and changed.patch == {"metadata": {"annotations": {ASKED_ANNOTATION: None}}}
+
+
+def test_cronjob_suspended_before_stays_suspended_and_controlled_or_finished_are_left() -> None:
+    suspended_before = Workload("CronJob", "ns", "nightly", "uid-c", True)
+    assert stop(KEY, suspended_before) is None
+    assert restore(KEY, suspended_before) is None
+    running = Workload("CronJob", "ns", "hourly", "uid-h", False)
+    patch = stop(KEY, running)
+    assert patch is not None and patch["spec"] == {"suspend": True}
+    back = restore(KEY, replace(running, value=True, asked=patch["metadata"]["annotations"][ASKED_ANNOTATION]))
+    assert back is not None and back.patch["spec"] == {"suspend": False}
+    assert stop(KEY, Workload("ReplicaSet", "ns", "web-1", "uid-r", 3, controlled=True)) is None
+    # A Deployment's record copied by its controller onto its ReplicaSet is neither restored nor called forged.
+    copied = Workload(
+        "ReplicaSet", "ns", "web-1", "uid-r", 0, asked=asked_record(KEY, deployment(3), 3), controlled=True
+    )
+    assert restore(KEY, copied) is None
+    assert stop(KEY, Workload("Job", "ns", "once", "uid-j", False, finished=True)) is None
+    # A replicas record does not restore a suspend flag.
+    replicas = stop(KEY, deployment(1))
+    assert replicas is not None
+    assert recorded(KEY, Workload("Deployment", "ns", "web", "uid-1", 0, asked="suspend=false:" + "0" * 40)) is None
+
+
+def binding(name: str, *subjects: dict[str, str], labels: dict[str, str] | None = None) -> dict[str, object]:
+    return {
+        "metadata": {"name": name, "labels": labels or {}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": list(subjects),
+    }
+
+
+def test_which_bindings_stay() -> None:
+    user = {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}
+    tenant_sa = {"kind": "ServiceAccount", "name": "ci", "namespace": "acme-a"}
+    system_sa = {"kind": "ServiceAccount", "name": "ctrl", "namespace": "kube-system"}
+    tenure_sa = {"kind": "ServiceAccount", "name": "tenure", "namespace": "tenure-system"}
+    nodes = {"kind": "Group", "name": "system:nodes", "apiGroup": "rbac.authorization.k8s.io"}
+    all_sas = {"kind": "Group", "name": "system:serviceaccounts:acme-a", "apiGroup": "rbac.authorization.k8s.io"}
+    authenticated = {"kind": "Group", "name": "system:authenticated", "apiGroup": "rbac.authorization.k8s.io"}
+    assert not kept(binding("people", user), "tenure-system")
+    assert not kept(binding("ci", tenant_sa), "tenure-system")
+    assert not kept(binding("mixed", system_sa, user), "tenure-system")
+    assert not kept(binding("sas", all_sas), "tenure-system")
+    assert not kept(binding("everyone", authenticated), "tenure-system")
+    assert not kept(binding("empty"), "tenure-system")
+    assert kept(binding("system", system_sa, nodes), "tenure-system")
+    assert kept(binding("tenure", tenure_sa), "tenure-system")
+    assert kept(binding("ops", user, labels={access.KEEP_ACCESS_LABEL: "true"}), "tenure-system")
+    assert not kept(binding("ops", user, labels={access.KEEP_ACCESS_LABEL: "false"}), "tenure-system")
+
+
+def test_binding_record_verifies_only_for_its_namespace_and_content() -> None:
+    records = [access.binding_record(binding("people", {"kind": "User", "name": "alice"}))]
+    raw = bindings_annotation(KEY, "acme-a", "uid-a", records)
+    assert recorded_bindings(KEY, "acme-a", "uid-a", raw) == tuple(records)
+    assert recorded_bindings(KEY, "acme-a", "uid-a", None) == ()
+    assert recorded_bindings(KEY, "acme-a", "uid-other", raw) is None  # a recreated namespace
+    assert recorded_bindings(KEY, "acme-b", "uid-a", raw) is None
+    escalated = raw.replace('"name":"edit"', '"name":"cluster-admin"').replace(
+        '"name": "edit"', '"name": "cluster-admin"'
+    )
+    assert escalated != raw and recorded_bindings(KEY, "acme-a", "uid-a", escalated) is None
+    assert recorded_bindings(KEY, "acme-a", "uid-a", "not json") is None
