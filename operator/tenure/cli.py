@@ -37,6 +37,13 @@ def run(
         ),
     ] = "",
     log_format: Annotated[str, typer.Option(envvar="TENURE_LOG_FORMAT", help="json or plain.")] = "json",
+    per_tenant_metrics: Annotated[
+        bool,
+        typer.Option(
+            envvar="TENURE_PER_TENANT_METRICS",
+            help="Export each tenant's pending deadline (one series per Suspended, Expired or Purging tenant).",
+        ),
+    ] = True,
     leader_election: Annotated[
         bool,
         typer.Option(
@@ -52,6 +59,7 @@ def run(
     from tenure.runtime.config import Config, namespace_list
     from tenure.runtime.handlers import run as run_operator
     from tenure.runtime.leader import Timing
+    from tenure.runtime.logfields import Fields
 
     try:
         election = Timing(lease_duration, renew_deadline, retry_period) if leader_election else None
@@ -59,6 +67,8 @@ def run(
         raise typer.BadParameter(str(error)) from None
 
     kopf.configure(log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN, verbose=verbose)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(Fields())  # tenant, datastore, legalhold as fields of JSON records
     logging.getLogger("tenure").setLevel(logging.DEBUG if verbose else logging.INFO)
     # kopf logs every handler call; with thousands of tenants that drowns what matters.
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -73,6 +83,7 @@ def run(
             metrics_port=metrics_port,
             protected_namespaces=namespace_list(protected_namespaces),
             leader_election=election,
+            per_tenant_metrics=per_tenant_metrics,
         )
     )
 

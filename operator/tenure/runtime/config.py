@@ -21,6 +21,8 @@ class Config:
     metrics_port: int = 9090
     leader_election: Timing | None = None
     """Campaign for the leader Lease (several replicas, one acting); None: a single replica, always acting."""
+    per_tenant_metrics: bool = True
+    """Export tenure_tenant_deadline_timestamp_seconds{tenant,deadline}: one series per tenant with a deadline."""
     protected_namespaces: frozenset[str] = frozenset()
     """More namespaces no tenant may own, besides ``default``, every ``kube-*`` one and the operator's own."""
 

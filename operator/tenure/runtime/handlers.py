@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import kopf
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, start_http_server
 
 from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, TENANT
 from tenure.effects import seal
@@ -33,6 +33,7 @@ from .datastores import DataStores
 from .holds import HoldReconciler
 from .informer import Informer
 from .leader import Leadership, elect
+from .metrics_view import MetricsView
 from .reconciler import Reconciler
 from .scheduler import Scheduler
 from .store import Changes, Stores
@@ -70,6 +71,8 @@ class Runtime:
             self.holds.touch(hold)
         for datastore in stores.datastores:
             self.stores_scheduler.touch(datastore)
+        self.view = MetricsView(stores, self.datastores.purges_of, per_tenant=config.per_tenant_metrics)
+        REGISTRY.register(self.view)
 
     def changed(self, plural: str, changes: Changes) -> None:
         """An informer stored or dropped objects: wake the tenants they concern, and the objects' own scheduler."""
@@ -81,6 +84,7 @@ class Runtime:
                 own.touch(name)  # a pass on a dropped object forgets it
 
     async def stop(self) -> None:
+        REGISTRY.unregister(self.view)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

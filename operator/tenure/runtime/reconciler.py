@@ -96,8 +96,9 @@ class Reconciler:
         except Stale:
             metrics.RECONCILES.labels("stale").inc()
             return None
-        except Exception:
+        except Exception as error:
             metrics.RECONCILES.labels("error").inc()
+            metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()
             raise
         finally:
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
@@ -115,6 +116,7 @@ class Reconciler:
             tenant = record.view()
         except Unreadable as error:
             logger.error("tenant %s is unreadable and left untouched: %s", name, error)
+            metrics.RECONCILE_ERRORS.labels("Unreadable").inc()
             self._warn(record, "Unreadable", f"Tenure cannot read this tenant and leaves it untouched: {error}")
             return None
         policy = self.stores.policy(tenant.spec.retention_policy)
