@@ -182,8 +182,10 @@ def free_port() -> int:
 class Operator:
     """`tenure run` as a child process, the way a user runs it."""
 
-    def __init__(self, kubeconfig: Path, name: str) -> None:
+    def __init__(self, kubeconfig: Path, name: str, env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
+        self.env = env or {}
+        """More settings, e.g. TENURE_DRY_RUN."""
         self.log = LOGS / f"operator-{name}.log"
         self.log.unlink(missing_ok=True)  # one log per Operator; its restarts append
         self.process: subprocess.Popen[bytes] | None = None
@@ -197,6 +199,7 @@ class Operator:
             "KUBECONFIG": str(self.kubeconfig),
             "TENURE_METRICS_PORT": str(self.metrics_port),
             "TENURE_LIVENESS_PORT": str(self.liveness_port),
+            **self.env,
         }
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -37,6 +37,14 @@ def run(
         ),
     ] = "",
     log_format: Annotated[str, typer.Option(envvar="TENURE_LOG_FORMAT", help="json or plain.")] = "json",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            envvar="TENURE_DRY_RUN",
+            help="Run the lifecycle and report it in status and Events, but delete, scale, block and redact nothing.",
+        ),
+    ] = False,
     per_tenant_metrics: Annotated[
         bool,
         typer.Option(
@@ -84,6 +92,7 @@ def run(
             protected_namespaces=namespace_list(protected_namespaces),
             leader_election=election,
             per_tenant_metrics=per_tenant_metrics,
+            dry_run=dry_run,
         )
     )
 

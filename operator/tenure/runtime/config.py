@@ -21,6 +21,8 @@ class Config:
     metrics_port: int = 9090
     leader_election: Timing | None = None
     """Campaign for the leader Lease (several replicas, one acting); None: a single replica, always acting."""
+    dry_run: bool = False
+    """Decide and report everything, delete, scale, block and redact nothing (see tenure.effects.gate)."""
     per_tenant_metrics: bool = True
     """Export tenure_tenant_deadline_timestamp_seconds{tenant,deadline}: one series per tenant with a deadline."""
     protected_namespaces: frozenset[str] = frozenset()

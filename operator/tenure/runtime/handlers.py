@@ -26,6 +26,7 @@ from prometheus_client import REGISTRY, start_http_server
 from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, TENANT
 from tenure.effects import seal
 from tenure.effects.events import EventPoster
+from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube, connect, status_of
 
 from .config import Config
@@ -51,7 +52,11 @@ class Runtime:
         self.stores = stores
         self.events = EventPoster(kube)
         self.datastores = DataStores(kube, stores)
-        reconciler = Reconciler(kube, stores, self.datastores, self.events, config.protected, stores.seal_key)
+        effects = Gate(config.dry_run, lambda: {n for n, r in stores.datastores.items() if r.spec and r.spec.dry_run})
+        self.datastores.gate = effects
+        reconciler = Reconciler(
+            kube, stores, self.datastores, self.events, config.protected, stores.seal_key, gate=effects
+        )
         gate = leadership.gate  # a standby keeps its stores current; its passes wait until it leads
         self.tenants = Scheduler("tenants", gate(reconciler), workers=config.workers)
         self.holds = Scheduler("legalholds", gate(HoldReconciler(kube, stores)), workers=4)
@@ -118,13 +123,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.runtime = Runtime(kube, stores, informers, config, memo.leadership)
     start_http_server(config.metrics_port)
     logger.info(
-        "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes, %d claims known; %d workers",
+        "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes, %d claims known; %d workers%s",
         len(stores.policies),
         len(stores.holds),
         len(stores.namespaces),
         len(stores.volumes),
         len(stores.claims),
         config.workers,
+        "; DRY RUN: nothing is deleted, scaled, blocked or redacted" if config.dry_run else "",
     )
 
 

@@ -224,7 +224,7 @@ class MetricsView(Collector):
                 unready.add(name)
             families["ready"].add_metric([name], 1.0 if is_ready else 0.0)
             sweep = status.last_sweep
-            if sweep is not None and sweep.error is None and sweep.finished_at is not None:
+            if sweep is not None and sweep.error is None and not sweep.dry_run and sweep.finished_at is not None:
                 self._swept[name] = max(self._swept.get(name, 0.0), sweep.finished_at.timestamp())
             families["swept"].add_metric([name], self._swept.get(name, 0.0))
             if record.spec is not None:

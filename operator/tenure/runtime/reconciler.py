@@ -31,6 +31,7 @@ from tenure.api import TENANT, TenantStatus
 from tenure.effects import holds, namespaces, status, volumes
 from tenure.effects.errors import ApiError, Conflict, Gone, Invalid
 from tenure.effects.events import EventPoster
+from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube
 from tenure.effects.namespaces import NotOwned
 from tenure.effects.outcome import Outcome
@@ -47,7 +48,9 @@ from tenure.lifecycle import (
     ReclaimOnDelete,
     RemoveFinalizer,
     RestoreReclaim,
+    TenantView,
     decide,
+    dryrun,
     trust,
 )
 
@@ -79,8 +82,11 @@ class Reconciler:
         protected: frozenset[str],
         seal_key: bytes,
         clock: Callable[[], datetime] = utcnow,
+        gate: Gate | None = None,
     ) -> None:
         self.kube = kube
+        self.gate = gate or Gate()
+        """Every action passes it: under a dry run the destructive ones are only reported."""
         self.events = events
         self.stores = stores
         self.datastores = datastores
@@ -128,6 +134,7 @@ class Reconciler:
             # The scope recorded now is what gets deleted: its claims are read from the API server, not a cache.
             world = replace(world, claims=await self._claims(decision))
             decision = decide(tenant, policy, world, now, trusted)
+        decision = self._gated(tenant, decision, now)
         decision = replace(decision, status=trust.sealed(self.seal_key, name, record.uid, decision.status))
         if (
             decision.status.phase == "Purged"
@@ -147,6 +154,15 @@ class Reconciler:
             metrics.PURGES_COMPLETED.inc()
             self.datastores.forget(name)
         return decision.wake_at.timestamp() if decision.wake_at else None
+
+    def _gated(self, tenant: TenantView, decision: Decision, now: datetime) -> Decision:
+        """The decision with only the actions the gate allows; those withheld are reported in status and Events."""
+        allowed, withheld = self.gate.split(decision.actions)
+        if not withheld:
+            return decision
+        made, event = dryrun.report(tenant.status.conditions, withheld, now, tenant.generation)
+        status = decision.status.model_copy(update={"conditions": (*decision.status.conditions, made)})
+        return replace(decision, status=status, actions=allowed, events=(*decision.events, *([event] if event else [])))
 
     async def _claims(self, decision: Decision) -> dict[str, ClaimFact]:
         """The claims in the namespaces a purge starting now records, as the API server has them."""
