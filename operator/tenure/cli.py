@@ -153,7 +153,7 @@ def plan(
 ) -> None:
     """What would be deleted by --until and why: namespaces, volumes, and rows per DataStore, table and data class
     (a purge, active-data retention, redaction); read-only. Row counts come from the databases; "~" marks the
-    planner's estimate where counting took longer than the store's statement timeout."""
+    planner's estimate where counting took longer than 10 seconds."""
     from datetime import UTC, datetime
 
     from tenure.plan import parse_until, show

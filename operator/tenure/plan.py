@@ -7,7 +7,7 @@ operator's own :class:`~tenure.runtime.store.Stores`), and each DataStore is
 asked how many of the tenant's rows that means, per table and data class:
 a purge deletes every row; active-data retention deletes rows older than
 their class's window and clears finer-class columns past theirs. A count
-that hits the store's statement timeout is replaced by the planner's
+that takes longer than 10 seconds is replaced by the planner's
 estimate, marked as such. Nothing is written anywhere.
 """
 
@@ -49,7 +49,7 @@ class Item:
     data_class: str | None = None
     rows: int | None = None
     estimate: bool = False
-    """The row count is the planner's estimate (counting took longer than the statement timeout)."""
+    """The row count is the planner's estimate (counting took longer than 10 seconds)."""
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:

@@ -401,12 +401,13 @@ async def tally(
     keys: Keys,
     before: datetime | None = None,
     filled: Sequence[str] = (),
+    timeout: float = 10.0,
 ) -> tuple[int, bool]:
     """A preview's count (read-only): the tenant's rows in the table, only those dated before ``before`` if given,
     and of those only rows with one of the ``filled`` columns not yet cleared if given.
 
     Returns (rows, exact): the planner's estimate, not exact, when counting
-    hits the session's statement timeout.
+    takes longer than ``timeout`` seconds.
     """
     table = await describe_table(conn, target)
     matched = _matches(target, table, keys) if table else None
@@ -427,7 +428,8 @@ async def tally(
         )
     where = sql.SQL(" AND ").join(conditions)
     try:
-        async with conn.cursor() as cur:
+        async with conn.transaction(), conn.cursor() as cur:
+            await cur.execute("SELECT set_config('statement_timeout', %s, true)", [str(max(1, int(timeout * 1000)))])
             await cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_ident(target), where), params)
             row = await cur.fetchone()
         return (int(row[0]) if row else 0), True

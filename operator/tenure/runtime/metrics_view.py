@@ -13,6 +13,7 @@ turns them off. The per-purge series exist only while a purge runs.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ class MetricsView(Collector):
         self.clock = clock
         self._parsed: dict[str, _Parsed] = {}
         self._progress: dict[str, _Progress] = {}
+        self._lock = threading.Lock()
+        """Scrapes may overlap (the metrics server answers each in its own thread)."""
         self._swept: dict[str, float] = {}
         """Per DataStore, the end of the last sweep seen finishing without an error."""
 
@@ -78,6 +81,17 @@ class MetricsView(Collector):
         return list(self._families().values())
 
     def collect(self) -> Iterable[Metric]:
+        """Runs in the metrics server's thread while the event loop changes the stores: a collection that met a
+        change mid-way (a dict that changed size while read) is taken again."""
+        with self._lock:
+            for _ in range(2):
+                try:
+                    return self._collect()
+                except RuntimeError:
+                    continue
+            return self._collect()
+
+    def _collect(self) -> Iterable[Metric]:
         families = self._families()
         now = self.clock()
         moment = datetime.fromtimestamp(now, UTC)
@@ -110,7 +124,7 @@ class MetricsView(Collector):
                 for store in view.status.purge.stores if view.status.purge else ():
                     if store.rows_remaining is not None:
                         remaining.add_metric([name, store.name], store.rows_remaining)
-        self._forget(set(self.stores.tenants))
+        self._forget({name for name, _ in self.stores.tenants.snapshot()})
         for cause, count in counts.items():
             overdue_count.add_metric([cause], count)
         for kind, first in soonest.items():
@@ -179,7 +193,7 @@ class MetricsView(Collector):
         }
 
     def _views(self) -> Iterator[tuple[str, TenantView]]:
-        for name, record in list(self.stores.tenants.items()):
+        for name, record in self.stores.tenants.snapshot():
             parsed = self._parsed.get(name)
             if parsed is None or parsed.version != record.resource_version:
                 try:
@@ -213,7 +227,7 @@ class MetricsView(Collector):
         """Readiness and sweeps of every DataStore; the names of those not Ready, and when the next sweep is due."""
         unready: set[str] = set()
         next_sweep: float | None = None
-        for name, record in list(self.stores.datastores.items()):
+        for name, record in self.stores.datastores.snapshot():
             try:
                 status = DataStoreStatus.model_validate(record.status)
             except ValidationError:  # written by someone else past the schema: nothing known from it
@@ -233,7 +247,7 @@ class MetricsView(Collector):
                 if sweep is not None and sweep.started_at is not None:
                     due = sweep.started_at.timestamp() + interval
                     next_sweep = due if next_sweep is None else min(next_sweep, due)
-        for gone in self._swept.keys() - self.stores.datastores.keys():
+        for gone in self._swept.keys() - {name for name, _ in self.stores.datastores.snapshot()}:
             del self._swept[gone]
         return unready, next_sweep
 
