@@ -185,6 +185,7 @@ class Operator:
     def __init__(self, kubeconfig: Path, name: str, env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.env = env or {}
+        """More settings, e.g. TENURE_DRY_RUN."""
         self.log = LOGS / f"operator-{name}.log"
         self.log.unlink(missing_ok=True)  # one log per Operator; its restarts append
         self.process: subprocess.Popen[bytes] | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import kopf
 import typer
@@ -46,6 +46,21 @@ def run(
         ),
     ] = "",
     log_format: Annotated[str, typer.Option(envvar="TENURE_LOG_FORMAT", help="json or plain.")] = "json",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            envvar="TENURE_DRY_RUN",
+            help="Run the lifecycle and report it in status and Events, but delete, scale, block and redact nothing.",
+        ),
+    ] = False,
+    per_tenant_metrics: Annotated[
+        bool,
+        typer.Option(
+            envvar="TENURE_PER_TENANT_METRICS",
+            help="Export each tenant's pending deadline (one series per Suspended, Expired or Purging tenant).",
+        ),
+    ] = True,
     leader_election: Annotated[
         bool,
         typer.Option(
@@ -61,6 +76,7 @@ def run(
     from tenure.runtime.config import Config, namespace_list
     from tenure.runtime.handlers import run as run_operator
     from tenure.runtime.leader import Timing
+    from tenure.runtime.logfields import Fields
 
     try:
         election = Timing(lease_duration, renew_deadline, retry_period) if leader_election else None
@@ -68,6 +84,8 @@ def run(
         raise typer.BadParameter(str(error)) from None
 
     kopf.configure(log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN, verbose=verbose)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(Fields())  # tenant, datastore, legalhold as fields of JSON records
     logging.getLogger("tenure").setLevel(logging.DEBUG if verbose else logging.INFO)
     # kopf logs every handler call; with thousands of tenants that drowns what matters.
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -83,28 +101,91 @@ def run(
             metrics_port=metrics_port,
             protected_namespaces=namespace_list(protected_namespaces),
             leader_election=election,
+            per_tenant_metrics=per_tenant_metrics,
+            dry_run=dry_run,
         )
     )
 
 
-@app.command()
-def status() -> None:
-    """Every tenant: phase, next deadline, legal holds, purge progress (current KUBECONFIG)."""
+Kubeconfig = Annotated[
+    str | None, typer.Option("--kubeconfig", help="The kubeconfig file (default: $KUBECONFIG, ~/.kube/config).")
+]
+Context = Annotated[str | None, typer.Option("--context", help="The kubeconfig context (default: the current one).")]
+OutputFormat = Annotated[str, typer.Option("--output", "-o", help="table, json or yaml.")]
+
+
+def _reading(kubeconfig: str | None, context: str | None, output: str) -> tuple[Any, Any, Any]:
+    """The console, the cluster to read and the output format of a read-only command."""
     from rich.console import Console
 
+    from tenure.inspect import Cluster
+
+    if output not in ("table", "json", "yaml"):
+        raise typer.BadParameter(f"{output!r}: use table, json or yaml", param_hint="--output")
+    return Console(), Cluster(kubeconfig, context), output
+
+
+def status(kubeconfig: Kubeconfig = None, context: Context = None, output: OutputFormat = "table") -> None:
+    """Every tenant: phase, next deadline, legal holds, purge progress."""
     from tenure.inspect import status as show
 
-    show(Console())
+    show(*_reading(kubeconfig, context, output))
 
 
-@app.command()
-def describe(tenant: Annotated[str, typer.Argument(help="The Tenant's name.")]) -> None:
-    """One tenant's timeline, conditions and purge progress."""
-    from rich.console import Console
-
+def describe(
+    tenant: Annotated[str, typer.Argument(help="The Tenant's name.")],
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    output: OutputFormat = "table",
+) -> None:
+    """One tenant (read by name): timeline, conditions, purge progress and its recent Events."""
     from tenure.inspect import describe as show
 
-    show(Console(), tenant)
+    console, cluster, shown = _reading(kubeconfig, context, output)
+    show(console, cluster, tenant, shown)
+
+
+def holds(kubeconfig: Kubeconfig = None, context: Context = None, output: OutputFormat = "table") -> None:
+    """Every LegalHold: the tenants it names and why."""
+    from tenure.inspect import holds as show
+
+    show(*_reading(kubeconfig, context, output))
+
+
+def plan(
+    tenants: Annotated[list[str] | None, typer.Argument(help="Tenants to plan for (default: every tenant).")] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="An ISO date or date-time, UTC unless stated (default: now).")
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    output: OutputFormat = "table",
+) -> None:
+    """What would be deleted by --until and why: namespaces, volumes, and rows per DataStore, table and data class
+    (a purge, active-data retention, redaction); read-only. Row counts come from the databases; "~" marks the
+    planner's estimate where counting took longer than 10 seconds."""
+    from datetime import UTC, datetime
+
+    from tenure.plan import parse_until, show
+
+    console, cluster, shown = _reading(kubeconfig, context, output)
+    now = datetime.now(UTC)
+    try:
+        moment = parse_until(until, now)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--until") from None
+    show(console, cluster, moment, list(tenants or []), now, shown)
+
+
+plugin = typer.Typer(
+    name="kubectl tenure",
+    help="kubectl tenure: where Tenure's tenants stand, and what it will delete (read-only).",
+    no_args_is_help=True,
+)
+"""The kubectl plugin (the kubectl-tenure executable on PATH): ``kubectl tenure status|describe|plan|holds``."""
+for command in (status, describe, plan, holds):
+    app.command()(command)
+    plugin.command()(command)
 
 
 @app.command()

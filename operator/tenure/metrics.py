@@ -11,6 +11,12 @@ from prometheus_client import Counter, Gauge, Histogram
 LEADER = Gauge("tenure_leader", "1 while this replica holds the leader Lease and acts, 0 while it stands by.")
 TENANTS = Gauge("tenure_tenants", "Tenants known to the operator, by lifecycle phase.", ["phase"])
 RECONCILES = Counter("tenure_reconciles_total", "Tenant reconciliations, by outcome.", ["outcome"])
+RECONCILE_ERRORS = Counter(
+    "tenure_reconcile_errors_total",
+    "Tenant reconciliations that failed (retried with backoff) or left a tenant untouched, by reason: the error's "
+    "type (Forbidden, Invalid, NotOwned, TimeoutError, ...) or Unreadable.",
+    ["reason"],
+)
 RECONCILE_SECONDS = Histogram(
     "tenure_reconcile_duration_seconds",
     "Time to decide and apply one tenant.",

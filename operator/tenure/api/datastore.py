@@ -204,6 +204,11 @@ class DataStoreSpec(Model):
             ]
         },
     )
+    dry_run: bool = Field(
+        False,
+        description="Watch this store before it acts: sweeps and tenants' purges of its rows are only reported "
+        "(status, Events), nothing is deleted or redacted in it. Keys are still resolved and recorded.",
+    )
 
 
 class SweepStatus(Model):
@@ -220,6 +225,11 @@ class SweepStatus(Model):
         None, ge=0, description="Times a statement hit statementTimeout or lockTimeout and batches were halved."
     )
     error: str | None = Field(None, description="Why the sweep stopped early, if it did.")
+    dry_run: bool | None = Field(
+        None,
+        description="True when the sweep was due but only reported (spec.dryRun, or the operator's --dry-run): "
+        "nothing was deleted or redacted.",
+    )
 
 
 class DataStoreStatus(Model):

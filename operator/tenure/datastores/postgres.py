@@ -419,6 +419,53 @@ async def count(
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+async def tally(
+    conn: psycopg.AsyncConnection[Any],
+    target: Target,
+    keys: Keys,
+    before: datetime | None = None,
+    filled: Sequence[str] = (),
+    timeout: float = 10.0,
+) -> tuple[int, bool]:
+    """A preview's count (read-only): the tenant's rows in the table, only those dated before ``before`` if given,
+    and of those only rows with one of the ``filled`` columns not yet cleared if given.
+
+    Returns (rows, exact): the planner's estimate, not exact, when counting
+    takes longer than ``timeout`` seconds.
+    """
+    table = await describe_table(conn, target)
+    matched = _matches(target, table, keys) if table else None
+    if matched is None or (before is not None and target.timestamp is None):
+        return 0, True
+    params = dict(matched.params)
+    conditions = [matched.ours]
+    if before is not None and target.timestamp is not None:
+        stamp = "timestamptz" if "with time zone" in table.columns[target.timestamp].type else "timestamp"  # type: ignore[union-attr]
+        moment = before if stamp == "timestamptz" else before.astimezone(UTC).replace(tzinfo=None)
+        conditions.append(sql.SQL("{} < %(before)s::" + stamp).format(sql.Identifier(target.timestamp)))
+        params["before"] = moment
+    if filled:
+        conditions.append(
+            sql.SQL("({})").format(
+                sql.SQL(" OR ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in filled)
+            )
+        )
+    where = sql.SQL(" AND ").join(conditions)
+    try:
+        async with conn.transaction(), conn.cursor() as cur:
+            await cur.execute("SELECT set_config('statement_timeout', %s, true)", [str(max(1, int(timeout * 1000)))])
+            await cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_ident(target), where), params)
+            row = await cur.fetchone()
+        return (int(row[0]) if row else 0), True
+    except TIMED_OUT:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(_ident(target), where), params
+            )
+            plan = await cur.fetchone()
+        return (int(plan[0][0]["Plan"]["Plan Rows"]) if plan else 0), False
+
+
 async def _estimate(conn: psycopg.AsyncConnection[Any], target: Target, matched: Match) -> float:
     """The planner's estimate of the tenant's rows in the table (no scan)."""
     async with conn.cursor() as cur:

@@ -27,12 +27,14 @@ AS_MERGE_PATCH: dict[str, Any] = {"_content_type": MERGE_PATCH}
 """Keyword arguments that make a kubernetes_asyncio patch call send a JSON merge patch."""
 
 
-async def connect(pool_size: int = 64) -> client.ApiClient:
+async def connect(pool_size: int = 64, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """In a Pod its ServiceAccount; otherwise ``kubeconfig`` (default: $KUBECONFIG or ~/.kube/config) and its
+    ``context`` (default: the current one), as kubectl's --kubeconfig and --context."""
     configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and kubeconfig is None and context is None:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
-        await config.load_kube_config(client_configuration=configuration)
+        await config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
 

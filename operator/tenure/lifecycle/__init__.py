@@ -7,7 +7,7 @@ again. There is no I/O here and the clock is a parameter, so every rule is
 tested on a fake clock.
 """
 
-from . import access, trust
+from . import access, dryrun, trust
 from .decide import decide
 from .model import (
     DELETIONS,
@@ -59,5 +59,6 @@ __all__ = [
     "World",
     "access",
     "decide",
+    "dryrun",
     "trust",
 ]

@@ -24,6 +24,10 @@ class Config:
     access_sweep_seconds: float = 60.0
     """While a tenant is inaccessible, how often its namespaces are swept again (scaled-up or new workloads
     stopped, new RoleBindings removed)."""
+    dry_run: bool = False
+    """Decide and report everything, delete, scale, block and redact nothing (see tenure.effects.gate)."""
+    per_tenant_metrics: bool = True
+    """Export tenure_tenant_deadline_timestamp_seconds{tenant,deadline}: one series per tenant with a deadline."""
     protected_namespaces: frozenset[str] = frozenset()
     """More namespaces no tenant may own, besides ``default``, every ``kube-*`` one and the operator's own."""
 

@@ -21,6 +21,7 @@ from tenure.api import DATA_STORE, DataStoreSpec, DataStoreStatus
 from tenure.api.datastore import SweepStatus
 from tenure.datastores import operations, postgres
 from tenure.effects import holds, status
+from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube, status_of
 from tenure.lifecycle import PurgeStore, StoreProgress
 from tenure.lifecycle import datastores as decide
@@ -54,6 +55,8 @@ class DataStores:
         self.claims = Claims(kube, stores)
         self.purges = Purges(kube, stores, self.connections, self.claims, namespace)
         self.gateway = Gateway(stores)
+        self.gate = Gate()
+        """A sweep or gateway block it does not allow is only reported (dry run)."""
 
     # What the reconciler and the handlers use
 
@@ -130,12 +133,13 @@ class DataStores:
             if survey.problems:
                 return found, time.time() + NOT_READY_RETRY
             due = decide.sweep_due(last, spec, now)
-            await self.gateway.check(conn, name, spec)
+            if self.gate.sweeps(name):  # a dry run blocks no one at the gateway
+                await self.gateway.check(conn, name, spec)
             check_again = now.timestamp() + READY_CHECK
             if due is None or due > now:  # None: the schedule is invalid (the SweepScheduled condition says why)
                 return replace(found, next_sweep=due), min(due.timestamp() if due else check_again, check_again)
             try:
-                swept = await self.sweep(name, spec, conn, now)
+                swept = await self.sweep(name, spec, conn, now) if self.gate.sweeps(name) else self._dry(name, now)
             except Unseen as waiting:
                 logger.info("sweep of DataStore %s waits: %s", name, waiting)
                 return found, time.time() + UNSEEN_RETRY
@@ -144,6 +148,16 @@ class DataStores:
             return replace(found, sweep=swept, next_sweep=next_due), min(next_due.timestamp(), check_again)
         finally:
             await conn.close()
+
+    def _dry(self, name: str, now: datetime) -> SweepStatus:
+        """A due sweep under a dry run: reported with the tenants whose windows apply, nothing deleted or redacted."""
+        views = []
+        for record in list(self.stores.tenants.values()):
+            with contextlib.suppress(Unreadable):
+                views.append(record.view())
+        windows = cutoffs(views, self.stores.policy, self.stores.held_tenants(), now)
+        logger.info("dry run: the sweep of DataStore %s is due for %d tenants; nothing deleted", name, len(windows))
+        return SweepStatus(started_at=now, finished_at=now, tenants=len(windows), dry_run=True)
 
     async def sweep(self, name: str, spec: DataStoreSpec, conn: Any, now: datetime) -> SweepStatus:
         """One active-data retention pass over every tenant not held, purging or purged.

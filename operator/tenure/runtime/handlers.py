@@ -21,11 +21,12 @@ from typing import Any
 
 import aiohttp
 import kopf
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, start_http_server
 
 from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, TENANT
 from tenure.effects import seal
 from tenure.effects.events import EventPoster
+from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube, connect, status_of
 
 from .config import Config
@@ -33,6 +34,7 @@ from .datastores import DataStores
 from .holds import HoldReconciler
 from .informer import Informer
 from .leader import Leadership, elect
+from .metrics_view import MetricsView
 from .reconciler import Reconciler
 from .scheduler import Scheduler
 from .store import Changes, Stores
@@ -50,6 +52,8 @@ class Runtime:
         self.stores = stores
         self.events = EventPoster(kube)
         self.datastores = DataStores(kube, stores, config.namespace)
+        effects = Gate(config.dry_run, lambda: {n for n, r in stores.datastores.items() if r.spec and r.spec.dry_run})
+        self.datastores.gate = effects
         reconciler = Reconciler(
             kube,
             stores,
@@ -59,6 +63,7 @@ class Runtime:
             stores.seal_key,
             operator_namespace=config.namespace,
             access_sweep=config.access_sweep_seconds,
+            gate=effects,
         )
         gate = leadership.gate  # a standby keeps its stores current; its passes wait until it leads
         self.tenants = Scheduler("tenants", gate(reconciler), workers=config.workers)
@@ -79,6 +84,8 @@ class Runtime:
             self.holds.touch(hold)
         for datastore in stores.datastores:
             self.stores_scheduler.touch(datastore)
+        self.view = MetricsView(stores, self.datastores.purges_of, per_tenant=config.per_tenant_metrics)
+        REGISTRY.register(self.view)
 
     def changed(self, plural: str, changes: Changes) -> None:
         """An informer stored or dropped objects: wake the tenants they concern, and the objects' own scheduler."""
@@ -90,6 +97,7 @@ class Runtime:
                 own.touch(name)  # a pass on a dropped object forgets it
 
     async def stop(self) -> None:
+        REGISTRY.unregister(self.view)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -123,13 +131,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.runtime = Runtime(kube, stores, informers, config, memo.leadership)
     start_http_server(config.metrics_port)
     logger.info(
-        "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes, %d claims known; %d workers",
+        "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes, %d claims known; %d workers%s",
         len(stores.policies),
         len(stores.holds),
         len(stores.namespaces),
         len(stores.volumes),
         len(stores.claims),
         config.workers,
+        "; DRY RUN: nothing is deleted, scaled, blocked or redacted" if config.dry_run else "",
     )
 
 

@@ -26,6 +26,7 @@ from tenure.lifecycle import PurgeStore, StoreProgress, purge, trust
 from . import keyrecords
 from .claims import Claims, claims, shared_with
 from .connections import Connections, Unavailable
+from .logfields import bind
 from .store import DataStoreRecord, Stores, Unreadable
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class Purges:
             self.touch_tenant(job.tenant)
 
     async def _purge(self, job: Job) -> None:
+        bind(tenant=job.tenant, datastore=job.action.name)  # this task's log records carry both as fields
         attempt = 0
         while True:
             action = replace(job.action, rows_deleted=job.deleted)  # the latest ask: spec.dataKeys may have changed

@@ -31,6 +31,7 @@ from tenure.api import DATA_STORE, TENANT, TenantStatus
 from tenure.effects import access, holds, namespaces, status, volumes
 from tenure.effects.errors import ApiError, Conflict, Gone, Invalid
 from tenure.effects.events import EventPoster
+from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube, unless_gone
 from tenure.effects.namespaces import NotOwned
 from tenure.effects.outcome import Outcome
@@ -49,7 +50,9 @@ from tenure.lifecycle import (
     ReclaimOnDelete,
     RemoveFinalizer,
     RestoreReclaim,
+    TenantView,
     decide,
+    dryrun,
     trust,
 )
 from tenure.lifecycle.conditions import is_true
@@ -86,8 +89,11 @@ class Reconciler:
         clock: Callable[[], datetime] = utcnow,
         operator_namespace: str = "tenure-system",
         access_sweep: float = 60.0,
+        gate: Gate | None = None,
     ) -> None:
         self.kube = kube
+        self.gate = gate or Gate()
+        """Every action passes it: under a dry run the destructive ones are only reported."""
         self.events = events
         self.stores = stores
         self.datastores = datastores
@@ -108,8 +114,9 @@ class Reconciler:
         except Stale:
             metrics.RECONCILES.labels("stale").inc()
             return None
-        except Exception:
+        except Exception as error:
             metrics.RECONCILES.labels("error").inc()
+            metrics.RECONCILE_ERRORS.labels(type(error).__name__).inc()
             raise
         finally:
             metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
@@ -127,6 +134,7 @@ class Reconciler:
             tenant = record.view()
         except Unreadable as error:
             logger.error("tenant %s is unreadable and left untouched: %s", name, error)
+            metrics.RECONCILE_ERRORS.labels("Unreadable").inc()
             self._warn(record, "Unreadable", f"Tenure cannot read this tenant and leaves it untouched: {error}")
             return None
         policy = self.stores.policy(tenant.spec.retention_policy)
@@ -143,6 +151,7 @@ class Reconciler:
             owned = [n for n in tenant.spec.namespaces if (fact := world.namespaces.get(n)) and fact.owner == name]
             world = replace(world, closed=await access.closed(self.kube, owned))
             decision = decide(tenant, policy, world, now, trusted)
+        decision = self._gated(tenant, decision, now)
         decision = replace(decision, status=trust.sealed(self.seal_key, name, record.uid, decision.status))
         if (
             decision.status.phase == "Purged"
@@ -172,6 +181,15 @@ class Reconciler:
             wakes.append(time.time() + (self.access_sweep if name in self._access_failed else REOPEN_CHECK))
         self._access_failed.discard(name)
         return min(wakes, default=None)
+
+    def _gated(self, tenant: TenantView, decision: Decision, now: datetime) -> Decision:
+        """The decision with only the actions the gate allows; those withheld are reported in status and Events."""
+        allowed, withheld = self.gate.split(decision.actions)
+        if not withheld:
+            return decision
+        made, event = dryrun.report(tenant.status.conditions, withheld, now, tenant.generation)
+        status = decision.status.model_copy(update={"conditions": (*decision.status.conditions, made)})
+        return replace(decision, status=status, actions=allowed, events=(*decision.events, *([event] if event else [])))
 
     async def _claims(self, decision: Decision) -> dict[str, ClaimFact]:
         """The claims in the namespaces a purge starting now records, as the API server has them."""

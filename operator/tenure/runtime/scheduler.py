@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from tenure import metrics
 
+from .logfields import FIELDS, bind
+
 logger = logging.getLogger(__name__)
 
 Reconcile = Callable[[str], Awaitable[float | None]]
@@ -90,6 +92,8 @@ class Deadlines:
 
 class Scheduler:
     def __init__(self, name: str, reconcile: Reconcile, workers: int, clock: Callable[[], float] = time.time) -> None:
+        self._field = FIELDS.get(name, name)
+        """The log field naming the object a pass works on (tenant, datastore, legalhold)."""
         self._scheduled = metrics.SCHEDULED.labels(name)
         self._pending = metrics.PENDING.labels(name)
         self._lateness = metrics.DEADLINE_LATENESS.labels(name)
@@ -183,6 +187,7 @@ class Scheduler:
 
     async def _work(self, name: str) -> None:
         when: float | None
+        bind(**{self._field: name})  # this task's log records carry the object as a field
         try:
             when = await self._reconcile(name)
             self._failures.pop(name, None)

@@ -335,6 +335,10 @@ class Kind(Mapping[str, R]):
     def __len__(self) -> int:
         return len(self._records)
 
+    def snapshot(self) -> list[tuple[str, R]]:
+        """Every (name, record), copied at once: safe to read from another thread (the metrics server's)."""
+        return list(self._records.items())
+
     def put(self, body: Body) -> set[str] | None:
         meta = body.get("metadata") or {}
         name, version = self.key(body), meta.get("resourceVersion", "")
