@@ -162,8 +162,12 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     assert "Deployment web scaled from 3 to 0" in closed and "RoleBinding alice-edit removed" in closed
 
     # Scaled up while inaccessible: scaled back on the next sweep, and the new ask is what reopening restores.
+    # A RoleBinding made meanwhile (by someone who kept access) is removed too, and recorded.
     kubectl.run("scale", "deployment", "api", "-n", ns, "--replicas=2")
+    kubectl.create(rolebinding("carol-edit", ns, "carol"))
     eventually(lambda: replicas(kubectl, "deployment", "api", ns) == 0, timeout=30, what="api scaled back to 0")
+    eventually(lambda: kubectl.get("rolebinding", "carol-edit", namespace=ns) is None, timeout=30, what="carol out")
+    assert can(kubectl, "carol", ns) == "no"
 
     # What was saved lives in the cluster: a restart between suspend and reopen loses nothing.
     access_operator.stop()
@@ -179,6 +183,7 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     assert restored is not None
     assert (restored["roleRef"], restored["subjects"]) == (original["roleRef"], original["subjects"])
     assert can(kubectl, "alice", ns) == "yes"
+    assert can(kubectl, "carol", ns) == "yes"
     assert kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) is None
     assert kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns) is None
     annotated = [
@@ -207,13 +212,18 @@ def test_grace_elapsed_expired_stays_inaccessible(
     access_operator: Operator,
     cleanup_namespaces: list[str],
 ) -> None:
-    tenant, ns = f"t-{unique}", f"exp-{unique}"
-    cleanup_namespaces.append(ns)
+    tenant, ns, foreign = f"t-{unique}", f"exp-{unique}", f"foreign-{unique}"
+    cleanup_namespaces.extend([ns, foreign])
+    # Listed by the tenant but never handed over (no label): not the tenant's, never touched.
+    kubectl.run("create", "namespace", foreign)
+    eventually(lambda: kubectl.get("serviceaccount", "default", namespace=foreign), what="foreign ServiceAccount")
+    kubectl.create(deployment("other", foreign, 1))
     objects.create("RetentionPolicy", f"p-{unique}", {"suspensionGracePeriod": "6s", "expiredDataRetention": "1h"})
-    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "namespaces": [ns]})
+    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "namespaces": [ns, foreign]})
     eventually(lambda: kubectl.get("serviceaccount", "default", namespace=ns), what="namespace with its ServiceAccount")
     kubectl.create(deployment("web", ns, 1))
     eventually(lambda: ready_pods(kubectl, ns, 1), timeout=90, what="web Ready")
+    eventually(lambda: ready_pods(kubectl, foreign, 1), timeout=90, what="other Ready")
 
     suspend(kubectl, tenant)
     phase_of(kubectl, tenant, "Expired", timeout=60)
@@ -228,6 +238,9 @@ def test_grace_elapsed_expired_stays_inaccessible(
     assert kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) is not None
     assert kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns) is not None
     assert not node.running(ns)
+    assert replicas(kubectl, "deployment", "other", foreign) == 1
+    assert kubectl.get("resourcequota", "tenure-inaccessible", namespace=foreign) is None
+    assert len(node.running(foreign)) == 2
 
 
 def test_gateway_blocked_while_suspended_and_unblocked_exactly(

@@ -215,6 +215,7 @@ def test_which_bindings_stay() -> None:
     assert kept(binding("tenure", tenure_sa), "tenure-system")
     assert kept(binding("ops", user, labels={access.KEEP_ACCESS_LABEL: "true"}), "tenure-system")
     assert not kept(binding("ops", user, labels={access.KEEP_ACCESS_LABEL: "false"}), "tenure-system")
+    assert not kept(binding("ops", user, labels=dict([access.MANAGED_BY])), "tenure-system")  # only keep-access
 
 
 def test_binding_record_verifies_only_for_its_namespace_and_content() -> None:

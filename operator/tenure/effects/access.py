@@ -32,7 +32,7 @@ from tenure.lifecycle import access
 from tenure.lifecycle.access import BINDINGS_ANNOTATION, MANAGED, MANAGED_BY, Workload
 from tenure.lifecycle.conditions import listing
 
-from .errors import Conflict, Gone, checked
+from .errors import ApiError, Conflict, Gone, checked
 from .kube import AS_MERGE_PATCH, Kube
 
 logger = logging.getLogger(__name__)
@@ -168,8 +168,18 @@ def _ours(body: Body | None) -> bool:
 
 
 async def closed(kube: Kube, namespaces: list[str]) -> frozenset[str]:
-    """Which of these namespaces carry Tenure's quota, as the API server says."""
-    return frozenset([name for name in namespaces if _ours(await _quota(kube, name))])
+    """Which of these namespaces carry Tenure's quota, as the API server says. One it cannot tell about (the quota
+    refused or an error) counts as closed: restoring an open namespace changes nothing, and the attempt says why it
+    failed, where not asking would leave a closed one closed without a word."""
+    result = []
+    for name in namespaces:
+        try:
+            if _ours(await _quota(kube, name)):
+                result.append(name)
+        except ApiError as error:
+            logger.warning("cannot tell whether namespace %s is closed (%s); restoring it", name, error)
+            result.append(name)
+    return frozenset(result)
 
 
 async def close(kube: Kube, namespace: str, uid: str, key: bytes, operator_namespace: str) -> Report:

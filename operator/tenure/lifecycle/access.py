@@ -190,9 +190,10 @@ def system_subject(subject: Mapping[str, Any], operator_namespace: str) -> bool:
 
 
 def kept(binding: Mapping[str, Any], operator_namespace: str) -> bool:
-    """Whether a RoleBinding stays while the tenant is inaccessible."""
+    """Whether a RoleBinding stays while the tenant is inaccessible: labeled keep-access, or binding only system
+    identities (Tenure's own ServiceAccount among them; Tenure makes no RoleBinding in a tenant's namespace)."""
     labels = (binding.get("metadata") or {}).get("labels") or {}
-    if labels.get(KEEP_ACCESS_LABEL) == "true" or labels.get(MANAGED_BY[0]) == MANAGED_BY[1]:
+    if labels.get(KEEP_ACCESS_LABEL) == "true":
         return True
     subjects = binding.get("subjects") or []
     return bool(subjects) and all(system_subject(subject, operator_namespace) for subject in subjects)
