@@ -157,3 +157,29 @@ def test_tenures_service_account_cannot_change_a_tenant_spec(kubectl: Kubectl, o
         {"metadata": {"finalizers": (kubectl.get("tenant", tenant) or {})["metadata"]["finalizers"]}}
     )
     assert kubectl.run("patch", "tenant", tenant, "--type=merge", "-p", finalizers, as_tenure).returncode == 0
+
+
+def test_only_break_glass_labels_a_rolebinding_keep_access(kubectl: Kubectl, unique: str) -> None:
+    """A tenant's admin cannot exempt their own binding from a suspension (docs/access.md)."""
+    ns = f"ka-{unique}"
+    kubectl.run("create", "namespace", ns)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "reader", "namespace": ns, "labels": {"retention.tenure.dev/keep-access": "true"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}],
+    }
+    try:
+        refused = kubectl.create(binding, check=False)
+        assert refused.returncode != 0
+        assert "only the break-glass group tenure:break-glass may set it" in refused.stderr
+        unlabeled = {**binding, "metadata": {"name": "reader", "namespace": ns}}
+        kubectl.create(unlabeled)
+        relabel = ("label", "rolebinding", "reader", "-n", ns, "retention.tenure.dev/keep-access=true")
+        assert "only the break-glass group" in kubectl.run(*relabel, check=False).stderr
+        assert kubectl.run(*relabel, *BREAK_GLASS, check=False).returncode == 0
+        # Once set by break glass, other edits of the binding go on as before.
+        assert kubectl.run("label", "rolebinding", "reader", "-n", ns, "team=a", check=False).returncode == 0
+    finally:
+        kubectl.run("delete", "namespace", ns, "--wait=false", check=False)

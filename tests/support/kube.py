@@ -36,8 +36,8 @@ class Kubectl:
     def apply(self, *objects: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("apply", "-f", "-", input=yaml.safe_dump_all(objects), check=check)
 
-    def create(self, obj: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("create", "-f", "-", input=yaml.safe_dump(obj), check=check)
+    def create(self, obj: dict[str, Any], *flags: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("create", "-f", "-", *flags, input=yaml.safe_dump(obj), check=check)
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         args = ["get", kind, name, "-o", "json", "--ignore-not-found"]
