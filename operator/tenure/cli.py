@@ -97,6 +97,55 @@ def describe(tenant: Annotated[str, typer.Argument(help="The Tenant's name.")]) 
     show(Console(), tenant)
 
 
+receipts = typer.Typer(help="PurgeReceipts: the signed, chained proof of each deletion (docs/records.md).")
+app.add_typer(receipts, name="receipts")
+_NAMESPACE = typer.Option(envvar="TENURE_NAMESPACE", help="Where ConfigMap tenure-receipt-keys is.")
+
+
+@receipts.command("verify")
+def receipts_verify(
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="`kubectl get purgereceipts -o json` output, not the cluster.")
+    ] = None,
+    keys: Annotated[
+        Path | None, typer.Option(help="`kubectl -n tenure-system get configmap tenure-receipt-keys -o json` output.")
+    ] = None,
+    namespace: Annotated[str, _NAMESPACE] = "tenure-system",
+) -> None:
+    """Check every digest, signature and link; exit 1 naming the first receipt edited, removed or reordered."""
+    from rich.console import Console
+
+    from tenure.records import check, load_keys, load_receipts
+
+    if check(Console(soft_wrap=True), load_receipts(file), load_keys(keys, namespace)):
+        raise typer.Exit(1)
+
+
+@receipts.command("show")
+def receipts_show(
+    tenant: Annotated[str, typer.Argument(help="The (long gone) Tenant's name.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read receipts from this file.")] = None,
+) -> None:
+    """A tenant's receipt(s), for people (table) or programs (json)."""
+    import json
+
+    from rich.console import Console
+
+    from tenure.records import load_receipts, of_tenant, show
+
+    console = Console()
+    found = of_tenant(load_receipts(file), tenant)
+    if not found:
+        console.print(f"no PurgeReceipt names tenant {tenant}")
+        raise typer.Exit(1)
+    for receipt in found:
+        if output == "json":
+            print(json.dumps(receipt, indent=2))
+        else:
+            show(console, receipt)
+
+
 @app.command()
 def crds(
     directory: Annotated[Path, typer.Argument(help="Where to write the CRD files.")] = Path("crds"),

@@ -64,6 +64,11 @@ TENURE_KINDS = ("tenants", "retentionpolicies", "legalholds", "datastores")
         (("list", "secrets", "-n", "tenure-system"), "no"),
         (("get", "secrets", "-n", "default"), "no"),
         (("create", "secrets", "-n", "default"), "no"),
+        # PurgeReceipts: created and read, never changed or deleted; the public keys' ConfigMap.
+        *[((verb, "purgereceipts"), "yes") for verb in ("get", "list", "create")],
+        *[((verb, "purgereceipts"), "no") for verb in ("update", "patch", "delete", "deletecollection")],
+        *[((verb, "configmaps/tenure-receipt-keys", "-n", "tenure-system"), "yes") for verb in ("get", "patch")],
+        (("delete", "configmaps/tenure-receipt-keys", "-n", "tenure-system"), "no"),
         (("list", "customresourcedefinitions"), "yes"),
         (("delete", "customresourcedefinitions"), "no"),
     ],

@@ -7,7 +7,7 @@ again. There is no I/O here and the clock is a parameter, so every rule is
 tested on a fake clock.
 """
 
-from . import trust
+from . import receipts, trust
 from .decide import decide
 from .model import (
     DELETIONS,
@@ -54,5 +54,6 @@ __all__ = [
     "VolumeFact",
     "World",
     "decide",
+    "receipts",
     "trust",
 ]
