@@ -146,6 +146,33 @@ def receipts_show(
             show(console, receipt)
 
 
+@app.command("export")
+def export_tenant(
+    tenant: Annotated[str, typer.Argument(help="The Active Tenant's name.")],
+    store: Annotated[str, typer.Option("--store", help="The DataStore to export from.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The gzip JSON Lines file to write.")],
+) -> None:
+    """Every row of an Active tenant's keys in a DataStore, as gzip JSON Lines and FILE.manifest.json."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from tenure.export import Refused, columns, export, manifest_path
+
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        with Progress(*columns(), console=console, transient=True) as progress:
+            manifest = asyncio.run(export(tenant, store, output, progress))
+    except Refused as error:
+        console.print(f"export refused: {error}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"{manifest['rows']:,} rows from {len(manifest['tables'])} tables in {manifest['seconds']}s: "
+        f"{output}, {manifest_path(output)}"
+    )
+
+
 @app.command()
 def crds(
     directory: Annotated[Path, typer.Argument(help="Where to write the CRD files.")] = Path("crds"),
