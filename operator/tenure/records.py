@@ -70,6 +70,8 @@ def of_tenant(items: list[dict[str, Any]], tenant: str) -> list[dict[str, Any]]:
 def show(console: Console, receipt: dict[str, Any]) -> None:
     spec = receipt["spec"]
     head = Table(show_header=False, title=f"PurgeReceipt {receipt['metadata']['name']}", title_justify="left")
+    head.add_column()
+    head.add_column(overflow="fold")
     policy = spec["policy"]
     windows = ", ".join(f"{k} {v}" for k, v in policy.items() if k != "name")
     for label, value in (
@@ -98,9 +100,17 @@ def show(console: Console, receipt: dict[str, Any]) -> None:
     for hold in spec.get("holds", []):
         deleted.add_row("LegalHold", hold["name"], f"{hold['since']} to {hold.get('until', '(not released)')}")
     console.print(deleted)
-    stores = Table("DataStore", "Rows deleted", "Rows left", "Kept as shared", "Residual", title="Rows")
+    stores = Table(
+        "DataStore",
+        "Rows deleted",
+        "Rows left",
+        "Kept as shared",
+        "Residual copies",
+        title="Rows",
+        title_justify="left",
+    )
     for store in spec.get("stores", []):
         shared = ", ".join(f"{table}: {rows}" for table, rows in sorted(store.get("rowsShared", {}).items()))
-        residual = ", ".join(store.get("residual", []))
+        residual = ", ".join(table.split(":")[0] for table in store.get("residual", []))  # the why: -o json
         stores.add_row(store["name"], str(store["rowsDeleted"]), str(store["rowsRemaining"]), shared, residual)
     console.print(stores)
