@@ -66,14 +66,11 @@ async def export(
                 sql.Identifier(target.schema, target.table), where
             )
             async with conn.cursor(name="tenure_export") as cursor:
-                cursor.itersize = FETCH
                 await cursor.execute(query, params)
-                async for (row,) in cursor:
-                    write(prefix + row + "}\n")
-                    current.digest.update(row.encode() + b"\n")
-                    current.rows += 1
-                    if current.rows % FETCH == 0:
-                        progress(target.name, FETCH)
-            progress(target.name, current.rows % FETCH)
+                while batch := [row for (row,) in await cursor.fetchmany(FETCH)]:
+                    write("".join(f"{prefix}{row}}}\n" for row in batch))
+                    current.digest.update("".join(f"{row}\n" for row in batch).encode())
+                    current.rows += len(batch)
+                    progress(target.name, len(batch))
             done.append(current)
     return [table.manifest() for table in done]
