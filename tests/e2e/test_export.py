@@ -40,7 +40,9 @@ def test_an_active_tenants_export_round_trips_and_a_suspended_ones_is_refused(
         for account in (acme, globex):
             for day in range(30):
                 spend_log(conn, account, datetime.now(UTC) - timedelta(days=day))
-        spend_log(conn, acme, datetime.now(UTC), with_organization=False)  # found through its team only
+        request = spend_log(conn, acme, datetime.now(UTC), with_organization=False)  # found through its team only
+        awkward = json.dumps([{"role": "user", "content": 'two\nlines, a \\ backslash, "quotes", é, \t'}])
+        conn.execute('UPDATE "LiteLLM_SpendLogs" SET messages = %s WHERE request_id = %s', [awkward, request])
     store = purging_store(kubectl, objects, secret, unique)
     tenant = f"t-{unique}"
     claiming(objects, tenant, unique, store, acme.organization)

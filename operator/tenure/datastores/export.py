@@ -1,8 +1,9 @@
 """Every row of a tenant's keys in a DataStore, streamed out as JSON Lines, for the customer to take along.
 
 Rows are read in one read-only, repeatable-read transaction (one consistent
-snapshot, and the database refuses any write in it) through a server-side
-cursor, a batch at a time: no table is ever held in memory. PostgreSQL turns
+snapshot, and the database refuses any write in it) with ``COPY ... TO
+STDOUT``, streamed and written 5,000 rows at a time: no table is ever held in
+memory. PostgreSQL turns
 each row into JSON (``row_to_json``), so every type comes out as the database
 itself renders it. Tables come in the reverse of the purge order: what is
 referenced (organizations, teams) before what references it (keys, spend
@@ -30,7 +31,7 @@ from . import operations, postgres
 from .targets import Keys
 
 FETCH = 5_000
-"""Rows per round trip of the server-side cursor."""
+"""Rows per write to the file."""
 
 
 @dataclass
@@ -41,6 +42,20 @@ class TableExport:
 
     def manifest(self) -> dict[str, Any]:
         return {"table": self.table, "rows": self.rows, "sha256": self.digest.hexdigest()}
+
+
+def _flush(
+    current: TableExport,
+    prefix: str,
+    batch: list[str],
+    write: Callable[[str], object],
+    progress: Callable[[str, int], None],
+) -> None:
+    write("".join(f"{prefix}{row}}}\n" for row in batch))
+    current.digest.update("".join(f"{row}\n" for row in batch).encode())
+    current.rows += len(batch)
+    progress(current.table, len(batch))
+    batch.clear()
 
 
 async def export(
@@ -62,15 +77,16 @@ async def export(
             where, params = selected
             current = TableExport(target.name)
             prefix = '{"table":' + json.dumps(target.name) + ',"row":'
-            query = sql.SQL("SELECT row_to_json(t)::text FROM {} t WHERE {}").format(
+            query = sql.SQL("COPY (SELECT row_to_json(t)::text FROM {} t WHERE {}) TO STDOUT").format(
                 sql.Identifier(target.schema, target.table), where
             )
-            async with conn.cursor(name="tenure_export") as cursor:
-                await cursor.execute(query, params)
-                while batch := [row for (row,) in await cursor.fetchmany(FETCH)]:
-                    write("".join(f"{prefix}{row}}}\n" for row in batch))
-                    current.digest.update("".join(f"{row}\n" for row in batch).encode())
-                    current.rows += len(batch)
-                    progress(target.name, len(batch))
+            async with conn.cursor() as cursor, cursor.copy(query, params) as copy:
+                copy.set_types(["text"])
+                batch: list[str] = []
+                async for (row,) in copy.rows():
+                    batch.append(row)
+                    if len(batch) == FETCH:
+                        _flush(current, prefix, batch, write, progress)
+                _flush(current, prefix, batch, write, progress)
             done.append(current)
     return [table.manifest() for table in done]
