@@ -50,6 +50,13 @@ class FakeKube:
         self._notify(plural, "ADDED", stored)
         return copy.deepcopy(stored)
 
+    async def create_custom(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)  # a request: other tasks run meanwhile
+        if body["metadata"]["name"] in self.objects.get(plural, {}):
+            raise Conflict(409, "AlreadyExists", f"{plural} {body['metadata']['name']} already exists")
+        self.writes += 1
+        return self.create(plural, body)
+
     async def patch_custom(self, plural: str, name: str, body: dict[str, Any], *, status: bool) -> dict[str, Any]:
         stored = self.objects.get(plural, {}).get(name)
         if stored is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import timedelta
 from typing import Any
@@ -9,9 +10,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tenure.api import PurgeReceiptSpec
+from tenure.api import PURGE_RECEIPT, PurgeReceiptSpec
+from tenure.effects.receipts import Receipts
 from tenure.lifecycle.receipts import canonical, content, digest, key_id, link, verify
 
+from ..support.fake_kube import FakeKube
 from .lifecycle_support import T0, FakeCluster
 
 KEY = Ed25519PrivateKey.generate()
@@ -134,3 +137,24 @@ def test_tampering_is_found_and_the_first_broken_receipt_named(tamper: Any, firs
     assert problems, "tampering went unnoticed"
     assert problems[0].receipt == first
     assert any(what in problem.what and problem.receipt == first for problem in problems), problems
+
+
+def test_issuing_is_idempotent_across_restarts_and_concurrent_purges_get_consecutive_links() -> None:
+    kube = FakeKube()
+    body = content(*(lambda c: (c.name, c.uid, c.spec, c.status, "0.1.0"))(purged_under_holds()))
+
+    async def scenario() -> None:
+        first = Receipts(kube, KEY)  # type: ignore[arg-type]
+        await asyncio.gather(
+            *(first.issue(f"t{n}.u{n}", {**body, "tenant": {"name": f"t{n}", "uid": f"u{n}"}}) for n in range(5))
+        )
+        # A crash after creating t0's receipt, before its finalizer went: the next replica issues it again.
+        await Receipts(kube, KEY).issue("t0.u0", body)  # type: ignore[arg-type]
+        # Two replicas racing on the same receipt (a lost AlreadyExists): no error, no second receipt.
+        await Receipts(kube, KEY).issue("t1.u1", body)  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    stored = kube.objects[PURGE_RECEIPT.plural]
+    assert sorted(r["spec"]["sequence"] for r in stored.values()) == [1, 2, 3, 4, 5]
+    assert kube.writes == 5
+    assert verify(stored.values(), KEYS) == []

@@ -58,6 +58,12 @@ class Kube:
         result: dict[str, Any] = await typed(patch(API_GROUP, API_VERSION, plural, name, body, **AS_MERGE_PATCH))
         return result
 
+    async def create_custom(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await typed(
+            self.custom.create_cluster_custom_object(API_GROUP, API_VERSION, plural, body)
+        )
+        return result
+
     async def get_custom(self, plural: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await typed(
             self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, plural, name)

@@ -149,11 +149,7 @@ class Receipts:
                 "spec": spec,
             }
             try:
-                await checked(
-                    self.kube.custom.create_cluster_custom_object(
-                        API_GROUP, API_VERSION, PURGE_RECEIPT.plural, receipt, _preload_content=False
-                    )
-                )
+                await self.kube.create_custom(PURGE_RECEIPT.plural, receipt)
             except Conflict as error:
                 if not error.already_exists:
                     raise

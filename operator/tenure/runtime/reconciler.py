@@ -146,7 +146,11 @@ class Reconciler:
             self.events.post(TENANT.kind, name, record.uid, event.reason, event.message, event.warning)
         if decision.status.phase == "Purged":  # the proof exists before the finalizer lets the Tenant go
             body = receipts.content(name, record.uid, tenant.spec, decision.status, metadata.version("tenure"))
-            await self.issuer.issue(receipts.receipt_name(name, record.uid), body)
+            try:
+                await self.issuer.issue(receipts.receipt_name(name, record.uid), body)
+            except ApiError as error:
+                self._warn(record, "ReceiptFailed", f"No PurgeReceipt yet, so the finalizer stays: {error}")
+                raise
         await self._act(record, decision)
         self._count(name, decision.status.phase)
         self._progress(name, decision)
