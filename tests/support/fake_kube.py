@@ -81,8 +81,13 @@ class FakeKube:
             raise Gone(404, "NotFound", f"{plural} {name} not found")
         return copy.deepcopy(stored)
 
-    async def list_custom(self, plural: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(body) for body in self.objects.get(plural, {}).values()]
+    async def list_custom(self, plural: str, label_selector: str = "") -> list[dict[str, Any]]:
+        key, _, value = label_selector.partition("=")  # one key=value, or everything
+        return [
+            copy.deepcopy(body)
+            for body in self.objects.get(plural, {}).values()
+            if not key or (body["metadata"].get("labels") or {}).get(key) == value
+        ]
 
     async def listing(self, plural: str) -> tuple[list[dict[str, Any]], str]:
         return await self.list_custom(plural), str(next(self._versions))

@@ -152,9 +152,13 @@ def test_issuing_is_idempotent_across_restarts_and_concurrent_purges_get_consecu
         await Receipts(kube, KEY).issue("t0.u0", body)  # type: ignore[arg-type]
         # Two replicas racing on the same receipt (a lost AlreadyExists): no error, no second receipt.
         await Receipts(kube, KEY).issue("t1.u1", body)  # type: ignore[arg-type]
+        # Another replica extended the chain since `first` last issued: `first` links after it, not beside it.
+        await Receipts(kube, KEY).issue("t5.u5", {**body, "tenant": {"name": "t5", "uid": "u5"}})  # type: ignore[arg-type]
+        await first.issue("t6.u6", {**body, "tenant": {"name": "t6", "uid": "u6"}})
 
     asyncio.run(scenario())
     stored = kube.objects[PURGE_RECEIPT.plural]
-    assert sorted(r["spec"]["sequence"] for r in stored.values()) == [1, 2, 3, 4, 5]
-    assert kube.writes == 5
+    assert sorted(r["spec"]["sequence"] for r in stored.values()) == [1, 2, 3, 4, 5, 6, 7]
+    assert stored["t6.u6"]["spec"]["sequence"] == 7
+    assert kube.writes == 7
     assert verify(stored.values(), KEYS) == []

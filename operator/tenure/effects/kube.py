@@ -70,8 +70,10 @@ class Kube:
         )
         return result
 
-    async def list_custom(self, plural: str) -> list[dict[str, Any]]:
-        result = await typed(self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural))
+    async def list_custom(self, plural: str, label_selector: str = "") -> list[dict[str, Any]]:
+        result = await typed(
+            self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural, label_selector=label_selector)
+        )
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 

@@ -7,8 +7,9 @@ wins). Every public key Tenure ever signed with is published in ConfigMap
 rotation still verify (docs/records.md: rotation).
 
 Receipts are created by the one acting replica (the leader), one at a time
-(:class:`Receipts` holds a lock), each after a fresh list from the API server:
-the chain's head is the receipt with the highest sequence. A receipt's name is
+(:class:`Receipts` holds a lock). The chain's head is the receipt with the
+highest sequence, listed from the API server once, then remembered and
+checked before each new receipt by listing the label of the next sequence. A receipt's name is
 fixed by its Tenant's uid, so a crash between creating it and removing the
 finalizer finds it on the next pass and creates no second one.
 """
@@ -42,6 +43,7 @@ SECRET = "tenure-receipt-key"
 FIELD = "privateKey"
 CONFIG_MAP = "tenure-receipt-keys"
 LABELS = {"app.kubernetes.io/name": "tenure"}
+SEQUENCE_LABEL = f"{API_GROUP}/sequence"
 logger = logging.getLogger(__name__)
 
 
@@ -123,29 +125,34 @@ async def published_keys(kube: Kube, namespace: str) -> dict[str, Ed25519PublicK
 
 
 class Receipts:
-    """Issues receipts one at a time, each linked to the chain's head as the API server has it."""
+    """Issues receipts one at a time, each linked to the chain's head as the API server has it.
+
+    The head is remembered between receipts; before each new one a list by the label of the next sequence
+    (normally empty) proves no other replica extended the chain meanwhile, else every receipt is listed again.
+    """
 
     def __init__(self, kube: Kube, key: Ed25519PrivateKey) -> None:
         self.kube = kube
         self.key = key
         self._lock = asyncio.Lock()
         self._issued: set[str] = set()
+        self._head: Mapping[str, Any] | None = None
+        self._listed = False
 
     async def issue(self, name: str, body: Mapping[str, Any]) -> None:
         """Create receipt ``name`` with ``body`` (its content) unless it exists; idempotent."""
-        if name in self._issued:
+        if name in self._issued and self._listed:
             return
         async with self._lock:
-            receipts = await self.kube.list_custom(PURGE_RECEIPT.plural)
-            if any(receipt["metadata"]["name"] == name for receipt in receipts):
-                self._issued.add(name)
+            if not await self._current():
+                await self._relist()
+            if name in self._issued:
                 return
-            head = max((receipt["spec"] for receipt in receipts), key=lambda spec: spec["sequence"], default=None)
-            spec = link(body, head, self.key)
+            spec = link(body, self._head, self.key)
             receipt = {
                 "apiVersion": f"{API_GROUP}/{API_VERSION}",
                 "kind": PURGE_RECEIPT.kind,
-                "metadata": {"name": name, "labels": LABELS},
+                "metadata": {"name": name, "labels": {**LABELS, SEQUENCE_LABEL: str(spec["sequence"])}},
                 "spec": spec,
             }
             try:
@@ -153,5 +160,21 @@ class Receipts:
             except Conflict as error:
                 if not error.already_exists:
                     raise
+                self._listed = False  # issued by another replica meanwhile: list again before the next one
+                return
             logger.info("issued PurgeReceipt %s (sequence %d, %s)", name, spec["sequence"], spec["digest"])
             self._issued.add(name)
+            self._head = spec
+
+    async def _current(self) -> bool:
+        """The remembered head is still the chain's head: no receipt has the next sequence."""
+        if not self._listed:
+            return False
+        following = (self._head["sequence"] if self._head else 0) + 1
+        return not await self.kube.list_custom(PURGE_RECEIPT.plural, f"{SEQUENCE_LABEL}={following}")
+
+    async def _relist(self) -> None:
+        receipts = await self.kube.list_custom(PURGE_RECEIPT.plural)
+        self._issued = {receipt["metadata"]["name"] for receipt in receipts}
+        self._head = max((receipt["spec"] for receipt in receipts), key=lambda spec: spec["sequence"], default=None)
+        self._listed = True
