@@ -72,7 +72,7 @@ install: ## apply the CRDs, then the namespace, RBAC and admission policies, to 
 	$(KUBECTL) apply -f crds/
 	$(KUBECTL) wait --for=condition=Established --timeout=60s -f crds/
 	$(KUBECTL) apply --server-side --force-conflicts -f manifests/deploy/rbac.yaml \
-	  -f manifests/deploy/validating-admission-policies.yaml
+	  -f manifests/deploy/validating-admission-policies.yaml -f manifests/deploy/records-policies.yaml
 
 deploy: ## install the operator in the cluster of the current KUBECONFIG: kubectl apply -k manifests/deploy
 	$(KUBECTL) apply --server-side --force-conflicts -k manifests/deploy

@@ -93,7 +93,8 @@ def crds(kubectl: Kubectl) -> None:
     for kind in ("tenant", "retentionpolicy", "legalhold", "datastore"):
         eventually(lambda k=kind: kubectl.run("explain", k, check=False).returncode == 0, what=f"OpenAPI for {kind}")
     deploy = REPO / "manifests/deploy"
-    manifests = ("-f", str(deploy / "rbac.yaml"), "-f", str(deploy / "validating-admission-policies.yaml"))
+    policies = ("validating-admission-policies.yaml", "records-policies.yaml")
+    manifests = ("-f", str(deploy / "rbac.yaml"), *(f"-f{deploy / name}" for name in policies))
     kubectl.run("apply", "--server-side", "--force-conflicts", *manifests)
     admission_enforced(kubectl)
 

@@ -188,6 +188,82 @@ for command in (status, describe, plan, holds):
     plugin.command()(command)
 
 
+receipts = typer.Typer(help="PurgeReceipts: the signed, chained proof of each deletion (docs/records.md).")
+app.add_typer(receipts, name="receipts")
+_NAMESPACE = typer.Option(envvar="TENURE_NAMESPACE", help="Where ConfigMap tenure-receipt-keys is.")
+
+
+@receipts.command("verify")
+def receipts_verify(
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="`kubectl get purgereceipts -o json` output, not the cluster.")
+    ] = None,
+    keys: Annotated[
+        Path | None, typer.Option(help="`kubectl -n tenure-system get configmap tenure-receipt-keys -o json` output.")
+    ] = None,
+    namespace: Annotated[str, _NAMESPACE] = "tenure-system",
+) -> None:
+    """Check every digest, signature and link; exit 1 naming the first receipt edited, removed or reordered."""
+    from rich.console import Console
+
+    from tenure.records import check, load_keys, load_receipts
+
+    if check(Console(soft_wrap=True), load_receipts(file), load_keys(keys, namespace)):
+        raise typer.Exit(1)
+
+
+@receipts.command("show")
+def receipts_show(
+    tenant: Annotated[str, typer.Argument(help="The (long gone) Tenant's name.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read receipts from this file.")] = None,
+) -> None:
+    """A tenant's receipt(s), for people (table) or programs (json)."""
+    import json
+
+    from rich.console import Console
+
+    from tenure.records import load_receipts, of_tenant, show
+
+    console = Console()
+    found = of_tenant(load_receipts(file), tenant)
+    if not found:
+        console.print(f"no PurgeReceipt names tenant {tenant}")
+        raise typer.Exit(1)
+    for receipt in found:
+        if output == "json":
+            print(json.dumps(receipt, indent=2))
+        else:
+            show(console, receipt)
+
+
+@app.command("export")
+def export_tenant(
+    tenant: Annotated[str, typer.Argument(help="The Active Tenant's name.")],
+    store: Annotated[str, typer.Option("--store", help="The DataStore to export from.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The gzip JSON Lines file to write.")],
+) -> None:
+    """Every row of an Active tenant's keys in a DataStore, as gzip JSON Lines and FILE.manifest.json."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from tenure.export import Refused, columns, export, manifest_path
+
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        with Progress(*columns(), console=console, transient=True) as progress:
+            manifest = asyncio.run(export(tenant, store, output, progress))
+    except Refused as error:
+        console.print(f"export refused: {error}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"{manifest['rows']:,} rows from {len(manifest['tables'])} tables in {manifest['seconds']}s: "
+        f"{output}, {manifest_path(output)}"
+    )
+
+
 @app.command()
 def crds(
     directory: Annotated[Path, typer.Argument(help="Where to write the CRD files.")] = Path("crds"),

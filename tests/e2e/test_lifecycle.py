@@ -89,8 +89,12 @@ def test_legal_hold_blocks_an_overdue_purge_until_released(kubectl: Kubectl, obj
     assert kubectl.get("namespace", namespace) is not None
 
     kubectl.delete("legalhold", f"h-{unique}")
-    phase_of(kubectl, tenant, "Purged", timeout=30)
+    purged = phase_of(kubectl, tenant, "Purged", timeout=30)
     assert kubectl.get("namespace", namespace) is None
+    # Its PurgeReceipt names the hold that delayed it, from when Tenure saw it to its release.
+    receipt = eventually(lambda: kubectl.get("purgereceipt", f"{tenant}.{purged['metadata']['uid']}"), what="receipt")
+    (hold,) = receipt["spec"]["holds"]
+    assert hold["name"] == f"h-{unique}" and hold["since"] < hold["until"] <= purged["status"]["purgeStartedAt"]
 
 
 def test_hold_on_a_missing_tenant_is_reported(kubectl: Kubectl, objects: Objects, unique: str) -> None:

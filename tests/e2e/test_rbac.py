@@ -91,6 +91,11 @@ TENURE_KINDS = ("tenants", "retentionpolicies", "legalholds", "datastores")
         (("escalate", "clusterroles"), "no"),
         *[((verb, "clusterrolebindings"), "no") for verb in ("create", "delete")],
         (("get", "configmaps", "-A"), "no"),
+        # PurgeReceipts: created and read, never changed or deleted; the public keys' ConfigMap.
+        *[((verb, "purgereceipts"), "yes") for verb in ("get", "list", "create")],
+        *[((verb, "purgereceipts"), "no") for verb in ("update", "patch", "delete", "deletecollection")],
+        *[((verb, "configmaps/tenure-receipt-keys", "-n", "tenure-system"), "yes") for verb in ("get", "patch")],
+        (("delete", "configmaps/tenure-receipt-keys", "-n", "tenure-system"), "no"),
         (("list", "customresourcedefinitions"), "yes"),
         (("delete", "customresourcedefinitions"), "no"),
     ],

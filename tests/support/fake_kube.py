@@ -50,6 +50,13 @@ class FakeKube:
         self._notify(plural, "ADDED", stored)
         return copy.deepcopy(stored)
 
+    async def create_custom(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)  # a request: other tasks run meanwhile
+        if body["metadata"]["name"] in self.objects.get(plural, {}):
+            raise Conflict(409, "AlreadyExists", f"{plural} {body['metadata']['name']} already exists")
+        self.writes += 1
+        return self.create(plural, body)
+
     async def patch_custom(self, plural: str, name: str, body: dict[str, Any], *, status: bool) -> dict[str, Any]:
         stored = self.objects.get(plural, {}).get(name)
         if stored is None:
@@ -74,8 +81,13 @@ class FakeKube:
             raise Gone(404, "NotFound", f"{plural} {name} not found")
         return copy.deepcopy(stored)
 
-    async def list_custom(self, plural: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(body) for body in self.objects.get(plural, {}).values()]
+    async def list_custom(self, plural: str, label_selector: str = "") -> list[dict[str, Any]]:
+        key, _, value = label_selector.partition("=")  # one key=value, or everything
+        return [
+            copy.deepcopy(body)
+            for body in self.objects.get(plural, {}).values()
+            if not key or (body["metadata"].get("labels") or {}).get(key) == value
+        ]
 
     async def listing(self, plural: str) -> tuple[list[dict[str, Any]], str]:
         return await self.list_custom(plural), str(next(self._versions))
@@ -83,3 +95,13 @@ class FakeKube:
     def _notify(self, plural: str, type_: str, body: dict[str, Any]) -> None:
         if (watcher := self.watchers.get(plural)) is not None:
             asyncio.get_running_loop().call_soon(watcher, type_, copy.deepcopy(body))
+
+
+class Issuer:
+    """Receipts as effects.receipts.Receipts issues them: once per name."""
+
+    def __init__(self) -> None:
+        self.issued: dict[str, dict[str, Any]] = {}
+
+    async def issue(self, name: str, body: dict[str, Any]) -> None:
+        self.issued.setdefault(name, body)

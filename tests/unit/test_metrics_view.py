@@ -19,7 +19,7 @@ from tenure.runtime.reconciler import Reconciler
 from tenure.runtime.scheduler import Scheduler
 from tenure.runtime.store import Stores
 
-from ..support.fake_kube import FakeKube
+from ..support.fake_kube import FakeKube, Issuer
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = 86_400.0
@@ -171,6 +171,7 @@ async def thirty_days(per_day: int) -> list[dict[str, int]]:
         _Events(),  # type: ignore[arg-type]
         frozenset(),
         stores.seal_key,
+        Issuer(),  # type: ignore[arg-type]
         clock=lambda: datetime.fromtimestamp(now, UTC),
     )
     scheduler = Scheduler("simulated", reconciler, workers=16, clock=lambda: now)

@@ -47,7 +47,7 @@ def test_a_status_the_schema_refuses_is_reported_naming_the_field_and_written_sh
         created = kube.create(TENANT.plural, {"metadata": {"name": "acme"}, "spec": {"retentionPolicy": "none"}})
         stores.tenants.put(created)
         datastores = DataStores(kube, stores)  # type: ignore[arg-type]
-        reconciler = Reconciler(kube, stores, datastores, events, frozenset(), b"k", clock=lambda: T0)  # type: ignore[arg-type]
+        reconciler = Reconciler(kube, stores, datastores, events, frozenset(), b"k", None, clock=lambda: T0)  # type: ignore[arg-type]
         await reconciler("acme")
         return await kube.get_custom(TENANT.plural, "acme")
 

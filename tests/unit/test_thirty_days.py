@@ -24,7 +24,7 @@ from tenure.runtime.reconciler import Reconciler
 from tenure.runtime.scheduler import Scheduler
 from tenure.runtime.store import Stores
 
-from ..support.fake_kube import FakeKube
+from ..support.fake_kube import FakeKube, Issuer
 
 DAY = 86_400.0
 RELIST = 300.0
@@ -55,6 +55,7 @@ async def simulate(days: float) -> dict[str, Any]:
     kube = FakeKube()
     stores = Stores(b"test seal key")
     events = Events()
+    issuer = Issuer()
     reconciler = Reconciler(
         kube,  # type: ignore[arg-type]
         stores,
@@ -62,6 +63,7 @@ async def simulate(days: float) -> dict[str, Any]:
         events,  # type: ignore[arg-type]
         frozenset(),
         stores.seal_key,
+        issuer,  # type: ignore[arg-type]
         clock=lambda: datetime.fromtimestamp(now, UTC),
     )
     scheduler = Scheduler("simulated", reconciler, workers=64, clock=lambda: now)
@@ -132,6 +134,7 @@ async def simulate(days: float) -> dict[str, Any]:
     figures["writes"] = kube.writes
     figures["reconciles"] = REGISTRY.get_sample_value("tenure_reconciles_total", {"outcome": "ok"})
     figures["events"] = dict(events.reasons)
+    figures["receipts"] = Counter(body["tenant"]["name"][:2] for body in issuer.issued.values())
     return figures
 
 
@@ -150,4 +153,5 @@ def test_thirty_days_of_ten_thousand_tenants_keep_one_deadline_per_tenant_and_wa
     assert first["sizes"] == {"deadlines": 7_500, "dirty": 0, "inflight": 0, "failures": 0, "tasks": 0}
     assert last["sizes"] == {"deadlines": 5_000, "dirty": 0, "inflight": 0, "failures": 0, "tasks": 0}
     assert all(day["tenants"] == tenants for day in figures["daily"])
+    assert figures["receipts"] == {"t2": 2_500}  # one receipt per purged tenant (the short-policy suspended group)
     assert last["traced_mib"] < 0.5  # kept from day 21 to day 30, across 2,592 re-lists

@@ -18,7 +18,8 @@ from .meta import (
     format_timestamp,
 )
 from .policy import DATA_CLASSES, DataClass, DataClassRetention, RetentionPolicySpec, RetentionPolicyStatus
-from .resources import DATA_STORE, LEGAL_HOLD, RESOURCES, RETENTION_POLICY, TENANT, Resource
+from .receipt import PurgeReceiptSpec
+from .resources import DATA_STORE, LEGAL_HOLD, PURGE_RECEIPT, RESOURCES, RETENTION_POLICY, TENANT, Resource
 from .tenant import ClosureReason, Extensions, Phase, State, TenantSpec, TenantStatus
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "DATA_STORE",
     "LEGAL_HOLD",
     "PROTECTED_LABEL",
+    "PURGE_RECEIPT",
     "RESOURCES",
     "RETENTION_POLICY",
     "TENANT",
@@ -44,6 +46,7 @@ __all__ = [
     "LegalHoldSpec",
     "LegalHoldStatus",
     "Phase",
+    "PurgeReceiptSpec",
     "Resource",
     "RetentionPolicySpec",
     "RetentionPolicyStatus",

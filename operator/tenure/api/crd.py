@@ -70,10 +70,11 @@ def render(resource: Resource) -> dict[str, Any]:
             "kind": {"type": "string", "description": "The REST resource this object represents."},
             "metadata": {"type": "object"},
             "spec": {**spec, "default": {}} if not spec.get("required") else spec,
-            "status": model_schema(resource.status),
         },
         "required": ["spec"],
     }
+    if resource.status is not None:
+        schema["properties"]["status"] = model_schema(resource.status)
     if resource.rules:
         schema["x-kubernetes-validations"] = list(resource.rules)
     return {
@@ -96,7 +97,7 @@ def render(resource: Resource) -> dict[str, Any]:
                     "name": API_VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    **({"subresources": {"status": {}}} if resource.status is not None else {}),
                     "additionalPrinterColumns": list(resource.columns),
                     "schema": {"openAPIV3Schema": schema},
                 }

@@ -13,6 +13,7 @@ from .datastore import DataStoreSpec, DataStoreStatus
 from .hold import LegalHoldSpec, LegalHoldStatus
 from .meta import Model
 from .policy import RetentionPolicySpec, RetentionPolicyStatus
+from .receipt import PurgeReceiptSpec
 from .tenant import TenantSpec, TenantStatus
 
 
@@ -23,7 +24,7 @@ class Resource:
     short_name: str
     description: str
     spec: type[Model]
-    status: type[Model]
+    status: type[Model] | None
     columns: tuple[dict[str, Any], ...] = ()
     rules: tuple[dict[str, str], ...] = field(default=())
 
@@ -137,4 +138,29 @@ DATA_STORE = Resource(
     ),
 )
 
-RESOURCES: tuple[Resource, ...] = (TENANT, RETENTION_POLICY, LEGAL_HOLD, DATA_STORE)
+PURGE_RECEIPT = Resource(
+    kind="PurgeReceipt",
+    plural="purgereceipts",
+    short_name="receipt",
+    description="The signed, chained proof that a tenant's data was deleted: identifiers and counts, no data. "
+    "Immutable; kept after the Tenant is gone (docs/records.md).",
+    spec=PurgeReceiptSpec,
+    status=None,
+    columns=(
+        {"name": "Seq", "type": "integer", "jsonPath": ".spec.sequence"},
+        {"name": "Tenant", "type": "string", "jsonPath": ".spec.tenant.name"},
+        {"name": "Policy", "type": "string", "jsonPath": ".spec.policy.name"},
+        {"name": "Purged", "type": "string", "jsonPath": ".spec.timeline[-1:].at"},
+        {"name": "Key", "type": "string", "jsonPath": ".spec.keyId", "priority": 1},
+        {"name": "Digest", "type": "string", "jsonPath": ".spec.digest", "priority": 1},
+        _age(),
+    ),
+    rules=(
+        {
+            "rule": "self.spec == oldSelf.spec",
+            "message": "spec: a PurgeReceipt is immutable; its content is signed and chained to the next receipt",
+        },
+    ),
+)
+
+RESOURCES: tuple[Resource, ...] = (TENANT, RETENTION_POLICY, LEGAL_HOLD, DATA_STORE, PURGE_RECEIPT)

@@ -225,6 +225,14 @@ class PurgeStatus(Model):
     remaining_volumes: int | None = Field(None, ge=0, description="Recorded volumes not yet confirmed gone.")
 
 
+class HoldPeriod(Model):
+    """A LegalHold that named the tenant after it expired, recorded for its PurgeReceipt."""
+
+    name: str = Field(description="The LegalHold's name.", max_length=253)
+    since: Timestamp = Field(description="When Tenure first saw it name the expired tenant.")
+    until: Timestamp | None = Field(None, description="When Tenure saw it released.")
+
+
 class TenantStatus(Model):
     """Where the tenant is in its lifecycle, with the deadlines fixed on phase entry."""
 
@@ -236,6 +244,9 @@ class TenantStatus(Model):
         None, description="Why the account was closed: Voluntary, SuspensionGraceElapsed or TenantDeleted."
     )
     suspended_at: Timestamp | None = Field(None, description="When the current suspension began.")
+    suspension_reason: SuspensionReason | None = Field(
+        None, description="Why the current (or last, once expired) suspension began, recorded for the PurgeReceipt."
+    )
     grace_ends_at: Timestamp | None = Field(
         None, description="When a suspended account stops being reopenable and its data expires."
     )
@@ -253,6 +264,11 @@ class TenantStatus(Model):
         description="Policy windows in force when the current phase was entered; later policy edits do not move them.",
     )
     purge: PurgeStatus | None = Field(None, description="The purge's recorded scope and progress.")
+    holds: tuple[HoldPeriod, ...] | None = Field(
+        None,
+        max_length=256,
+        description="LegalHolds that named the tenant while Expired or Purging, with when they were seen and released.",
+    )
     created_namespaces: tuple[CreatedNamespace, ...] | None = Field(
         None, description="Namespaces Tenure created for this tenant because they did not exist, with their uids."
     )

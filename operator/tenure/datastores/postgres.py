@@ -275,6 +275,12 @@ def _matches(target: Target, table: Table, keys: Keys, others: Claimed | None = 
     return Match(sql.SQL("({})").format(sql.SQL(" OR ").join(ours)), sql.SQL("({})").format(shared), params)
 
 
+def tenant_rows(target: Target, table: Table, keys: Keys) -> tuple[sql.Composable, dict[str, Any]] | None:
+    """A condition selecting every row carrying one of the tenant's keys, with its parameters (None: no key)."""
+    matched = _matches(target, table, keys)
+    return (matched.ours, matched.params) if matched else None
+
+
 async def _execute(conn: psycopg.AsyncConnection[Any], query: sql.Composed, params: Any) -> int:
     async with conn.cursor() as cur:
         await cur.execute(query, params)

@@ -64,14 +64,22 @@ class Kube:
         result: dict[str, Any] = await typed(patch(API_GROUP, API_VERSION, plural, name, body, **AS_MERGE_PATCH))
         return result
 
+    async def create_custom(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await typed(
+            self.custom.create_cluster_custom_object(API_GROUP, API_VERSION, plural, body)
+        )
+        return result
+
     async def get_custom(self, plural: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await typed(
             self.custom.get_cluster_custom_object(API_GROUP, API_VERSION, plural, name)
         )
         return result
 
-    async def list_custom(self, plural: str) -> list[dict[str, Any]]:
-        result = await typed(self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural))
+    async def list_custom(self, plural: str, label_selector: str = "") -> list[dict[str, Any]]:
+        result = await typed(
+            self.custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural, label_selector=label_selector)
+        )
         items: list[dict[str, Any]] = result.get("items", [])
         return items
 

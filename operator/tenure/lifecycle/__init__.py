@@ -7,7 +7,7 @@ again. There is no I/O here and the clock is a parameter, so every rule is
 tested on a fake clock.
 """
 
-from . import access, dryrun, trust
+from . import access, dryrun, receipts, trust
 from .decide import decide
 from .model import (
     DELETIONS,
@@ -60,5 +60,6 @@ __all__ = [
     "access",
     "decide",
     "dryrun",
+    "receipts",
     "trust",
 ]

@@ -18,7 +18,7 @@ from . import access, purge
 from .conditions import condition, find, listing
 from .model import Action, AddFinalizer, CloseAccess, Decision, Event, OpenAccess, RemoveFinalizer, TenantView, World
 from .ownership import describe, ownership
-from .timeline import Draft, expire, extend_grace, extend_retention, reopen, stamp, suspend
+from .timeline import Draft, expire, extend_grace, extend_retention, record_holds, reopen, stamp, suspend
 from .trust import agrees
 
 Make = Callable[[str, ConditionStatus, str, str], Condition]
@@ -82,6 +82,8 @@ def decide(
             draft.purge = purge.scope(tenant, world)
             draft.events.append(Event("PurgeStarted", _scope_message(draft)))
 
+    record_holds(draft, world.holds, now)  # before the purge may complete: a hold seen now is on its receipt
+
     if spec_changed and spec.state != "Closed" and not tenant.deleting and draft.phase in ONE_WAY:
         draft.events.append(
             Event("ReopenRefused", f"An expired account cannot be reopened; spec.state {spec.state} is ignored.", True)
@@ -132,6 +134,7 @@ def decide(
         phase=draft.phase,
         closure_reason=draft.closure_reason,
         suspended_at=draft.suspended_at,
+        suspension_reason=draft.suspension_reason,
         grace_ends_at=draft.grace_ends_at,
         expired_at=draft.expired_at,
         purge_after=draft.purge_after,
@@ -140,6 +143,7 @@ def decide(
         next_deadline=draft.next_deadline,
         windows=draft.windows,
         purge=draft.purge,
+        holds=draft.holds or None,
         created_namespaces=owns.created or None,
         observed_generation=tenant.generation,
         conditions=conditions,
@@ -154,6 +158,7 @@ def _draft(status: TenantStatus) -> Draft:
         phase=status.phase or "Active",
         closure_reason=status.closure_reason,
         suspended_at=status.suspended_at,
+        suspension_reason=status.suspension_reason,
         grace_ends_at=status.grace_ends_at,
         expired_at=status.expired_at,
         purge_after=status.purge_after,
@@ -162,6 +167,7 @@ def _draft(status: TenantStatus) -> Draft:
         grace_window=windows.suspension_grace_period if windows else None,
         retention_window=windows.expired_data_retention if windows else None,
         purge=status.purge,
+        holds=status.holds or (),
     )
 
 

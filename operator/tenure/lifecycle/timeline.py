@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tenure.api import RetentionPolicySpec, TenantSpec
-from tenure.api.tenant import AppliedWindows, ClosureReason, Phase, PurgeStatus
+from tenure.api.tenant import AppliedWindows, ClosureReason, HoldPeriod, Phase, PurgeStatus, SuspensionReason
 
 from .model import Event
 
@@ -44,6 +44,7 @@ class Draft:
     phase: Phase
     closure_reason: ClosureReason | None = None
     suspended_at: datetime | None = None
+    suspension_reason: SuspensionReason | None = None
     grace_ends_at: datetime | None = None
     expired_at: datetime | None = None
     purge_after: datetime | None = None
@@ -52,6 +53,7 @@ class Draft:
     grace_window: timedelta | None = None
     retention_window: timedelta | None = None
     purge: PurgeStatus | None = None
+    holds: tuple[HoldPeriod, ...] = ()
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -72,6 +74,7 @@ def _iso(moment: datetime | None) -> str:
 def suspend(draft: Draft, spec: TenantSpec, policy: RetentionPolicySpec | None, now: datetime) -> None:
     draft.phase = "Suspended"
     draft.suspended_at = stamp(now)
+    draft.suspension_reason = spec.suspension_reason
     draft.grace_window = policy.suspension_grace_period if policy else None
     draft.grace_ends_at = None
     extend_grace(draft, spec)
@@ -94,7 +97,7 @@ def extend_grace(draft: Draft, spec: TenantSpec, policy: RetentionPolicySpec | N
 
 def reopen(draft: Draft) -> None:
     draft.phase = "Active"
-    draft.suspended_at = draft.grace_ends_at = draft.grace_window = None
+    draft.suspended_at = draft.grace_ends_at = draft.grace_window = draft.suspension_reason = None
     draft.events.append(Event("Reopened", "Account reopened within its grace period; it is Active again."))
 
 
@@ -123,6 +126,18 @@ def extend_retention(draft: Draft, spec: TenantSpec, policy: RetentionPolicySpec
         draft.retention_window = policy.expired_data_retention
     extension = spec.extensions.expired_data_retention if spec.extensions else None
     draft.purge_after = _deadline(draft.purge_after, draft.expired_at, draft.retention_window, extension)
+
+
+def record_holds(draft: Draft, holds: tuple[str, ...], now: datetime) -> None:
+    """Keep, for the PurgeReceipt, which LegalHolds named the tenant while its data waited or was being deleted."""
+    if draft.phase not in ("Expired", "Purging"):
+        return
+    seen = {period.name for period in draft.holds if period.until is None}
+    kept = tuple(
+        period if period.until is not None or period.name in holds else period.model_copy(update={"until": stamp(now)})
+        for period in draft.holds
+    )
+    draft.holds = kept + tuple(HoldPeriod(name=name, since=stamp(now)) for name in sorted(holds) if name not in seen)
 
 
 def _deadline(

@@ -21,10 +21,11 @@ from typing import Any
 
 import aiohttp
 import kopf
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY, start_http_server
 
 from tenure.api import API_GROUP, API_VERSION, DATA_STORE, LEGAL_HOLD, TENANT
-from tenure.effects import seal
+from tenure.effects import receipts, seal
 from tenure.effects.events import EventPoster
 from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube, connect, status_of
@@ -46,7 +47,13 @@ class Runtime:
     """Everything the handlers share, created once at startup."""
 
     def __init__(
-        self, kube: Kube, stores: Stores, informers: list[Informer], config: Config, leadership: Leadership
+        self,
+        kube: Kube,
+        stores: Stores,
+        informers: list[Informer],
+        config: Config,
+        leadership: Leadership,
+        signer: Ed25519PrivateKey,
     ) -> None:
         self.kube = kube
         self.stores = stores
@@ -61,6 +68,7 @@ class Runtime:
             self.events,
             config.protected,
             stores.seal_key,
+            receipts.Receipts(kube, signer),
             operator_namespace=config.namespace,
             access_sweep=config.access_sweep_seconds,
             gate=effects,
@@ -117,6 +125,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     kube = Kube(await connect(pool_size=config.workers))
     try:
         stores = Stores(await seal.load_key(kube, config.namespace))
+        signer = await receipts.load_signer(kube, config.namespace)
         informers = [Informer(kube, plural, store, config.relist_seconds) for plural, store in stores.kinds.items()]
         for informer in informers:
             await informer.list()
@@ -128,7 +137,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             raise kopf.TemporaryError(f"the API server is not ready yet ({reason})", delay=2) from error
         raise
     memo.leadership = elect(config.namespace, config.leader_election)
-    memo.runtime = Runtime(kube, stores, informers, config, memo.leadership)
+    memo.runtime = Runtime(kube, stores, informers, config, memo.leadership, signer)
     start_http_server(config.metrics_port)
     logger.info(
         "tenure started: %d policies, %d legal holds, %d namespaces, %d volumes, %d claims known; %d workers%s",

@@ -10,7 +10,8 @@ Order matters for safety and for crash-resumption:
    names the tenant;
 4. "Purged" is written only after the API server itself confirms every
    recorded namespace and volume gone (the store that suggested it may lag),
-   and the finalizer is removed only once status says Purged.
+   and the finalizer is removed only once status says Purged and the
+   tenant's PurgeReceipt exists.
 
 The pass is idempotent: run twice on the same inputs it writes nothing the
 second time. Failures raise and the scheduler retries with backoff.
@@ -24,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import Any, TypeVar
 
 from tenure import metrics
@@ -35,6 +37,7 @@ from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube, unless_gone
 from tenure.effects.namespaces import NotOwned
 from tenure.effects.outcome import Outcome
+from tenure.effects.receipts import Receipts
 from tenure.lifecycle import (
     DELETIONS,
     Action,
@@ -53,6 +56,7 @@ from tenure.lifecycle import (
     TenantView,
     decide,
     dryrun,
+    receipts,
     trust,
 )
 from tenure.lifecycle.conditions import is_true
@@ -86,6 +90,7 @@ class Reconciler:
         events: EventPoster,
         protected: frozenset[str],
         seal_key: bytes,
+        issuer: Receipts,
         clock: Callable[[], datetime] = utcnow,
         operator_namespace: str = "tenure-system",
         access_sweep: float = 60.0,
@@ -99,6 +104,7 @@ class Reconciler:
         self.datastores = datastores
         self.protected = protected
         self.seal_key = seal_key
+        self.issuer = issuer
         self.clock = clock
         self.operator_namespace = operator_namespace
         self.access_sweep = access_sweep
@@ -164,6 +170,13 @@ class Reconciler:
         record = await self._write_status(record, decision)
         for event in decision.events:  # posted once the transition is recorded, even if acting on it fails
             self.events.post(TENANT.kind, name, record.uid, event.reason, event.message, event.warning)
+        if decision.status.phase == "Purged":  # the proof exists before the finalizer lets the Tenant go
+            body = receipts.content(name, record.uid, tenant.spec, decision.status, metadata.version("tenure"))
+            try:
+                await self.issuer.issue(receipts.receipt_name(name, record.uid), body)
+            except ApiError as error:
+                self._warn(record, "ReceiptFailed", f"No PurgeReceipt yet, so the finalizer stays: {error}")
+                raise
         await self._act(record, decision)
         self._count(name, decision.status.phase)
         self._progress(name, decision)
