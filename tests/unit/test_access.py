@@ -211,6 +211,12 @@ def test_which_bindings_stay() -> None:
     assert not kept(binding("sas", all_sas), "tenure-system")
     assert not kept(binding("everyone", authenticated), "tenure-system")
     assert not kept(binding("empty"), "tenure-system")
+    for anyone in ("system:unauthenticated", "system:anonymous", "system:serviceaccounts", "system:bootstrappers"):
+        subject = {"kind": "Group", "name": anyone, "apiGroup": "rbac.authorization.k8s.io"}
+        assert not kept(binding("anyone", subject), "tenure-system"), anyone  # would let anyone in
+    controllers = {"kind": "User", "name": "system:kube-controller-manager", "apiGroup": "rbac.authorization.k8s.io"}
+    kube_sas = {"kind": "Group", "name": "system:serviceaccounts:kube-system", "apiGroup": "rbac.authorization.k8s.io"}
+    assert kept(binding("controllers", controllers, kube_sas), "tenure-system")
     assert kept(binding("system", system_sa, nodes), "tenure-system")
     assert kept(binding("tenure", tenure_sa), "tenure-system")
     assert kept(binding("ops", user, labels={access.KEEP_ACCESS_LABEL: "true"}), "tenure-system")

@@ -172,21 +172,25 @@ def restore(key: bytes, workload: Workload) -> Restore | None:
 # RoleBindings
 
 
+CLUSTER_IDENTITIES = ("system:masters", "system:nodes")
+"""Users and groups of the cluster itself; besides these only ``system:node:<node>`` and ``system:kube-*``."""
+
+
 def system_subject(subject: Mapping[str, Any], operator_namespace: str) -> bool:
     """A subject of the cluster itself, not of the tenant: a ServiceAccount of a ``kube-*`` namespace or of Tenure's,
-    or a ``system:`` user or group other than a ServiceAccount identity (``system:serviceaccount(s):<namespace>``)
-    of some other namespace."""
+    or one of an allow-list of the cluster's own users and groups (``system:masters``, ``system:nodes``,
+    ``system:node:<node>``, ``system:kube-*``). Any other ``system:`` name is the tenant's business: above all
+    ``system:anonymous``, ``system:unauthenticated``, ``system:authenticated`` and ``system:serviceaccounts``, which
+    would let anyone in while the tenant is inaccessible."""
     name = str(subject.get("name", ""))
     if subject.get("kind") == "ServiceAccount":
         namespace = str(subject.get("namespace", ""))
         return namespace.startswith("kube-") or namespace == operator_namespace
-    if not name.startswith("system:"):
-        return False
     for prefix in ("system:serviceaccount:", "system:serviceaccounts:"):
         if name.startswith(prefix):
             namespace = name.removeprefix(prefix).split(":", 1)[0]
             return namespace.startswith("kube-") or namespace == operator_namespace
-    return name != "system:serviceaccounts" and name != "system:authenticated"
+    return name in CLUSTER_IDENTITIES or name.startswith(("system:node:", "system:kube-"))
 
 
 def kept(binding: Mapping[str, Any], operator_namespace: str) -> bool:

@@ -2,8 +2,10 @@
 
 Only actions that destroy, arm, scale or block nothing pass while a dry run
 is on: adding or removing Tenure's own finalizer, creating a missing
-namespace, putting back a reclaim policy, and resolving a tenant's keys in a
-DataStore (a read). Everything else — and any action added later — is
+namespace, putting back a reclaim policy, reopening a namespace Tenure closed
+before the dry run (it only gives back what a person asked for), and
+resolving a tenant's keys in a DataStore (a read: an action whose keys are
+resolved, listed in status or recorded beside it, deletes rows). Everything else — and any action added later — is
 withheld, so a new destructive action is covered without being named here.
 """
 
@@ -13,27 +15,30 @@ from collections.abc import Iterable, Sequence, Set
 from datetime import datetime
 
 from tenure.api import Condition
+from tenure.api.tenant import KeySet
 
 from .conditions import condition, listing
 from .model import (
     Action,
     AddFinalizer,
+    CloseAccess,
     CreateNamespace,
     DeleteNamespace,
     DeleteVolume,
     Event,
+    OpenAccess,
     PurgeStore,
     ReclaimOnDelete,
     RemoveFinalizer,
     RestoreReclaim,
 )
 
-INERT = (AddFinalizer, RemoveFinalizer, CreateNamespace, RestoreReclaim)
+INERT = (AddFinalizer, RemoveFinalizer, CreateNamespace, RestoreReclaim, OpenAccess)
 """Actions that change no tenant data and no workload."""
 
 
 def inert(action: Action) -> bool:
-    return isinstance(action, INERT) or (isinstance(action, PurgeStore) and action.keys is None)
+    return isinstance(action, INERT) or (isinstance(action, PurgeStore) and not action.resolved)
 
 
 def split(
@@ -57,6 +62,10 @@ def describe(action: Action) -> str:
             return f"delete persistent volume {name}"
         case ReclaimOnDelete(name=name):
             return f"set the reclaim policy of persistent volume {name} to Delete"
+        case CloseAccess(namespace=namespace):
+            return f"close access to namespace {namespace} (stop workloads, refuse pods, cut network and bindings)"
+        case PurgeStore(name=name, keys=None, key_set=KeySet(count=count)):
+            return f"delete the tenant's rows in DataStore {name} ({count} keys, recorded beside the status)"
         case PurgeStore(name=name, keys=keys):
             found = "; ".join(f"{kind} {listing(sorted(values))}" for kind, values in sorted((keys or {}).items()))
             return f"delete the tenant's rows in DataStore {name} ({found})"
