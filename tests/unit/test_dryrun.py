@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from tenure.api.tenant import KeySet
 from tenure.effects.gate import Gate
 from tenure.lifecycle import (
     AddFinalizer,
@@ -12,13 +13,12 @@ from tenure.lifecycle import (
     CreateNamespace,
     DeleteNamespace,
     DeleteVolume,
+    OpenAccess,
     PurgeStore,
     ReclaimOnDelete,
     RemoveFinalizer,
-    OpenAccess,
     RestoreReclaim,
 )
-from tenure.api.tenant import KeySet
 from tenure.lifecycle.dryrun import report
 
 from .lifecycle_support import T0

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tenure.effects.gate import Gate
 from tenure.runtime.purges import Paused, Purges
 from tenure.runtime.store import Stores
 
@@ -38,3 +39,18 @@ def test_a_closed_or_deleted_tenant_keeps_purging(body: dict[str, Any]) -> None:
         purges(body)._spec_agrees("acme")
     except Paused as paused:
         pytest.fail(f"a tenant whose spec asks for the end was paused: {paused}")
+
+
+def test_a_dry_run_turned_on_stops_the_running_job_before_its_next_batch() -> None:
+    """Checked before every batch (runtime/purges.py batch_done), not only when the job starts."""
+    job = purges(tenant("Closed"))
+    dry: set[str] = set()
+    job.gate = Gate(dry_stores=lambda: dry)
+    job._not_dry("db")  # deleting
+    dry.add("db")  # spec.dryRun set on the DataStore meanwhile
+    with pytest.raises(Paused, match="dry run"):
+        job._not_dry("db")
+    job._not_dry("other")
+    job.gate = Gate(dry_run=True)
+    with pytest.raises(Paused, match="dry run"):
+        job._not_dry("other")

@@ -47,6 +47,10 @@ class Unseen(Exception):
     """Tenants the API server lists are not in the operator's cache yet (it is still filling after a start)."""
 
 
+class DryRunStarted(Exception):
+    """A dry run (the operator's or the DataStore's) began while a sweep was deleting."""
+
+
 class DataStores:
     def __init__(self, kube: Kube, stores: Stores, namespace: str = "tenure-system") -> None:
         self.kube = kube
@@ -208,5 +212,7 @@ class DataStores:
         async def progress(rows: int) -> None:
             if self.stores.held_tenants() & windows.keys():
                 raise Paused
+            if not self.gate.sweeps(name):
+                raise DryRunStarted("a dry run was turned on: the sweep stopped, nothing more is deleted or redacted")
 
         return windows, await operations.sweep(conn, spec, keys, windows, progress)

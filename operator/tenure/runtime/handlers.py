@@ -60,7 +60,7 @@ class Runtime:
         self.events = EventPoster(kube)
         self.datastores = DataStores(kube, stores, config.namespace)
         effects = Gate(config.dry_run, lambda: {n for n, r in stores.datastores.items() if r.spec and r.spec.dry_run})
-        self.datastores.gate = effects
+        self.datastores.gate = self.datastores.purges.gate = effects
         reconciler = Reconciler(
             kube,
             stores,

@@ -20,6 +20,7 @@ from tenure import metrics
 from tenure.api import DataStoreStatus
 from tenure.datastores import operations, postgres
 from tenure.effects import holds
+from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube
 from tenure.lifecycle import PurgeStore, StoreProgress, purge, trust
 
@@ -67,6 +68,8 @@ class Purges:
         self.kube, self.stores, self.connections, self.claims = kube, stores, connections, listing
         self.namespace = namespace
         """The operator's namespace, where key sets too large for a tenant's status are recorded."""
+        self.gate = Gate()
+        """Checked before every batch: a dry run turned on (operator or DataStore) stops a purge already deleting."""
         self.touch_tenant: Callable[[str], None] = lambda name: None
         """Wakes a tenant so its next pass writes a purge's progress (set once the scheduler exists)."""
         self.recheck: Callable[[str], None] = lambda name: None
@@ -150,6 +153,7 @@ class Purges:
         if ready is not None and ready.reason == "MissingTablesOrColumns":
             raise Unavailable(f"DataStore {action.name} is not Ready: {ready.message}")
         await self._still_due(tenant, uid)
+        self._not_dry(action.name)
         others = claims(await self.claims.all(), action.name, but=tenant)
         conn = await self.connections.connect(spec)
         try:
@@ -182,6 +186,7 @@ class Purges:
                 if self.stores.holds_of(tenant):
                     raise Paused("legal hold")
                 self._spec_agrees(tenant)
+                self._not_dry(action.name)
                 if due:
                     reported = time.monotonic()
                     await self._still_due(tenant, uid)
@@ -227,6 +232,10 @@ class Purges:
         self._spec_agrees(tenant)
         if tenant in await holds.held(self.kube):
             raise Paused("legal hold")
+
+    def _not_dry(self, store: str) -> None:
+        if not self.gate.sweeps(store):
+            raise Paused("dry run: no rows are deleted in this DataStore")
 
     def _spec_agrees(self, tenant: str) -> None:
         """Stop unless the tenant's spec still asks for the end (Closed, deleted, or grace elapsed), as every
