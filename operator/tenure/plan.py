@@ -27,7 +27,7 @@ from tenure.datastores import operations, postgres
 from tenure.datastores.targets import Keys, Target
 from tenure.effects.kube import Kube
 from tenure.inspect import Cluster, Output, emit
-from tenure.lifecycle import PROTECTED_NAMESPACES, TenantView, decide
+from tenure.lifecycle import PROTECTED_NAMESPACES, TenantView, decide, purge
 from tenure.runtime.connections import Connections
 from tenure.runtime.store import Stores, Unreadable
 
@@ -161,12 +161,14 @@ class _Databases:
         if record.spec is None:
             return [Item(tenant, why, f"rows in DataStore {store}", when, store, note="the DataStore is invalid")]
         spec = record.spec
+        requested = purge.keys_in(tenant, view.spec.data_keys, store)  # as the operator resolves them
+        if keys is None and not requested:
+            return [Item(tenant, why, f"rows in DataStore {store}", when, store, note="spec.dataKeys lists none")]
         conn = await self._connect(store, spec)
         if conn is None:
             return [Item(tenant, why, f"rows in DataStore {store}", when, store, note=self.problems[store])]
         if keys is None:
-            requested = (view.spec.data_keys or {}).get(store) or (tenant,)
-            keys = await operations.resolve(conn, spec, tuple(requested))
+            keys = await operations.resolve(conn, spec, requested)
         note = "dry run (spec.dryRun): only reported" if spec.dry_run else ""
         items = []
         for target in operations.targets_of(spec):

@@ -244,8 +244,12 @@ class MetricsView(Collector):
             if record.spec is not None:
                 interval = record.spec.sweep_interval.total_seconds()
                 families["interval"].add_metric([name], interval)
-                if sweep is not None and sweep.started_at is not None:
+                due: float | None = None
+                if status.next_sweep_at is not None:  # decided by the operator, also for spec.sweepSchedule
+                    due = status.next_sweep_at.timestamp()
+                elif sweep is not None and sweep.started_at is not None:
                     due = sweep.started_at.timestamp() + interval
+                if due is not None:
                     next_sweep = due if next_sweep is None else min(next_sweep, due)
         for gone in self._swept.keys() - {name for name, _ in self.stores.datastores.snapshot()}:
             del self._swept[gone]
