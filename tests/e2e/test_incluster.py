@@ -246,9 +246,11 @@ def test_leader_container_killed_mid_purge_standby_takes_over_within_the_lease(
     eventually(lambda: deploy.leads(METRICS, host=host), timeout=LEASE + 5, interval=0.05, what="the standby to lead")
     took = time.monotonic() - killed
     print(f"SIGKILL of the leader's container: the standby led {took:.2f}s after the kill (lease {LEASE:g}s)")
-    # Not before the lease could have expired (the last renewal was at most one retry period before the kill), and
-    # within the lease duration plus the standby's polling.
-    assert LEASE - 2 * RETRY <= took <= LEASE + 3 * RETRY, took
+    # Not before the lease could have expired (the last renewal was at most one retry period before the kill). At
+    # most: the standby sees the last renewal up to one retry period (jittered by up to 20%) after it was written,
+    # takes over one lease duration later at its next try (another retry period), plus 1 s for the kill command and
+    # the polling of its metrics on a loaded machine.
+    assert LEASE - 2 * RETRY <= took <= LEASE + 2 * 1.2 * RETRY + 1.0, took
     assert pod_of(holder(kubectl)) == standby["metadata"]["name"]
 
     kubectl.patch("configmap", "pinned", {"metadata": {"finalizers": None}}, namespace=stuck)
