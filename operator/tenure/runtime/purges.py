@@ -153,7 +153,6 @@ class Purges:
         if ready is not None and ready.reason == "MissingTablesOrColumns":
             raise Unavailable(f"DataStore {action.name} is not Ready: {ready.message}")
         await self._still_due(tenant, uid)
-        self._not_dry(action.name)
         others = claims(await self.claims.all(), action.name, but=tenant)
         conn = await self.connections.connect(spec)
         try:
@@ -171,6 +170,7 @@ class Purges:
                 )
                 self._report(job, action, progress)
                 return
+            self._not_dry(action.name)  # resolving keys reads; from here on rows are deleted
             keys = await self._keys(job, action)
             if shared := await shared_with(conn, spec, keys, others):
                 raise Unavailable(f"nothing deleted in this attempt: other tenants claim the same rows: {shared}")
