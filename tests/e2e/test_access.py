@@ -205,6 +205,66 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     assert events(kubectl, tenant, "AccessRecordUntrusted") == []
 
 
+def test_a_quota_or_policy_made_in_advance_is_made_tenures_and_a_forged_record_is_kept_aside(
+    kubectl: Kubectl, objects: Objects, unique: str, access_operator: Operator, cleanup_namespaces: list[str]
+) -> None:
+    """Objects named tenure-inaccessible made before the suspension (break glass here: the name is reserved,
+    test_admission.py) must not stand in for Tenure's: a quota with room for pods, a policy letting traffic in."""
+    tenant, ns = f"t-{unique}", f"pre-{unique}"
+    cleanup_namespaces.append(ns)
+    objects.create("RetentionPolicy", f"p-{unique}", {"suspensionGracePeriod": "30m", "expiredDataRetention": "1h"})
+    objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "namespaces": [ns]})
+    eventually(lambda: kubectl.get("serviceaccount", "default", namespace=ns), what="namespace with its ServiceAccount")
+    labels = {"app.kubernetes.io/managed-by": "tenure"}
+    roomy = {"hard": {"pods": "100"}, "scopes": ["BestEffort"]}
+    allow_all = {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}], "policyTypes": ["Ingress"]}
+    meta = {"name": "tenure-inaccessible", "namespace": ns, "labels": labels}
+    kubectl.create({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta, "spec": roomy}, *BREAK_GLASS)
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta, "spec": allow_all}
+    kubectl.create(policy, *BREAK_GLASS)
+    kubectl.create(rolebinding("alice-edit", ns, "alice"))
+
+    suspend(kubectl, tenant)
+    phase_of(kubectl, tenant, "Suspended")
+    eventually(lambda: kubectl.get("rolebinding", "alice-edit", namespace=ns) is None, timeout=30, what="alice out")
+    quota = kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns)
+    assert quota is not None and quota["spec"] == {"hard": {"pods": "0"}}
+    closed = kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns)
+    assert closed is not None and closed["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    eventually(lambda: quota_ready(kubectl, ns), what="quota usage computed")
+    refused = kubectl.create(pod("new", ns), check=False)
+    assert refused.returncode != 0 and "exceeded quota: tenure-inaccessible" in refused.stderr
+    tampered = " ".join(eventually(lambda: events(kubectl, tenant, "AccessTampered"), what="AccessTampered Event"))
+    assert (
+        'ResourceQuota tenure-inaccessible made anew with pods: "0" (it was {"hard":{"pods":"100"},"scopes":["BestEffort"]})'
+        in tampered
+    )  # scopes are immutable
+    assert "NetworkPolicy tenure-inaccessible reset to no ingress, no egress" in tampered
+
+    # A RoleBindings record Tenure did not seal (break glass again) is never overwritten, nor acted on.
+    forged = '{"bindings": [], "seal": "0000"}'
+    kubectl.run(
+        "annotate", "resourcequota", "tenure-inaccessible", "-n", ns, "--overwrite",
+        f"retention.tenure.dev/rolebindings={forged}", *BREAK_GLASS,
+    )  # fmt: skip
+    kubectl.create(rolebinding("dave-edit", ns, "dave"))
+    eventually(lambda: kubectl.get("rolebinding", "dave-edit", namespace=ns) is None, timeout=30, what="dave out")
+    annotations = (kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) or {})["metadata"]["annotations"]
+    assert json.loads(annotations["retention.tenure.dev/rolebindings-unverified"]) == [forged]
+    assert [b["name"] for b in json.loads(annotations["retention.tenure.dev/rolebindings"])["bindings"]] == [
+        "dave-edit"
+    ]
+    untrusted = " ".join(eventually(lambda: events(kubectl, tenant, "AccessRecordUntrusted"), what="untrusted"))
+    assert "kept aside in annotation retention.tenure.dev/rolebindings-unverified" in untrusted
+
+    kubectl.patch("tenant", tenant, {"spec": {"state": "Active", "suspensionReason": None}})
+    eventually(lambda: accessible(kubectl, tenant) == ("True", "Active"), timeout=60, what="Accessible again")
+    assert kubectl.get("rolebinding", "dave-edit", namespace=ns) is not None
+    assert kubectl.get("rolebinding", "alice-edit", namespace=ns) is None  # its record was overwritten by the forgery
+    assert kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) is None
+    assert kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns) is None
+
+
 def test_grace_elapsed_expired_stays_inaccessible(
     kubectl: Kubectl,
     node: Node,

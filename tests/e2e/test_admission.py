@@ -183,3 +183,40 @@ def test_only_break_glass_labels_a_rolebinding_keep_access(kubectl: Kubectl, uni
         assert kubectl.run("label", "rolebinding", "reader", "-n", ns, "team=a", check=False).returncode == 0
     finally:
         kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_only_tenure_makes_changes_or_deletes_the_objects_that_keep_a_namespace_closed(
+    kubectl: Kubectl, unique: str
+) -> None:
+    """A tenant's admin cannot make a roomy quota named tenure-inaccessible ahead of a suspension, loosen Tenure's,
+    or delete it to let pods in (tenure-reserved-names; docs/access.md). Deleting the namespace still works."""
+    ns = f"rn-{unique}"
+    kubectl.run("create", "namespace", ns)
+    meta = {"name": "tenure-inaccessible", "namespace": ns}
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta, "spec": {"hard": {"pods": "100"}}}
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta,
+        "spec": {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]},
+    }
+    other = {**quota, "metadata": {"name": "compute", "namespace": ns}}
+    try:
+        dry = ("--dry-run=server",)  # the policy loads a moment after it is applied
+        eventually(lambda: kubectl.create(quota, *dry, check=False).returncode != 0, what="the policy enforced")
+        for body in (quota, policy):
+            refused = kubectl.create(body, check=False).stderr
+            assert "the name tenure-inaccessible is reserved" in refused and "tenure:break-glass" in refused
+        kubectl.create(other)  # any other name: not Tenure's business
+        kubectl.create(quota, "--as=" + OPERATOR_IDENTITY)
+        kubectl.create(policy, *BREAK_GLASS)
+        loosen = ("patch", "resourcequota", "tenure-inaccessible", "-n", ns, "--type=merge")
+        refused = kubectl.run(*loosen, "-p", '{"spec":{"hard":{"pods":"5"}}}', check=False)
+        assert refused.returncode != 0 and "may create, change or delete it" in refused.stderr
+        for kind in ("resourcequota", "networkpolicy"):
+            deleted = kubectl.run("delete", kind, "tenure-inaccessible", "-n", ns, check=False)
+            assert deleted.returncode != 0 and "is reserved" in deleted.stderr
+        assert (kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) or {})["spec"] == quota["spec"]
+    finally:
+        kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
+    eventually(lambda: kubectl.get("namespace", ns) is None, timeout=90, what="the namespace deleted, quota and all")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -224,15 +226,70 @@ def test_which_bindings_stay() -> None:
     assert not kept(binding("ops", user, labels=dict([access.MANAGED_BY])), "tenure-system")  # only keep-access
 
 
-def test_binding_record_verifies_only_for_its_namespace_and_content() -> None:
+def test_binding_record_verifies_only_for_its_namespace_its_quota_and_content() -> None:
     records = [access.binding_record(binding("people", {"kind": "User", "name": "alice"}))]
-    raw = bindings_annotation(KEY, "acme-a", "uid-a", records)
-    assert recorded_bindings(KEY, "acme-a", "uid-a", raw) == tuple(records)
-    assert recorded_bindings(KEY, "acme-a", "uid-a", None) == ()
-    assert recorded_bindings(KEY, "acme-a", "uid-other", raw) is None  # a recreated namespace
-    assert recorded_bindings(KEY, "acme-b", "uid-a", raw) is None
+    quota = access.Quota("acme-a", "uid-a", "quota-1")
+    raw = bindings_annotation(KEY, quota, records)
+    assert recorded_bindings(KEY, quota, raw) == tuple(records)
+    assert recorded_bindings(KEY, quota, None) == ()
+    assert recorded_bindings(KEY, replace(quota, namespace_uid="uid-other"), raw) is None  # a recreated namespace
+    assert recorded_bindings(KEY, replace(quota, namespace="acme-b"), raw) is None
+    # A record copied from an earlier closure's quota onto the next one: it would grant again what an admin revoked
+    # after the first reopening.
+    assert recorded_bindings(KEY, replace(quota, uid="quota-2"), raw) is None
     escalated = raw.replace('"name":"edit"', '"name":"cluster-admin"').replace(
         '"name": "edit"', '"name": "cluster-admin"'
     )
-    assert escalated != raw and recorded_bindings(KEY, "acme-a", "uid-a", escalated) is None
-    assert recorded_bindings(KEY, "acme-a", "uid-a", "not json") is None
+    assert escalated != raw and recorded_bindings(KEY, quota, escalated) is None
+    assert recorded_bindings(KEY, quota, "not json") is None
+
+
+def test_an_unverified_record_is_kept_aside_once_and_never_dropped() -> None:
+    first = access.kept_aside({}, "forged-1")
+    assert json.loads(first) == ["forged-1"]
+    again = access.kept_aside({access.UNVERIFIED_ANNOTATION: first}, "forged-1")
+    assert json.loads(again) == ["forged-1"]
+    assert json.loads(access.kept_aside({access.UNVERIFIED_ANNOTATION: again}, "forged-2")) == ["forged-1", "forged-2"]
+    assert json.loads(access.kept_aside({access.UNVERIFIED_ANNOTATION: "garbled"}, "forged-3")) == [
+        "garbled",
+        "forged-3",
+    ]
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the API server applies it."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = merge(result.get(name), value)
+    return result
+
+
+JSON = st.recursive(
+    st.one_of(st.booleans(), st.integers(), st.text(max_size=3)) | st.lists(st.integers(), max_size=2),
+    lambda inner: st.dictionaries(st.sampled_from(["hard", "pods", "scopes", "podSelector", "ingress"]), inner),
+    max_leaves=8,
+)
+
+
+@given(current=st.dictionaries(st.sampled_from(["hard", "scopes", "scopeSelector", "podSelector"]), JSON), wanted=JSON)
+def test_exactly_makes_any_spec_exactly_tenures(current: dict[str, Any], wanted: Any) -> None:
+    wanted = wanted if isinstance(wanted, dict) else {"hard": wanted}
+    patch = access.exactly(current, wanted)
+    assert merge(current, patch) == wanted if patch is not None else current == wanted
+
+
+def test_a_quota_scoped_or_roomy_and_a_policy_that_lets_traffic_in_are_put_back() -> None:
+    roomy = {"hard": {"pods": "100", "cpu": "1"}, "scopes": ["BestEffort"]}
+    assert access.exactly(roomy, access.QUOTA_SPEC) == {"hard": {"pods": "0", "cpu": None}, "scopes": None}
+    open_policy = {"podSelector": {"matchLabels": {"app": "x"}}, "ingress": [{}], "policyTypes": ["Ingress"]}
+    assert access.exactly(open_policy, access.POLICY_SPEC) == {
+        "podSelector": {"matchLabels": None},
+        "ingress": None,
+        "policyTypes": ["Ingress", "Egress"],
+    }
+    assert access.exactly(access.POLICY_SPEC, access.POLICY_SPEC) is None

@@ -6,8 +6,10 @@ Closing, in this order, every pass while the tenant is inaccessible:
    API server refuses every new pod, whoever asks; its existence is the
    record that the namespace is closed;
 2. the NetworkPolicy ``tenure-inaccessible``: no ingress, no egress;
-3. RoleBindings that give people access: recorded on the quota (sealed), then
-   deleted with uid and resourceVersion preconditions;
+   both are made exactly Tenure's on every pass, whoever made or changed them
+   (their name is reserved, :mod:`tenure.lifecycle.access`);
+3. RoleBindings that give people access: recorded on the quota (sealed over
+   its uid), then deleted with uid and resourceVersion preconditions;
 4. Deployments, StatefulSets and ReplicaSets no controller owns scaled to 0,
    CronJobs and running Jobs suspended, each recording what was asked in an
    annotation (sealed), written with a resourceVersion precondition;
@@ -21,6 +23,7 @@ pass.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,10 +32,10 @@ from typing import Any
 from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
 
 from tenure.lifecycle import access
-from tenure.lifecycle.access import BINDINGS_ANNOTATION, MANAGED, MANAGED_BY, Workload
+from tenure.lifecycle.access import BINDINGS_ANNOTATION, MANAGED, MANAGED_BY, UNVERIFIED_ANNOTATION, Workload
 from tenure.lifecycle.conditions import listing
 
-from .errors import ApiError, Conflict, Gone, checked
+from .errors import ApiError, Conflict, Gone, Invalid, checked
 from .kube import AS_MERGE_PATCH, Kube
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,11 @@ class Report:
     namespace: str
     changed: list[str] = field(default_factory=list)
     forged: list[str] = field(default_factory=list)
-    """Objects whose record did not verify: left stopped, record removed."""
+    """Records that did not verify, and what was done instead (never what they said)."""
+    tampered: list[str] = field(default_factory=list)
+    """Tenure's quota or NetworkPolicy found changed (or made by someone else) and put back."""
+    failed: list[str] = field(default_factory=list)
+    """Steps the API server refused (the others ran): tried again on the next pass."""
 
     def add(self, what: str) -> None:
         self.changed.append(what)
@@ -55,9 +62,9 @@ class Report:
     def message(self) -> str:
         text = f"Namespace {self.namespace}: {listing(self.changed, '; ')}." if self.changed else ""
         if self.forged:
-            text += (
-                f" Records that do not carry Tenure's seal were not restored (left stopped): {listing(self.forged)}."
-            )
+            text += f" Records that do not carry Tenure's seal, not acted on: {listing(self.forged, '; ')}."
+        if self.tampered:
+            text += f" Changed by someone else and put back: {listing(self.tampered, '; ')}."
         return text.strip()
 
 
@@ -65,12 +72,43 @@ def _metadata(name: str) -> Body:
     return {"name": name, "labels": dict([MANAGED_BY])}
 
 
-QUOTA: Body = {"apiVersion": "v1", "kind": "ResourceQuota", "spec": {"hard": {"pods": "0"}}}
-POLICY: Body = {
-    "apiVersion": "networking.k8s.io/v1",
-    "kind": "NetworkPolicy",
-    "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-}
+@dataclass(frozen=True)
+class _Managed:
+    """Tenure's ResourceQuota or NetworkPolicy ``tenure-inaccessible``."""
+
+    api_version: str
+    kind: str
+    spec: Body
+    what: str
+    create: Callable[..., Awaitable[Any]]
+    read: Callable[..., Awaitable[Any]]
+    patch: Callable[..., Awaitable[Any]]
+    delete: Callable[..., Awaitable[Any]]
+
+
+def _managed(kube: Kube) -> tuple[_Managed, _Managed]:
+    core, networking = kube.core, kube.networking
+    quota = _Managed(
+        "v1",
+        "ResourceQuota",
+        access.QUOTA_SPEC,
+        'pods: "0"',
+        core.create_namespaced_resource_quota,
+        core.read_namespaced_resource_quota,
+        core.patch_namespaced_resource_quota,
+        core.delete_namespaced_resource_quota,
+    )
+    policy = _Managed(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        access.POLICY_SPEC,
+        "no ingress, no egress",
+        networking.create_namespaced_network_policy,
+        networking.read_namespaced_network_policy,
+        networking.patch_namespaced_network_policy,
+        networking.delete_namespaced_network_policy,
+    )
+    return quota, policy
 
 
 def _items(listed: Body) -> list[Body]:
@@ -182,15 +220,69 @@ async def closed(kube: Kube, namespaces: list[str]) -> frozenset[str]:
     return frozenset(result)
 
 
+async def _enforce(managed: _Managed, namespace: str, report: Report) -> bool:
+    """Create Tenure's object, or make the one of that name exactly Tenure's: its spec, and its managed-by label. One
+    that cannot be patched so (a quota's ``scopes`` are immutable) is deleted and made anew. False when it changed or
+    went meanwhile: the next pass tries again."""
+    body: Any = {"apiVersion": managed.api_version, "kind": managed.kind, "metadata": _metadata(MANAGED)}
+    if await _create(managed.create(namespace, {**body, "spec": managed.spec}, _preload_content=False)):
+        report.add(f"{managed.kind} {MANAGED} created ({managed.what})")
+        return True
+    current = await checked(managed.read(MANAGED, namespace, _preload_content=False))
+    meta = current["metadata"]
+    spec = access.exactly(current.get("spec") or {}, managed.spec)
+    if spec is None and _ours(current):
+        return True
+    was = json.dumps(current.get("spec") or {}, sort_keys=True, separators=(",", ":"))
+    patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "labels": dict([MANAGED_BY])}}
+    try:
+        try:
+            await checked(
+                managed.patch(
+                    MANAGED, namespace, {**patch, "spec": spec or {}}, _preload_content=False, **AS_MERGE_PATCH
+                )
+            )
+        except Invalid:
+            options = V1DeleteOptions(
+                preconditions=V1Preconditions(uid=meta["uid"], resource_version=meta["resourceVersion"])
+            )
+            await checked(managed.delete(MANAGED, namespace, body=options, _preload_content=False))
+            raw = (meta.get("annotations") or {}).get(BINDINGS_ANNOTATION)
+            if raw is not None:  # sealed over the old uid: kept aside, never lost
+                aside = access.kept_aside(meta.get("annotations") or {}, raw)
+                body["metadata"]["annotations"] = {UNVERIFIED_ANNOTATION: aside}
+            await checked(managed.create(namespace, {**body, "spec": managed.spec}, _preload_content=False))
+            report.tampered.append(f"{managed.kind} {MANAGED} made anew with {managed.what} (it was {was})")
+            return True
+    except (Conflict, Gone):
+        logger.info("%s %s/%s changed since it was read; next pass", managed.kind, namespace, MANAGED)
+        return False
+    report.tampered.append(f"{managed.kind} {MANAGED} reset to {managed.what} (it was {was})")
+    return True
+
+
 async def close(kube: Kube, namespace: str, uid: str, key: bytes, operator_namespace: str) -> Report:
+    """Close one namespace. A step the API server refuses does not keep the later ones from running (stopping
+    workloads is always safe); refusals are in the report's ``failed``, and the next pass tries again."""
     report = Report(namespace)
-    quota: Any = {**QUOTA, "metadata": _metadata(MANAGED)}
-    if await _create(kube.core.create_namespaced_resource_quota(namespace, quota, _preload_content=False)):
-        report.add('ResourceQuota tenure-inaccessible created (pods: "0")')
-    policy: Any = {**POLICY, "metadata": _metadata(MANAGED)}
-    if await _create(kube.networking.create_namespaced_network_policy(namespace, policy, _preload_content=False)):
-        report.add("NetworkPolicy tenure-inaccessible created (no ingress, no egress)")
-    await _revoke(kube, namespace, uid, key, operator_namespace, report)
+
+    async def step(call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except ApiError as error:
+            report.failed.append(str(error))
+            return None
+
+    quota, policy = _managed(kube)
+    if await step(_enforce(quota, namespace, report)):
+        await step(_revoke(kube, namespace, uid, key, operator_namespace, report))  # their record lives on the quota
+    await step(_enforce(policy, namespace, report))
+    await step(_stop(kube, namespace, key, report))
+    return report
+
+
+async def _stop(kube: Kube, namespace: str, key: bytes, report: Report) -> None:
+    """Scale to 0 and suspend what runs, recording what was asked; delete bare pods."""
     for kind in _kinds(kube):
         for body in _items(await checked(kind.list(namespace, _preload_content=False))):
             patch = access.stop(key, _workload(kind.name, body))
@@ -209,7 +301,6 @@ async def close(kube: Kube, namespace: str, uid: str, key: bytes, operator_names
             deleted = False
         if deleted:
             report.add(f"Pod {meta['name']} deleted")
-    return report
 
 
 def _stopped(kind: str, body: Body) -> str:
@@ -225,7 +316,7 @@ async def _revoke(kube: Kube, namespace: str, uid: str, key: bytes, operator_nam
     revoked = [binding for binding in listed if not access.kept(binding, operator_namespace)]
     if not revoked:
         return
-    await _record(kube, namespace, uid, key, [access.binding_record(binding) for binding in revoked])
+    await _record(kube, namespace, uid, key, [access.binding_record(binding) for binding in revoked], report)
     for binding in revoked:
         meta = binding["metadata"]
         options = V1DeleteOptions(
@@ -245,27 +336,39 @@ RECORD_ATTEMPTS = 5
 """The quota's status is written by the resourcequota controller too: a record that lost the race is written again."""
 
 
-async def _record(kube: Kube, namespace: str, uid: str, key: bytes, bindings: list[dict[str, Any]]) -> None:
-    """Add the bindings to the quota's sealed record (by name, the latest wins), before any is removed."""
+UNVERIFIED_RECORD = (
+    f"the RoleBindings record on ResourceQuota {MANAGED} (kept aside in annotation {UNVERIFIED_ANNOTATION}; "
+    "nothing is recreated from it)"
+)
+
+
+async def _record(
+    kube: Kube, namespace: str, uid: str, key: bytes, bindings: list[dict[str, Any]], report: Report
+) -> None:
+    """Add the bindings to the quota's sealed record (by name, the latest wins), before any is removed. A record
+    there that does not verify is never overwritten: it is kept aside for a person."""
     for attempt in range(RECORD_ATTEMPTS):
         quota = await _quota(kube, namespace)
         if quota is None or not _ours(quota):
             raise Conflict(409, "Conflict", f"the quota {MANAGED} in {namespace} is not Tenure's; no binding removed")
-        annotations = quota["metadata"].get("annotations") or {}
-        earlier = access.recorded_bindings(key, namespace, uid, annotations.get(BINDINGS_ANNOTATION)) or ()
-        records = {record["name"]: record for record in (*earlier, *bindings)}
-        patch = {
-            "metadata": {
-                "resourceVersion": quota["metadata"]["resourceVersion"],
-                "annotations": {BINDINGS_ANNOTATION: access.bindings_annotation(key, namespace, uid, records.values())},
-            }
-        }
+        meta = quota["metadata"]
+        annotations = meta.get("annotations") or {}
+        sealed = access.Quota(namespace, uid, meta["uid"])
+        raw = annotations.get(BINDINGS_ANNOTATION)
+        earlier = access.recorded_bindings(key, sealed, raw)
+        records = {record["name"]: record for record in (*(earlier or ()), *bindings)}
+        written = {BINDINGS_ANNOTATION: access.bindings_annotation(key, sealed, records.values())}
+        if earlier is None and raw is not None:
+            written[UNVERIFIED_ANNOTATION] = access.kept_aside(annotations, raw)
+        patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "annotations": written}}
         try:
             await checked(
                 kube.core.patch_namespaced_resource_quota(
                     MANAGED, namespace, patch, _preload_content=False, **AS_MERGE_PATCH
                 )
             )
+            if UNVERIFIED_ANNOTATION in written:
+                report.forged.append(UNVERIFIED_RECORD)
             return
         except Conflict:
             if attempt == RECORD_ATTEMPTS - 1:
@@ -282,16 +385,17 @@ async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:
                 continue
             name = f"{kind.name} {body['metadata']['name']}"
             if restore.forged:
-                report.forged.append(name)
+                report.forged.append(f"{name} (left stopped, record removed)")
             elif "spec" in restore.patch:
                 report.add(f"{name} restored ({_restored(restore.patch)})")
     quota = await _quota(kube, namespace)
     if _ours(quota):
         assert quota is not None
-        raw = (quota["metadata"].get("annotations") or {}).get(BINDINGS_ANNOTATION)
-        records = access.recorded_bindings(key, namespace, uid, raw)
+        meta = quota["metadata"]
+        raw = (meta.get("annotations") or {}).get(BINDINGS_ANNOTATION)
+        records = access.recorded_bindings(key, access.Quota(namespace, uid, meta["uid"]), raw)
         if records is None:
-            report.forged.append(f"the RoleBindings recorded on ResourceQuota {MANAGED}")
+            report.forged.append(f"the RoleBindings record on ResourceQuota {MANAGED} (nothing recreated from it)")
         for record in records or ():
             binding: Any = {
                 "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -302,6 +406,18 @@ async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:
             }
             if await _create(kube.rbac.create_namespaced_role_binding(namespace, binding, _preload_content=False)):
                 report.add(f"RoleBinding {record['name']} recreated")
+        aside = (meta.get("annotations") or {}).get(UNVERIFIED_ANNOTATION)
+        if aside is not None:
+            logger.warning(
+                "namespace %s: RoleBindings records that did not verify, removed with the quota %s: %s",
+                namespace,
+                MANAGED,
+                aside,
+            )
+            report.forged.append(
+                f"the records kept aside in annotation {UNVERIFIED_ANNOTATION} (nothing recreated from them; removed "
+                "with the quota, their content is in the operator's log)"
+            )
     if await _delete(kube.networking.delete_namespaced_network_policy(MANAGED, namespace, _preload_content=False)):
         report.add("NetworkPolicy tenure-inaccessible removed")
     if _ours(quota):

@@ -22,10 +22,20 @@ Where the record lives, and why it survives a restart and a forgery:
   object stopped, never make Tenure scale it up beyond what was recorded from
   the object's own spec (a value a person with write access had set).
 * Removed RoleBindings are recorded, whole, in an annotation of the quota,
-  sealed the same way over the namespace's uid. The built-in ``admin`` and
-  ``edit`` roles cannot write ResourceQuotas, and Tenure recreates only
-  bindings whose record verifies, so its ``bind`` permission cannot be used
-  to grant a role nobody had granted in that namespace.
+  sealed the same way over the namespace's uid and the quota's own uid (a
+  record copied from an earlier closure's quota does not verify on the next
+  one). The built-in ``admin`` and ``edit`` roles cannot write
+  ResourceQuotas, and Tenure recreates only bindings whose record verifies,
+  so its ``bind`` permission cannot be used to grant a role nobody had
+  granted in that namespace. A record that does not verify is never
+  overwritten: it is kept aside in another annotation for a person.
+* The name ``tenure-inaccessible`` is reserved: the admission policy
+  ``tenure-reserved-names`` lets only Tenure (and the break-glass group, and
+  the cluster's own controllers deleting a namespace) create, change or
+  delete a ResourceQuota or NetworkPolicy of that name. One made before the
+  policy existed, or by break glass, is made exactly Tenure's on every pass
+  (:func:`exactly`), so a quota with room for pods or a policy that lets
+  traffic through never stands in for Tenure's.
 """
 
 from __future__ import annotations
@@ -49,6 +59,8 @@ ASKED_ANNOTATION = f"{API_GROUP}/asked"
 """On a stopped object: what a person asked for (``replicas=3`` or ``suspend=false``) and its seal."""
 BINDINGS_ANNOTATION = f"{API_GROUP}/rolebindings"
 """On Tenure's quota: the removed RoleBindings and their seal."""
+UNVERIFIED_ANNOTATION = f"{API_GROUP}/rolebindings-unverified"
+"""On Tenure's quota: RoleBindings records that did not verify, kept for a person (a JSON list of the raw records)."""
 KEEP_ACCESS_LABEL = f"{API_GROUP}/keep-access"
 SCALED = ("Deployment", "StatefulSet", "ReplicaSet")
 SUSPENDED = ("CronJob", "Job")
@@ -215,25 +227,72 @@ def binding_record(binding: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def bindings_annotation(key: bytes, namespace: str, uid: str, bindings: Iterable[Mapping[str, Any]]) -> str:
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Tenure's quota in one namespace, as far as the RoleBindings record goes."""
+
+    namespace: str
+    namespace_uid: str
+    uid: str
+    """The quota's own uid: a record is valid only on the quota it was written on."""
+
+
+def bindings_annotation(key: bytes, quota: Quota, bindings: Iterable[Mapping[str, Any]]) -> str:
     records = sorted(bindings, key=lambda record: str(record["name"]))
     body = json.dumps(records, sort_keys=True, separators=(",", ":"))
-    return json.dumps({"bindings": records, "seal": _mac(key, namespace, uid, body)}, sort_keys=True)
+    seal = _mac(key, quota.namespace, quota.namespace_uid, quota.uid, body)
+    return json.dumps({"bindings": records, "seal": seal}, sort_keys=True)
 
 
-def recorded_bindings(key: bytes, namespace: str, uid: str, raw: str | None) -> tuple[dict[str, Any], ...] | None:
-    """The RoleBindings the quota's annotation records, if it verifies for this very namespace; None otherwise."""
+def recorded_bindings(key: bytes, quota: Quota, raw: str | None) -> tuple[dict[str, Any], ...] | None:
+    """The RoleBindings the quota's annotation records, if it verifies for this very quota; None otherwise."""
     if raw is None:
         return ()
     try:
         parsed = json.loads(raw)
         records = parsed["bindings"]
         body = json.dumps(records, sort_keys=True, separators=(",", ":"))
-        if not hmac.compare_digest(str(parsed["seal"]), _mac(key, namespace, uid, body)):
+        if not hmac.compare_digest(
+            str(parsed["seal"]), _mac(key, quota.namespace, quota.namespace_uid, quota.uid, body)
+        ):
             return None
     except (ValueError, KeyError, TypeError):
         return None
     return tuple(records)
+
+
+def kept_aside(annotations: Mapping[str, str], raw: str) -> str:
+    """The UNVERIFIED_ANNOTATION value that also keeps ``raw`` (a record that did not verify), without repeats."""
+    try:
+        earlier = [str(item) for item in json.loads(annotations.get(UNVERIFIED_ANNOTATION) or "[]")]
+    except (ValueError, TypeError):
+        earlier = [annotations[UNVERIFIED_ANNOTATION]]
+    return json.dumps(earlier if raw in earlier else [*earlier, raw])
+
+
+# Tenure's quota and NetworkPolicy
+
+QUOTA_SPEC: dict[str, Any] = {"hard": {"pods": "0"}}
+"""No pod at all, whatever its scope: no ``scopes`` or ``scopeSelector`` that would let some pods through."""
+POLICY_SPEC: dict[str, Any] = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+"""Every pod of the namespace, no ingress and no egress rule: nothing in, nothing out."""
+
+
+def exactly(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JSON merge patch (RFC 7386) that turns ``current`` into exactly ``wanted`` (keys only in ``current`` are
+    removed), or None when they are equal already."""
+    if current == wanted:
+        return None
+    patch: dict[str, Any] = {name: None for name in current if name not in wanted}
+    for name, value in wanted.items():
+        now = current.get(name)
+        if isinstance(value, Mapping) and isinstance(now, Mapping):
+            inner = exactly(now, value)
+            if inner is not None:
+                patch[name] = inner
+        elif value != now:
+            patch[name] = value
+    return patch
 
 
 # The gateway (LiteLLM)

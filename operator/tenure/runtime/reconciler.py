@@ -327,12 +327,15 @@ class Reconciler:
             self._warn(record, "AccessFailed", f"{verb} access to namespace {action.namespace} failed: {error}")
             return False
         metrics.API_WRITES.labels("access").inc(len(report.changed))
-        if report.forged:
-            self._warn(record, "AccessRecordUntrusted", report.message())
+        if report.failed:
+            failures = "; ".join(report.failed)
+            self._warn(record, "AccessFailed", f"closing access to namespace {action.namespace} failed: {failures}")
+        if report.forged or report.tampered:
+            self._warn(record, "AccessRecordUntrusted" if report.forged else "AccessTampered", report.message())
         elif report.changed:
             reason = "AccessClosed" if closing else "AccessRestored"
             self.events.post(TENANT.kind, record.name, record.uid, reason, report.message())
-        return True
+        return not report.failed
 
     def _warn(self, record: TenantRecord, reason: str, message: str) -> None:
         self.events.post(TENANT.kind, record.name, record.uid, reason, message, warning=True)
