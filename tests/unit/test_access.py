@@ -58,6 +58,7 @@ def test_access_actions_touch_only_owned_namespaces_and_follow_the_phase(
     )
     cluster.namespaces = {name: fact(name, owner, protected) for name, (owner, protected) in namespaces.items()}
     cluster.holds = ("case",) if held else ()
+    closed = closed & set(namespaces)  # the reconciler asks about namespaces that exist
     cluster.closed = set(closed)
     decision = cluster.reconcile()
     phase = decision.status.phase
@@ -76,7 +77,9 @@ def test_access_actions_touch_only_owned_namespaces_and_follow_the_phase(
         assert actions == []
     accessible = find(decision.status.conditions, "Accessible")
     assert accessible is not None
-    assert (accessible.status == "True") == (phase == "Active" and not owned & closed)
+    assert (accessible.status == "True") == (phase == "Active" and not closed)
+    if phase == "Active" and closed - owned:  # closed, but no longer provably the tenant's: left closed
+        assert accessible.reason == "LeftClosed"
 
 
 def test_suspend_closes_and_reopen_opens_until_the_quota_is_gone() -> None:
@@ -102,6 +105,31 @@ def test_suspend_closes_and_reopen_opens_until_the_quota_is_gone() -> None:
     decision = cluster.reconcile()  # the quota is gone: accessible again, nothing more to do
     assert decision.actions == ()
     accessible = find(decision.status.conditions, "Accessible")
+    assert accessible is not None and (accessible.status, accessible.reason) == ("True", "Active")
+
+
+def test_a_closed_namespace_that_lost_its_owner_is_left_closed_and_said_so() -> None:
+    """Someone removed the owner label while the tenant was suspended: Tenure may not touch the namespace any more
+    (it cannot prove whose it is), so it stays closed; the condition and a Warning say why and what to do."""
+    cluster = FakeCluster()
+    cluster.settle()
+    cluster.edit(state="Suspended", suspension_reason="NonPayment")
+    cluster.reconcile()
+    assert cluster.closed == {"acme-a"}
+    cluster.namespaces["acme-a"] = replace(cluster.namespaces["acme-a"], owner=None)
+    cluster.now = T0 + timedelta(days=1)
+    cluster.edit(state="Active", suspension_reason=None)
+    decision = cluster.reconcile()
+    assert not any(isinstance(action, OpenAccess) for action in decision.actions)
+    accessible = find(decision.status.conditions, "Accessible")
+    assert accessible is not None and (accessible.status, accessible.reason) == ("False", "LeftClosed")
+    assert "acme-a" in accessible.message and "retention.tenure.dev/tenant=acme" in accessible.message
+    assert [event.reason for event in decision.events if event.warning].count("AccessLeftClosed") == 1
+    assert "AccessLeftClosed" not in [event.reason for event in cluster.reconcile().events]  # once, not per pass
+
+    cluster.namespaces["acme-a"] = replace(cluster.namespaces["acme-a"], owner="acme")  # labeled again
+    assert cluster.reconcile().actions == (OpenAccess("acme-a", cluster.namespaces["acme-a"].uid),)
+    accessible = find(cluster.reconcile().status.conditions, "Accessible")
     assert accessible is not None and (accessible.status, accessible.reason) == ("True", "Active")
 
 

@@ -128,6 +128,7 @@ def decide(
         now=now,
         trusted=trusted,
         access_actions=access_actions,
+        stranded=sorted(world.closed - set(owns.owned)) if draft.phase == "Active" else [],
     )
     events = draft.events + _condition_events(old.conditions, conditions)
     status = TenantStatus(
@@ -238,6 +239,7 @@ def _conditions(
     now: datetime,
     trusted: bool,
     access_actions: tuple[CloseAccess | OpenAccess, ...],
+    stranded: list[str],
 ) -> tuple[Condition, ...]:
     previous = tenant.status.conditions
 
@@ -260,7 +262,7 @@ def _conditions(
         result.append(make("NamespacesOwned", *owns_condition))
     elif (kept := find(previous, "NamespacesOwned")) is not None:
         result.append(kept)
-    result.append(_accessible(tenant, draft, make, access_actions))
+    result.append(_accessible(tenant, draft, make, access_actions, stranded))
     if world.holds:
         holds = listing(sorted(world.holds))
         overdue = draft.phase == "Expired" and draft.purge_after is not None and now >= draft.purge_after
@@ -315,9 +317,24 @@ def _trusted(tenant: TenantView, draft: Draft, trusted: bool, make: Make) -> Con
 
 
 def _accessible(
-    tenant: TenantView, draft: Draft, make: Make, access_actions: tuple[CloseAccess | OpenAccess, ...]
+    tenant: TenantView,
+    draft: Draft,
+    make: Make,
+    access_actions: tuple[CloseAccess | OpenAccess, ...],
+    stranded: list[str],
 ) -> Condition:
+    """``stranded``: namespaces that still carry Tenure's quota but that the tenant no longer provably owns."""
     if draft.phase == "Active":
+        if stranded:
+            return make(
+                "Accessible",
+                "False",
+                "LeftClosed",
+                f"Namespaces {listing(stranded)} still carry Tenure's quota and network policy tenure-inaccessible "
+                f"but are no longer provably this tenant's (listed in spec.namespaces and labeled "
+                f"retention.tenure.dev/tenant={tenant.name}): Tenure leaves them closed. List and label them again "
+                "to have them reopened, or have the break-glass group remove what Tenure left (docs/access.md).",
+            )
         if access_actions:
             names = listing(action.namespace for action in access_actions)
             return make(
@@ -355,6 +372,7 @@ _ANNOUNCED = {
     ("NamespacesOwned", "False"): ("NamespacesRefused", True),
     ("PolicyResolved", "False"): ("PolicyNotFound", True),
 }
+_ANNOUNCED_REASONS = {("Accessible", "LeftClosed"): ("AccessLeftClosed", True)}
 
 
 def _condition_events(before: tuple[Condition, ...], after: tuple[Condition, ...]) -> list[Event]:
@@ -362,7 +380,7 @@ def _condition_events(before: tuple[Condition, ...], after: tuple[Condition, ...
     events = []
     for new in after:
         old = find(before, new.type)
-        announced = _ANNOUNCED.get((new.type, new.status))
+        announced = _ANNOUNCED.get((new.type, new.status)) or _ANNOUNCED_REASONS.get((new.type, new.reason))
         if announced is None or (old is not None and (old.status, old.message) == (new.status, new.message)):
             continue
         if old is None and new.status == "False" and new.type == "LegalHold":

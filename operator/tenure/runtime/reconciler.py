@@ -154,8 +154,11 @@ class Reconciler:
             decision = decide(tenant, policy, world, now, trusted)
         if decision.status.phase == "Active" and (not trusted or not is_true(tenant.status.conditions, "Accessible")):
             # It may have been inaccessible: whether Tenure's quota is still in its namespaces, asked of the API server.
-            owned = [n for n in tenant.spec.namespaces if (fact := world.namespaces.get(n)) and fact.owner == name]
-            world = replace(world, closed=await access.closed(self.kube, owned))
+            # Also in those it lists or that are labeled for it but that it no longer provably owns: they stay closed,
+            # and the Accessible condition says so.
+            listed = [n for n in tenant.spec.namespaces if n in world.namespaces]
+            labeled = [n for n, fact in world.namespaces.items() if fact.owner == name and n not in listed]
+            world = replace(world, closed=await access.closed(self.kube, listed + labeled))
             decision = decide(tenant, policy, world, now, trusted)
         decision = self._gated(tenant, decision, now)
         decision = replace(decision, status=trust.sealed(self.seal_key, name, record.uid, decision.status))
