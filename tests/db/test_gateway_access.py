@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.types.json import Jsonb
 
+from tenure.api import TenantStatus
 from tenure.datastores import access
+from tenure.lifecycle import trust
+from tenure.runtime.gateway import Gateway
+from tenure.runtime.store import Stores
 from tests.db.test_engine import LITELLM, run
 from tests.support.litellm import Account, create_account
 
 KEY = b"s" * 32
+NAMES = ("acme", "globex", "forged", "unreadable")
 
 
 def project(conn: psycopg.Connection[Any], team: str, blocked: bool = False) -> str:
@@ -312,3 +319,48 @@ def test_a_record_replayed_from_an_earlier_blocking_unblocks_nothing(litellm_db:
 
     assert now(litellm_db)[key] == (True, True)
     assert unblocked.changed == [f"LiteLLM_VerificationToken/{key}"]
+
+
+def test_the_operators_check_reads_each_tenants_state_and_reports_what_it_leaves_once(
+    litellm_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        accounts = {name: create_account(conn, name, teams=1, keys_per_team=1) for name in NAMES}
+        # A key of acme's team under the organization of a tenant whose Tenant cannot be read.
+        shared = token(conn, accounts["acme"].teams[0], accounts["unreadable"].organization)
+        before = flags(conn)
+    stores = Stores(KEY)
+    suspended = trust.sealed(KEY, "acme", "acme-uid", TenantStatus(phase="Suspended"))
+    statuses = {
+        "acme": ("Suspended", suspended.to_api()),  # trusted, inaccessible
+        "globex": ("Active", {"phase": "Active"}),  # accessible
+        # A Purged status Tenure did not seal, under a Suspended spec: what spec asks counts.
+        "forged": ("Suspended", {"phase": "Purged", "purgedAt": "2026-11-01T00:00:00Z"}),
+        "unreadable": ("Bogus", {"phase": "Active"}),  # unknown: keeps what it shares open, opens nothing
+    }
+    for name, (state, status) in statuses.items():
+        stores.tenants.put(
+            {
+                "metadata": {"name": name, "uid": f"{name}-uid", "resourceVersion": "1"},
+                "spec": {"state": state, "dataKeys": {"litellm": [accounts[name].organization]}},
+                "status": status,
+            }
+        )
+    gateway = Gateway(stores)
+
+    async def twice(conn: psycopg.AsyncConnection[Any]) -> None:
+        await gateway.check(conn, "litellm", LITELLM)
+        await gateway.check(conn, "litellm", LITELLM)
+
+    with caplog.at_level(logging.INFO, logger="tenure.runtime.gateway"):
+        run(litellm_db, twice)
+
+    rows = now(litellm_db)
+    closed = {row for name in ("acme", "forged") for row in (*accounts[name].teams, *accounts[name].tokens)}
+    assert rows == {**before, **{row: (True, True) for row in closed}}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "DataStore litellm: 1 rows of inaccessible tenant acme left unblocked at the gateway: tenant unreadable, "
+        "which is not inaccessible, claims them too"
+    ]
+    assert shared in before
