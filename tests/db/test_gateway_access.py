@@ -136,8 +136,8 @@ def test_block_then_unblock_restores_every_flag_and_touches_no_other_tenant(lite
 
 def test_a_forged_or_copied_record_unblocks_nothing(litellm_db: str) -> None:
     with psycopg.connect(litellm_db, autocommit=True) as conn:
-        acme = create_account(conn, "acme", teams=1, keys_per_team=2)
-        first, second = acme.tokens
+        acme = create_account(conn, "acme", teams=1, keys_per_team=4)
+        first, second, third, fourth = acme.tokens
     check(litellm_db, tenant("acme", (acme.organization,), "inaccessible"))
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         # second's record replaced by first's (copied, updated_at kept), the team's by a made-up one.
@@ -151,16 +151,34 @@ def test_a_forged_or_copied_record_unblocks_nothing(litellm_db: str) -> None:
             WHERE team_id = %s""",
             [acme.teams[0]],
         )
+        # Malformed: no prior flag and a seal that is not even ASCII; a bare string.
+        conn.execute(
+            """UPDATE "LiteLLM_VerificationToken" SET metadata = jsonb_set(metadata #- '{tenure_blocked,prior}',
+            '{tenure_blocked,seal}', '"\u00e9"') WHERE token = %s""",
+            [third],
+        )
+        conn.execute(
+            """UPDATE "LiteLLM_VerificationToken" SET metadata = '{"tenure_blocked": "null:0000"}' WHERE token = %s""",
+            [fourth],
+        )
     # A tenant reopened that claims none of the rows unblocks nothing.
     assert check(litellm_db, tenant("other", ("org-other",), "accessible"))[0].rows == {}
 
     unblocked, _ = check(litellm_db, tenant("acme", (acme.organization,), "accessible"))
 
     rows = now(litellm_db)
-    assert (rows[first], rows[second], rows[acme.teams[0]]) == ((None, False), (True, True), (True, True))
+    assert {row: rows[row] for row in (first, second, third, fourth, acme.teams[0])} == {
+        first: (None, False),
+        **{row: (True, True) for row in (second, third, fourth, acme.teams[0])},
+    }
     assert (unblocked.rows, sorted(unblocked.untrusted)) == (
         {"LiteLLM_VerificationToken": 1},
-        sorted([f"LiteLLM_TeamTable/{acme.teams[0]}", f"LiteLLM_VerificationToken/{second}"]),
+        sorted(
+            [
+                f"LiteLLM_TeamTable/{acme.teams[0]}",
+                *(f"LiteLLM_VerificationToken/{row}" for row in (second, third, fourth)),
+            ]
+        ),
     )
 
 

@@ -111,13 +111,13 @@ def record(key: bytes, table: str, row: str, tenant_uid: str, prior: bool | None
 
 def _verified(key: bytes, table: str, row: str, found: Any) -> dict[str, Any] | None:
     """The record, when it is one Tenure wrote on this row."""
-    if not isinstance(found, dict) or found.get("prior") not in (None, False):
+    if not isinstance(found, dict) or "prior" not in found or found["prior"] not in (None, False):
         return None
-    tenant, stamped = found.get("tenant"), found.get(STAMPED)
-    if not isinstance(tenant, str) or not isinstance(stamped, str) or not isinstance(found.get("seal"), str):
+    tenant, stamped, seal = found.get("tenant"), found.get(STAMPED), found.get("seal")
+    if not isinstance(tenant, str) or not isinstance(stamped, str) or not isinstance(seal, str):
         return None
-    expected = record(key, table, row, tenant, found["prior"], stamped)
-    return found if hmac.compare_digest(found["seal"], expected["seal"]) else None
+    expected = record(key, table, row, tenant, found["prior"], stamped)["seal"]
+    return found if hmac.compare_digest(seal.encode(), expected.encode()) else None
 
 
 @dataclass(frozen=True)
