@@ -1,17 +1,25 @@
-"""Blocking an inaccessible tenant at the LiteLLM gateway, on LiteLLM's real schema, and unblocking exactly."""
+"""Blocking inaccessible tenants at the LiteLLM gateway, on LiteLLM's real schema, and unblocking exactly."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
 import psycopg
+import pytest
+from psycopg.types.json import Jsonb
 
+from tenure.api import TenantStatus
 from tenure.datastores import access
-from tests.db.test_engine import run
+from tenure.lifecycle import trust
+from tenure.runtime.gateway import Gateway
+from tenure.runtime.store import Stores
+from tests.db.test_engine import LITELLM, run
 from tests.support.litellm import Account, create_account
 
 KEY = b"s" * 32
+NAMES = ("acme", "globex", "forged", "unreadable")
 
 
 def project(conn: psycopg.Connection[Any], team: str, blocked: bool = False) -> str:
@@ -22,6 +30,15 @@ def project(conn: psycopg.Connection[Any], team: str, blocked: bool = False) -> 
         [name, team, blocked],
     )
     return name
+
+
+def token(conn: psycopg.Connection[Any], team: str | None, organization: str | None) -> str:
+    value = uuid.uuid4().hex + uuid.uuid4().hex
+    conn.execute(
+        'INSERT INTO "LiteLLM_VerificationToken" (token, team_id, organization_id) VALUES (%s, %s, %s)',
+        [value, team, organization],
+    )
+    return value
 
 
 def flags(conn: psycopg.Connection[Any]) -> dict[str, tuple[bool | None, bool]]:
@@ -35,6 +52,43 @@ def flags(conn: psycopg.Connection[Any]) -> dict[str, tuple[bool | None, bool]]:
     return rows
 
 
+def now(uri: str) -> dict[str, tuple[bool | None, bool]]:
+    with psycopg.connect(uri, autocommit=True) as conn:
+        return flags(conn)
+
+
+def tenant(name: str, keys: tuple[str, ...], state: access.Access) -> access.Tenant:
+    return access.Tenant(name, f"{name}-uid", keys, state)
+
+
+def check(uri: str, *tenants: access.Tenant) -> tuple[access.Unblocked, access.Blocked]:
+    """One check of the store, as the operator's gateway runs it."""
+    return run(uri, lambda c: access.apply(c, KEY, LITELLM, tenants))
+
+
+def as_litellm_does(
+    conn: psycopg.Connection[Any], table: str, id_column: str, row: str, change: str, *params: Any
+) -> None:
+    """A write through LiteLLM's API: Prisma sets ``updated_at`` (``@updatedAt``) along with the change."""
+    conn.execute(
+        f"UPDATE \"{table}\" SET {change}, updated_at = clock_timestamp() AT TIME ZONE 'UTC' WHERE {id_column} = %s",
+        [*params, row],
+    )
+
+
+def test_every_blocked_table_has_the_column_litellm_stamps_on_each_write(litellm_db: str) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        types = {
+            table.name: conn.execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+                "AND attname = %s AND NOT attisdropped",
+                [f'"{table.name}"', access.STAMPED],
+            ).fetchone()
+            for table in access.TABLES
+        }
+    assert types == {table.name: ("timestamp(3) without time zone",) for table in access.TABLES}
+
+
 def test_block_then_unblock_restores_every_flag_and_touches_no_other_tenant(litellm_db: str) -> None:
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         acme: Account = create_account(conn, "acme")
@@ -45,11 +99,12 @@ def test_block_then_unblock_restores_every_flag_and_touches_no_other_tenant(lite
         globex_project = project(conn, globex.teams[0])
         before = flags(conn)
     assert before[admin_blocked] == (True, False)
+    suspended = tenant("acme", (acme.organization,), "inaccessible")
+    active = tenant("globex", (globex.organization,), "accessible")
 
-    changed = run(litellm_db, lambda c: access.block(c, KEY, "acme-uid", (acme.organization,)))
+    _, blocked = check(litellm_db, suspended, active)
 
-    with psycopg.connect(litellm_db, autocommit=True) as conn:
-        after = flags(conn)
+    after = now(litellm_db)
     acme_rows = {*acme.teams, *acme.tokens, acme_project}
     assert {row: after[row] for row in acme_rows} == {
         row: (True, row != admin_blocked) for row in acme_rows
@@ -57,53 +112,273 @@ def test_block_then_unblock_restores_every_flag_and_touches_no_other_tenant(lite
     assert {row: after[row] for row in after if row not in acme_rows} == {
         row: before[row] for row in before if row not in acme_rows
     }
-    assert changed.rows == {
-        "LiteLLM_TeamTable": 2,
-        "LiteLLM_VerificationToken": 3,
-        "LiteLLM_ProjectTable": 1,
-    }
+    assert blocked.rows == {"LiteLLM_TeamTable": 2, "LiteLLM_VerificationToken": 3, "LiteLLM_ProjectTable": 1}
     assert after[globex_project] == (False, False)
     # Idempotent: a second pass changes nothing.
-    assert run(litellm_db, lambda c: access.block(c, KEY, "acme-uid", (acme.organization,))).total == 0
+    assert check(litellm_db, suspended, active)[1].rows == {}
 
     # A key created while inaccessible is blocked on the next pass.
     with psycopg.connect(litellm_db, autocommit=True) as conn:
-        late = uuid.uuid4().hex
-        conn.execute('INSERT INTO "LiteLLM_VerificationToken" (token, team_id) VALUES (%s, %s)', [late, acme.teams[1]])
-    assert run(litellm_db, lambda c: access.block(c, KEY, "acme-uid", (acme.organization,))).rows == {
-        "LiteLLM_VerificationToken": 1
-    }
+        late = token(conn, acme.teams[1], None)
+    assert check(litellm_db, suspended, active)[1].rows == {"LiteLLM_VerificationToken": 1}
 
-    unblocked, untrusted = run(litellm_db, lambda c: access.unblock(c, KEY, "acme-uid", (acme.organization,)))
+    unblocked, blocked = check(litellm_db, tenant("acme", (acme.organization,), "accessible"), active)
 
-    with psycopg.connect(litellm_db, autocommit=True) as conn:
-        restored = flags(conn)
-    assert untrusted == 0 and unblocked.total == 7
     # Every flag as it was (a key's NULL stays NULL, a team's false false), the admin's block kept, globex untouched.
-    assert restored == {**before, late: (None, False)}
+    assert now(litellm_db) == {**before, late: (None, False)}
+    assert (unblocked.rows, unblocked.untrusted, unblocked.changed, blocked.rows) == (
+        {"LiteLLM_TeamTable": 2, "LiteLLM_VerificationToken": 4, "LiteLLM_ProjectTable": 1},
+        [],
+        [],
+        {},
+    )
 
 
 def test_a_forged_or_copied_record_unblocks_nothing(litellm_db: str) -> None:
     with psycopg.connect(litellm_db, autocommit=True) as conn:
-        acme = create_account(conn, "acme", teams=1, keys_per_team=2)
-        first, second = acme.tokens
-    run(litellm_db, lambda c: access.block(c, KEY, "acme-uid", (acme.organization,)))
+        acme = create_account(conn, "acme", teams=1, keys_per_team=4)
+        first, second, third, fourth = acme.tokens
+    check(litellm_db, tenant("acme", (acme.organization,), "inaccessible"))
     with psycopg.connect(litellm_db, autocommit=True) as conn:
-        # second's record replaced by first's (copied), the team's by a made-up one.
-        seal = access.record(KEY, "LiteLLM_VerificationToken", first, "acme-uid", None)
+        # second's record replaced by first's (copied, updated_at kept), the team's by a made-up one.
         conn.execute(
-            """UPDATE "LiteLLM_VerificationToken" SET metadata = jsonb_build_object('tenure_blocked', %s::text)
-            WHERE token = %s""",
-            [seal, second],
+            """UPDATE "LiteLLM_VerificationToken" AS t SET metadata = jsonb_build_object('tenure_blocked',
+            (SELECT metadata->'tenure_blocked' FROM "LiteLLM_VerificationToken" WHERE token = %s)) WHERE token = %s""",
+            [first, second],
         )
         conn.execute(
-            """UPDATE "LiteLLM_TeamTable" SET metadata = '{"tenure_blocked": "0000"}' WHERE team_id = %s""",
+            """UPDATE "LiteLLM_TeamTable" SET metadata = jsonb_set(metadata, '{tenure_blocked,seal}', '"0000"')
+            WHERE team_id = %s""",
             [acme.teams[0]],
         )
-    # Another tenant's uid does not verify either.
-    assert run(litellm_db, lambda c: access.unblock(c, KEY, "other-uid", (acme.organization,)))[0].total == 0
-    unblocked, untrusted = run(litellm_db, lambda c: access.unblock(c, KEY, "acme-uid", (acme.organization,)))
-    assert (unblocked.rows, untrusted) == ({"LiteLLM_VerificationToken": 1}, 2)
+        # Malformed: no prior flag and a seal that is not even ASCII; a bare string.
+        conn.execute(
+            """UPDATE "LiteLLM_VerificationToken" SET metadata = jsonb_set(metadata #- '{tenure_blocked,prior}',
+            '{tenure_blocked,seal}', '"\u00e9"') WHERE token = %s""",
+            [third],
+        )
+        conn.execute(
+            """UPDATE "LiteLLM_VerificationToken" SET metadata = '{"tenure_blocked": "null:0000"}' WHERE token = %s""",
+            [fourth],
+        )
+    # A tenant reopened that claims none of the rows unblocks nothing.
+    assert check(litellm_db, tenant("other", ("org-other",), "accessible"))[0].rows == {}
+
+    unblocked, _ = check(litellm_db, tenant("acme", (acme.organization,), "accessible"))
+
+    rows = now(litellm_db)
+    assert {row: rows[row] for row in (first, second, third, fourth, acme.teams[0])} == {
+        first: (None, False),
+        **{row: (True, True) for row in (second, third, fourth, acme.teams[0])},
+    }
+    assert (unblocked.rows, sorted(unblocked.untrusted)) == (
+        {"LiteLLM_VerificationToken": 1},
+        sorted(
+            [
+                f"LiteLLM_TeamTable/{acme.teams[0]}",
+                *(f"LiteLLM_VerificationToken/{row}" for row in (second, third, fourth)),
+            ]
+        ),
+    )
+
+
+def test_a_row_shared_with_a_tenant_not_inaccessible_stays_open_until_every_claimant_is(litellm_db: str) -> None:
     with psycopg.connect(litellm_db, autocommit=True) as conn:
-        now = flags(conn)
-    assert (now[first], now[second], now[acme.teams[0]]) == ((None, False), (True, True), (True, True))
+        acme = create_account(conn, "acme", teams=1, keys_per_team=1)
+        globex = create_account(conn, "globex", teams=1, keys_per_team=1)
+        # A key of acme's team issued under globex's organization; a team of globex's organization that acme claims
+        # by its id, with a key and a project.
+        shared_key = token(conn, acme.teams[0], globex.organization)
+        shared_team = f"team-shared-{uuid.uuid4().hex[:8]}"
+        conn.execute(
+            'INSERT INTO "LiteLLM_TeamTable" (team_id, organization_id) VALUES (%s, %s)',
+            [shared_team, globex.organization],
+        )
+        shared_team_key = token(conn, shared_team, globex.organization)
+        shared_project = project(conn, shared_team)
+        before = flags(conn)
+    shared = {shared_key, shared_team, shared_team_key, shared_project}
+    acme_only = {*acme.teams, *acme.tokens}
+    acme_keys = (acme.organization, shared_team)
+
+    # acme suspended, globex Active: only what acme alone claims is blocked.
+    _, blocked = check(
+        litellm_db, tenant("acme", acme_keys, "inaccessible"), tenant("globex", (globex.organization,), "accessible")
+    )
+    rows = now(litellm_db)
+    assert {row: rows[row] for row in shared | acme_only} == {
+        **{row: before[row] for row in shared},
+        **{row: (True, True) for row in acme_only},
+    }
+    assert blocked.shared == {("acme", "globex"): 4}
+
+    # Both inaccessible: the shared rows too.
+    check(
+        litellm_db, tenant("acme", acme_keys, "inaccessible"), tenant("globex", (globex.organization,), "inaccessible")
+    )
+    rows = now(litellm_db)
+    assert {row: rows[row] for row in shared} == {row: (True, True) for row in shared}
+
+    # globex reopens, acme stays suspended: the shared rows open again (their record names acme), acme's stay closed.
+    check(litellm_db, tenant("acme", acme_keys, "inaccessible"), tenant("globex", (globex.organization,), "accessible"))
+    rows = now(litellm_db)
+    assert {row: rows[row] for row in shared | acme_only | set(globex.teams) | set(globex.tokens)} == {
+        **{row: before[row] for row in shared | set(globex.teams) | set(globex.tokens)},
+        **{row: (True, True) for row in acme_only},
+    }
+
+    # A tenant whose Tenant cannot be read keeps what it shares open as well.
+    _, blocked = check(
+        litellm_db, tenant("acme", acme_keys, "inaccessible"), tenant("globex", (globex.organization,), "unknown")
+    )
+    assert {row: now(litellm_db)[row] for row in shared} == {row: before[row] for row in shared}
+    assert blocked.shared == {("acme", "globex"): 4}
+
+
+def test_a_claim_appearing_later_opens_what_tenure_blocked_for_another_tenant(litellm_db: str) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme = create_account(conn, "acme", teams=2, keys_per_team=1)
+        before = flags(conn)
+    check(litellm_db, tenant("acme", (acme.organization,), "inaccessible"))
+    # globex, Active, now claims acme's second team (say its dataKeys were corrected).
+    check(
+        litellm_db,
+        tenant("acme", (acme.organization,), "inaccessible"),
+        tenant("globex", (acme.teams[1],), "accessible"),
+    )
+    rows = now(litellm_db)
+    second = {acme.teams[1], *(t for t, team in acme.tokens.items() if team == acme.teams[1])}
+    first = {acme.teams[0], *(t for t, team in acme.tokens.items() if team == acme.teams[0])}
+    assert {row: rows[row] for row in first | second} == {
+        **{row: before[row] for row in second},
+        **{row: (True, True) for row in first},
+    }
+
+
+def test_keys_changed_while_blocked_still_unblock_everything_on_reopening(litellm_db: str) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme = create_account(conn, "acme")
+        acme_project = project(conn, acme.teams[1])
+        before = flags(conn)
+    check(litellm_db, tenant("acme", (acme.organization,), "inaccessible"))
+    assert all(now(litellm_db)[row] == (True, True) for row in {*acme.teams, *acme.tokens, acme_project})
+
+    # Reopened with other keys (its dataKeys edited meanwhile): one of its teams only, then none in this store.
+    for keys in ((acme.teams[0],), ("org-acme-renamed",)):
+        unblocked, _ = check(litellm_db, tenant("acme", keys, "accessible"))
+        assert now(litellm_db) == before
+        assert unblocked.changed == [] and unblocked.untrusted == []
+        check(litellm_db, tenant("acme", (acme.organization,), "inaccessible"))  # suspended again for the next round
+
+
+def test_a_row_changed_while_blocked_stays_blocked_and_is_reported(litellm_db: str) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme = create_account(conn, "acme", teams=2, keys_per_team=2)
+        before = flags(conn)
+    suspended = tenant("acme", (acme.organization,), "inaccessible")
+    check(litellm_db, suspended)
+    admin_blocked, edited = list(acme.tokens)[:2]
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        # An admin blocks a key Tenure had blocked (/key/block: blocked is true already, updated_at moves);
+        # someone renames a team (/team/update).
+        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", admin_blocked, "blocked = true")
+        as_litellm_does(conn, "LiteLLM_TeamTable", "team_id", acme.teams[1], "team_alias = 'renamed'")
+        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", edited, "key_alias = 'renamed'")
+
+    unblocked, _ = check(litellm_db, tenant("acme", (acme.organization,), "accessible"))
+
+    rows = now(litellm_db)
+    left = {admin_blocked, edited, acme.teams[1]}
+    assert rows == {**before, **{row: (True, True) for row in left}}
+    assert sorted(unblocked.changed) == sorted(
+        [
+            f"LiteLLM_VerificationToken/{admin_blocked}",
+            f"LiteLLM_VerificationToken/{edited}",
+            f"LiteLLM_TeamTable/{acme.teams[1]}",
+        ]
+    )
+    assert unblocked.rows == {"LiteLLM_TeamTable": 1, "LiteLLM_VerificationToken": 2}
+    # Stable: the next check leaves them as they are, and a person unblocking one is not undone.
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", edited, "blocked = false")
+    unblocked, blocked = check(litellm_db, tenant("acme", (acme.organization,), "accessible"))
+    assert now(litellm_db) == {**rows, edited: (False, True)}
+    assert (unblocked.rows, len(unblocked.changed), blocked.rows) == ({}, 2, {})
+
+
+def test_a_record_replayed_from_an_earlier_blocking_unblocks_nothing(litellm_db: str) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme = create_account(conn, "acme", teams=1, keys_per_team=2)
+    key = next(iter(acme.tokens))
+    suspended = tenant("acme", (acme.organization,), "inaccessible")
+    reopened = tenant("acme", (acme.organization,), "accessible")
+    check(litellm_db, suspended)
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        earlier = conn.execute(
+            "SELECT metadata->'tenure_blocked' FROM \"LiteLLM_VerificationToken\" WHERE token = %s", [key]
+        ).fetchone()
+    check(litellm_db, reopened)
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        # After reopening an admin blocks the key; a user of the tenant puts the earlier record back (/key/update).
+        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", key, "blocked = true")
+        as_litellm_does(
+            conn,
+            "LiteLLM_VerificationToken",
+            "token",
+            key,
+            "metadata = metadata || jsonb_build_object(%s::text, %s::jsonb)",
+            access.RECORD,
+            Jsonb(earlier[0] if earlier else None),
+        )
+    assert now(litellm_db)[key] == (True, True)
+    check(litellm_db, suspended)
+
+    unblocked, _ = check(litellm_db, reopened)
+
+    assert now(litellm_db)[key] == (True, True)
+    assert unblocked.changed == [f"LiteLLM_VerificationToken/{key}"]
+
+
+def test_the_operators_check_reads_each_tenants_state_and_reports_what_it_leaves_once(
+    litellm_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        accounts = {name: create_account(conn, name, teams=1, keys_per_team=1) for name in NAMES}
+        # A key of acme's team under the organization of a tenant whose Tenant cannot be read.
+        shared = token(conn, accounts["acme"].teams[0], accounts["unreadable"].organization)
+        before = flags(conn)
+    stores = Stores(KEY)
+    suspended = trust.sealed(KEY, "acme", "acme-uid", TenantStatus(phase="Suspended"))
+    statuses = {
+        "acme": ("Suspended", suspended.to_api()),  # trusted, inaccessible
+        "globex": ("Active", {"phase": "Active"}),  # accessible
+        # A Purged status Tenure did not seal, under a Suspended spec: what spec asks counts.
+        "forged": ("Suspended", {"phase": "Purged", "purgedAt": "2026-11-01T00:00:00Z"}),
+        "unreadable": ("Bogus", {"phase": "Active"}),  # unknown: keeps what it shares open, opens nothing
+    }
+    for name, (state, status) in statuses.items():
+        stores.tenants.put(
+            {
+                "metadata": {"name": name, "uid": f"{name}-uid", "resourceVersion": "1"},
+                "spec": {"state": state, "dataKeys": {"litellm": [accounts[name].organization]}},
+                "status": status,
+            }
+        )
+    gateway = Gateway(stores)
+
+    async def twice(conn: psycopg.AsyncConnection[Any]) -> None:
+        await gateway.check(conn, "litellm", LITELLM)
+        await gateway.check(conn, "litellm", LITELLM)
+
+    with caplog.at_level(logging.INFO, logger="tenure.runtime.gateway"):
+        run(litellm_db, twice)
+
+    rows = now(litellm_db)
+    closed = {row for name in ("acme", "forged") for row in (*accounts[name].teams, *accounts[name].tokens)}
+    assert rows == {**before, **{row: (True, True) for row in closed}}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "DataStore litellm: 1 rows of inaccessible tenant acme left unblocked at the gateway: tenant unreadable, "
+        "which is not inaccessible, claims them too"
+    ]
+    assert shared in before

@@ -1,17 +1,40 @@
-"""LiteLLM gateway access of an inaccessible tenant: its teams, virtual keys and projects ``blocked``.
+"""LiteLLM gateway access of inaccessible tenants: their teams, virtual keys and projects ``blocked``.
 
 LiteLLM's proxy checks ``blocked`` on the virtual key (``LiteLLM_VerificationToken``)
 of every request, and on the key's team (``LiteLLM_TeamTable``) and project
-(``LiteLLM_ProjectTable``); a blocked one is refused (401/403). Tenure blocks
-every team of the tenant (its organization ids and team ids), every key of those
-teams or organizations, and every project of those teams.
+(``LiteLLM_ProjectTable``); a blocked one is refused (401/403).
+
+Whose rows: a row's claimants are the tenants whose keys in the store cover
+it, resolved as a purge resolves them (``operations.key_owners``: a team is
+claimed by whoever claims it or its organization, a key by whoever claims its
+team or organization, a project by whoever claims its team). A row is blocked
+only when every one of its claimants is inaccessible. A row an inaccessible
+tenant shares with a tenant that is not (Active, or whose Tenant cannot be
+read) stays unblocked and is reported with that tenant's name, as a purge
+keeps a row shared with another tenant.
 
 What Tenure blocked is recorded on the row itself, in LiteLLM's own ``metadata``
-JSON, as ``tenure_blocked``: an HMAC over the table, the row's id and the
-tenant's uid, keyed by Tenure's seal key. A row that was already blocked
-(by an admin) gets no record and is never unblocked by Tenure. Unblocking
-clears ``blocked`` only on rows whose record verifies, so a record copied from
-another row or tenant, or made up, unblocks nothing.
+JSON, as ``tenure_blocked``: the flag the row had (``null`` or ``false``), the
+uid of the tenant it was blocked for, the ``updated_at`` Tenure set on the row
+when blocking it, and an HMAC over those, the table and the row's id, keyed by
+Tenure's seal key. A row already blocked (by an admin) gets no record and is
+never unblocked by Tenure.
+
+Every check looks at every blocked row carrying a record (the three tables are
+small): one whose recorded tenant is accessible again, or that an accessible
+tenant claims (a claim may appear later), is unblocked unless every tenant
+claiming it now is still inaccessible. Tenant uid in the record, not the
+tenant's current keys, finds it, so keys changed meanwhile leave nothing blocked.
+It gets back exactly its recorded flag, and the record goes, only when the seal
+verifies and ``updated_at`` is still the value Tenure set. LiteLLM's Prisma
+client sets ``updated_at`` on every write through LiteLLM (an admin's
+``/key/block``, a ``/key/update`` of the metadata), so a row edited while
+blocked, or one a record was put back on (a replay), stays blocked with its
+record for a person to decide, and so does a row whose seal does not verify
+(made up, copied from another row or tenant).
+
+Blocking and unblocking each run in one transaction, rows locked ``FOR UPDATE``;
+both are idempotent.
 
 End users (``LiteLLM_EndUserTable``) are not touched: no column attributes an
 end user to a team or organization (any tenant's end users may share an id),
@@ -23,142 +46,242 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+import json
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
-from .litellm import ORGANIZATION, TEAM
+from tenure.api import DataStoreSpec
+
+from . import litellm, operations
 
 RECORD = "tenure_blocked"
+STAMPED = "updated_at"
+"""The column LiteLLM's Prisma client sets on every write of a team, key or project (``@updatedAt``)."""
 
 
 @dataclass(frozen=True)
 class Table:
     name: str
     id: str
-    where: str
-    """Rows of the tenant: %(teams)s and %(organizations)s are its team and organization ids."""
+    key_columns: tuple[tuple[str, str], ...]
+    """(column, key kind), as the purge maps the table."""
+
+
+def _table(name: str, id_column: str) -> Table:
+    return Table(name, id_column, next(t.key_columns for t in litellm.TARGETS if t.table == name))
 
 
 TABLES = (
-    Table("LiteLLM_TeamTable", "team_id", "team_id = ANY(%(teams)s) OR organization_id = ANY(%(organizations)s)"),
-    Table(
-        "LiteLLM_VerificationToken",
-        "token",
-        "team_id = ANY(%(teams)s) OR organization_id = ANY(%(organizations)s)",
-    ),
-    Table("LiteLLM_ProjectTable", "project_id", "team_id = ANY(%(teams)s)"),
+    _table("LiteLLM_TeamTable", "team_id"),
+    _table("LiteLLM_VerificationToken", "token"),
+    _table("LiteLLM_ProjectTable", "project_id"),
 )
 
+Access = Literal["inaccessible", "accessible", "unknown"]
+"""``unknown``: the Tenant cannot be read; its rows are neither blocked nor unblocked for it."""
 
-def record(key: bytes, table: str, row: str, tenant_uid: str, prior: bool | None) -> str:
-    """What Tenure writes on a row it blocks: the flag it had (``null`` or ``false``) and a seal over it."""
-    text = "null" if prior is None else str(prior).lower()
-    message = f"{table}\x00{row}\x00{tenant_uid}\x00{text}".encode()
+
+@dataclass(frozen=True)
+class Tenant:
+    """A tenant not yet purged: its keys in the store and whether it must be kept out."""
+
+    name: str
+    uid: str
+    keys: tuple[str, ...]
+    access: Access
+
+
+def _stamp(moment: datetime | None) -> str:
+    return "" if moment is None else moment.isoformat(timespec="microseconds")
+
+
+def record(key: bytes, table: str, row: str, tenant_uid: str, prior: bool | None, stamped: str) -> dict[str, Any]:
+    """What Tenure writes on a row it blocks: the flag it had (``null`` or ``false``), for whom, the ``updated_at``
+    it set, and a seal over these and the row's identity."""
+    message = "\x00".join((table, row, tenant_uid, json.dumps(prior), stamped)).encode()
     seal = hmac.new(hashlib.sha256(b"tenure-gateway:" + key).digest(), message, hashlib.sha256).hexdigest()[:40]
-    return f"{text}:{seal}"
+    return {"prior": prior, "tenant": tenant_uid, STAMPED: stamped, "seal": seal}
 
 
-def prior(key: bytes, table: str, row: str, tenant_uid: str, raw: str) -> tuple[bool, bool | None]:
-    """Whether a row's record verifies, and the flag the row had before Tenure blocked it."""
-    value = {"null": None, "false": False}.get(raw.partition(":")[0], True)
-    if value is True:
-        return False, None
-    return hmac.compare_digest(raw, record(key, table, row, tenant_uid, value)), value
+def _verified(key: bytes, table: str, row: str, found: Any) -> dict[str, Any] | None:
+    """The record, when it is one Tenure wrote on this row."""
+    if not isinstance(found, dict) or "prior" not in found or found["prior"] not in (None, False):
+        return None
+    tenant, stamped, seal = found.get("tenant"), found.get(STAMPED), found.get("seal")
+    if not isinstance(tenant, str) or not isinstance(stamped, str) or not isinstance(seal, str):
+        return None
+    expected = record(key, table, row, tenant, found["prior"], stamped)["seal"]
+    return found if hmac.compare_digest(seal.encode(), expected.encode()) else None
+
+
+@dataclass(frozen=True)
+class Claims:
+    """Every tenant not yet purged, and who claims each key (as a purge resolves them)."""
+
+    tenants: dict[str, Tenant]
+    owners: operations.Owners
+
+    def names(self, access: Access) -> set[str]:
+        return {name for name, tenant in self.tenants.items() if tenant.access == access}
+
+    def of(self, table: Table, values: Sequence[Any]) -> set[str]:
+        """The tenants claiming a row, from its key columns' values (in ``table.key_columns`` order)."""
+        found: set[str] = set()
+        for (_, kind), value in zip(table.key_columns, values, strict=True):
+            found |= self.owners.get(kind, {}).get(value, set())
+        return found
+
+    def rows_of(self, table: Table, tenants: Collection[str]) -> tuple[sql.Composable, dict[str, Any]] | None:
+        """A condition selecting rows one of the tenants claims (None: none can be)."""
+        conditions, params = [], {}
+        for i, (column, kind) in enumerate(table.key_columns):
+            values = [value for value, owners in self.owners.get(kind, {}).items() if not owners.isdisjoint(tenants)]
+            if values:
+                conditions.append(sql.SQL("{} = ANY({})").format(sql.Identifier(column), sql.Placeholder(f"k{i}")))
+                params[f"k{i}"] = values
+        return (sql.SQL(" OR ").join(conditions), params) if conditions else None
+
+
+async def claims(conn: psycopg.AsyncConnection[Any], spec: DataStoreSpec, tenants: Sequence[Tenant]) -> Claims:
+    owners = await operations.key_owners(conn, spec, {tenant.name: tenant.keys for tenant in tenants})
+    return Claims({tenant.name: tenant for tenant in tenants}, owners)
+
+
+def _columns(table: Table) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(column) for column, _ in table.key_columns)
 
 
 @dataclass
-class Changed:
-    """Rows changed per table."""
-
-    rows: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.rows.values())
+class Blocked:
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows blocked, per table."""
+    shared: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(inaccessible tenant, tenant that is not) → rows both claim, left unblocked."""
 
 
-async def _teams(conn: psycopg.AsyncConnection[Any], keys: Sequence[str]) -> dict[str, list[str]]:
-    """The tenant's teams and organizations: its keys are organization and/or team ids."""
-    async with conn.cursor() as cur:
-        await cur.execute(
-            'SELECT team_id FROM "LiteLLM_TeamTable" WHERE team_id = ANY(%s) OR organization_id = ANY(%s)',
-            [list(keys), list(keys)],
-        )
-        teams = {row[0] for row in await cur.fetchall()}
-    return {TEAM: sorted(teams | set(keys)), ORGANIZATION: list(keys)}
-
-
-async def block(conn: psycopg.AsyncConnection[Any], key: bytes, tenant_uid: str, keys: Sequence[str]) -> Changed:
-    """Block every team, key and project of the tenant that is not blocked yet, recording each; idempotent."""
-    ids = await _teams(conn, keys)
-    changed: dict[str, int] = {}
-    async with conn.transaction():
+async def block(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -> Blocked:
+    """Block, recording each, every row not blocked yet whose claimants are all inaccessible; idempotent."""
+    inaccessible = found.names("inaccessible")
+    result = Blocked()
+    if not inaccessible:
+        return result
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.execute("SELECT date_trunc('milliseconds', now() AT TIME ZONE 'UTC')")  # LiteLLM's precision
+        now = await cur.fetchone()
+        stamped = _stamp(now[0] if now else None)
         for table in TABLES:
-            async with conn.cursor() as cur:
-                await cur.execute(
-                    sql.SQL(
-                        "SELECT {id}, blocked FROM {table} WHERE ({where}) AND blocked IS NOT TRUE FOR UPDATE"
-                    ).format(id=sql.Identifier(table.id), table=sql.Identifier(table.name), where=sql.SQL(table.where)),
-                    {"teams": ids[TEAM], "organizations": ids[ORGANIZATION]},
-                )
-                found = await cur.fetchall()
-                if not found:
-                    continue
-                await cur.execute(
-                    sql.SQL(
-                        "UPDATE {table} AS t SET blocked = true, "
-                        "metadata = coalesce(t.metadata, '{{}}'::jsonb) || jsonb_build_object({record}, r.seal) "
-                        "FROM unnest(%(rows)s::text[], %(seals)s::text[]) AS r(id, seal) WHERE t.{id} = r.id"
-                    ).format(table=sql.Identifier(table.name), id=sql.Identifier(table.id), record=sql.Literal(RECORD)),
-                    {
-                        "rows": [row for row, _ in found],
-                        "seals": [record(key, table.name, row, tenant_uid, flag) for row, flag in found],
-                    },
-                )
-                changed[table.name] = cur.rowcount
-    return Changed(changed)
+            selected = found.rows_of(table, inaccessible)
+            if selected is None:
+                continue
+            where, params = selected
+            await cur.execute(
+                sql.SQL(
+                    "SELECT {id}, blocked, {columns} FROM {table} WHERE ({where}) AND blocked IS NOT TRUE FOR UPDATE"
+                ).format(
+                    id=sql.Identifier(table.id), columns=_columns(table), table=sql.Identifier(table.name), where=where
+                ),
+                params,
+            )
+            rows, records = [], []
+            for row, prior, *values in await cur.fetchall():
+                claimants = found.of(table, values)
+                if claimants <= inaccessible:
+                    rows.append(row)
+                    uid = found.tenants[min(claimants)].uid
+                    records.append(json.dumps(record(key, table.name, row, uid, prior, stamped)))
+                else:
+                    result.shared.update(
+                        (closed, other) for closed in claimants & inaccessible for other in claimants - inaccessible
+                    )
+            if not rows:
+                continue
+            await cur.execute(
+                sql.SQL(
+                    "UPDATE {table} AS t SET blocked = true, {stamped} = %(stamped)s::timestamp, "
+                    "metadata = coalesce(t.metadata, '{{}}'::jsonb) || jsonb_build_object({record}, r.record::jsonb) "
+                    "FROM unnest(%(rows)s::text[], %(records)s::text[]) AS r(id, record) WHERE t.{id} = r.id"
+                ).format(
+                    table=sql.Identifier(table.name),
+                    stamped=sql.Identifier(STAMPED),
+                    id=sql.Identifier(table.id),
+                    record=sql.Literal(RECORD),
+                ),
+                {"rows": rows, "records": records, "stamped": stamped},
+            )
+            result.rows[table.name] = cur.rowcount
+    return result
 
 
-async def unblock(
-    conn: psycopg.AsyncConnection[Any], key: bytes, tenant_uid: str, keys: Sequence[str]
-) -> tuple[Changed, int]:
-    """Unblock the tenant's rows Tenure blocked (their record verifies); the rest stay as they are. Also returns how
-    many rows carry a record that does not verify (left blocked, record kept for a person to look at)."""
-    ids = await _teams(conn, keys)
-    changed: dict[str, int] = {}
-    untrusted = 0
-    async with conn.transaction():
+@dataclass
+class Unblocked:
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows unblocked, per table."""
+    untrusted: list[str] = field(default_factory=list)
+    """``table/id`` of rows left blocked: their record does not verify."""
+    changed: list[str] = field(default_factory=list)
+    """``table/id`` of rows left blocked: changed since Tenure blocked them (``updated_at`` is not Tenure's)."""
+
+
+async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -> Unblocked:
+    """Unblock the rows Tenure blocked for a tenant accessible again, or that an accessible tenant claims, unless
+    every tenant claiming them is still inaccessible; each gets back its recorded flag. Rows whose record does not
+    verify, or changed since, stay blocked with their record. Idempotent."""
+    accessible, inaccessible = found.names("accessible"), found.names("inaccessible")
+    uids = {found.tenants[name].uid for name in accessible}
+    result = Unblocked()
+    if not accessible:
+        return result
+    async with conn.transaction(), conn.cursor() as cur:
         for table in TABLES:
-            async with conn.cursor() as cur:
-                await cur.execute(
-                    sql.SQL(
-                        "SELECT {id}, metadata->>{record} FROM {table} WHERE ({where}) AND metadata ? {record} "
-                        "FOR UPDATE"
-                    ).format(
-                        id=sql.Identifier(table.id),
-                        table=sql.Identifier(table.name),
-                        where=sql.SQL(table.where),
-                        record=sql.Literal(RECORD),
-                    ),
-                    {"teams": ids[TEAM], "organizations": ids[ORGANIZATION]},
-                )
-                checked = [
-                    (row, prior(key, table.name, row, tenant_uid, str(raw))) for row, raw in await cur.fetchall()
-                ]
-                rows = [(row, flag) for row, (verifies, flag) in checked if verifies]
-                untrusted += len(checked) - len(rows)
-                if not rows:
+            await cur.execute(
+                sql.SQL(
+                    "SELECT {id}, metadata->{record}, {stamped}, {columns} FROM {table} "
+                    "WHERE blocked IS TRUE AND metadata ? {record} FOR UPDATE"
+                ).format(
+                    id=sql.Identifier(table.id),
+                    record=sql.Literal(RECORD),
+                    stamped=sql.Identifier(STAMPED),
+                    columns=_columns(table),
+                    table=sql.Identifier(table.name),
+                ),
+            )
+            rows, priors = [], []
+            for row, raw, stamped, *values in await cur.fetchall():
+                claimants = found.of(table, values)
+                recorded_for = raw.get("tenant") if isinstance(raw, dict) else None
+                ours = claimants & accessible or (isinstance(recorded_for, str) and recorded_for in uids)
+                if not ours or (claimants and claimants <= inaccessible):
                     continue
-                await cur.execute(
-                    sql.SQL(
-                        "UPDATE {table} AS t SET blocked = r.prior, metadata = t.metadata - {record} "
-                        "FROM unnest(%(rows)s::text[], %(priors)s::boolean[]) AS r(id, prior) WHERE t.{id} = r.id"
-                    ).format(table=sql.Identifier(table.name), id=sql.Identifier(table.id), record=sql.Literal(RECORD)),
-                    {"rows": [row for row, _ in rows], "priors": [flag for _, flag in rows]},
-                )
-                changed[table.name] = cur.rowcount
-    return Changed(changed), untrusted
+                verified = _verified(key, table.name, row, raw)
+                if verified is None:
+                    result.untrusted.append(f"{table.name}/{row}")
+                elif verified[STAMPED] != _stamp(stamped):
+                    result.changed.append(f"{table.name}/{row}")
+                else:
+                    rows.append(row)
+                    priors.append(verified["prior"])
+            if not rows:
+                continue
+            await cur.execute(
+                sql.SQL(
+                    "UPDATE {table} AS t SET blocked = r.prior, metadata = t.metadata - {record} "
+                    "FROM unnest(%(rows)s::text[], %(priors)s::boolean[]) AS r(id, prior) WHERE t.{id} = r.id"
+                ).format(table=sql.Identifier(table.name), id=sql.Identifier(table.id), record=sql.Literal(RECORD)),
+                {"rows": rows, "priors": priors},
+            )
+            result.rows[table.name] = cur.rowcount
+    return result
+
+
+async def apply(
+    conn: psycopg.AsyncConnection[Any], key: bytes, spec: DataStoreSpec, tenants: Sequence[Tenant]
+) -> tuple[Unblocked, Blocked]:
+    """Unblock what must be open again, then block what must be closed, from one view of who claims what."""
+    found = await claims(conn, spec, tenants)
+    return await unblock(conn, key, found), await block(conn, key, found)

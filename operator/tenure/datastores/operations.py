@@ -104,7 +104,7 @@ async def purge(
     carries one of their keys (resolved like theirs: teams of a claimed
     organization, virtual keys of a claimed team) as well as the tenant's stays.
     """
-    owners = await _owners(conn, spec, others)
+    owners = await key_owners(conn, spec, others)
     claimed = {kind: tuple(values) for kind, values in owners.items()}
     batches = batches_of(spec)
     result = PurgeResult()
@@ -141,7 +141,7 @@ async def sweep(
     Every tenant's cutoff goes into the same statements (one per page range
     and change), so the work does not grow with the number of tenants.
     """
-    owners = await _owners(conn, spec, tenant_keys)
+    owners = await key_owners(conn, spec, tenant_keys)
     batches = batches_of(spec)
     result = SweepResult()
     for target in targets_of(spec):
@@ -167,9 +167,11 @@ Owners = dict[str, dict[str, set[str]]]
 """key kind → key value → the tenants claiming it."""
 
 
-async def _owners(
+async def key_owners(
     conn: psycopg.AsyncConnection[Any], spec: DataStoreSpec, tenant_keys: Mapping[str, tuple[str, ...]]
 ) -> Owners:
+    """Who claims each key a row may carry: a purge keeps a row another tenant claims, a sweep dates it by the
+    earliest cutoff of its claimants, the gateway blocks it only when every claimant is inaccessible."""
     by_key: defaultdict[str, set[str]] = defaultdict(set)
     for tenant, keys in tenant_keys.items():
         for key in keys:

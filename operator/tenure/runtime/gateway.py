@@ -1,16 +1,20 @@
 """Inaccessible tenants blocked at the LiteLLM gateway, on each check of a DataStore with the litellm preset.
 
-Each check blocks every inaccessible tenant's teams, keys and projects (so a
-key created meanwhile is blocked on the next check) and unblocks, where
-Tenure blocked them, those of tenants that are Active again. After a start,
-every Active tenant is checked once (a reopening may have happened while the
-operator was down); afterwards only those this process saw inaccessible. The
-reconciler asks for a check as soon as a tenant's phase changes.
+Each check takes every tenant in the cache that is not purged, with its keys
+in the store, and in one pass over the store (:func:`tenure.datastores.access.apply`)
+unblocks the rows Tenure blocked that must be open again (their tenant is
+Active again, or an Active tenant claims them) and blocks every row whose
+claimants are all inaccessible, so a key created meanwhile is blocked on the
+next check. The reconciler asks for a check as soon as a tenant's phase changes.
+
+What a check leaves for a person is logged whenever it differs from the
+previous check of the store: rows an inaccessible tenant shares with one that
+is not (left unblocked, naming both), and blocked rows Tenure will not unblock
+(their record does not verify, or the row changed since Tenure blocked it).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
@@ -21,50 +25,66 @@ from tenure.datastores import access, postgres
 from tenure.lifecycle import trust
 from tenure.lifecycle.access import gateway_blocked
 
-from .store import Stores, Unreadable
+from .store import Stores, TenantRecord, Unreadable
 
 logger = logging.getLogger(__name__)
+
+
+def tenant(record: TenantRecord, store: str, key: bytes) -> access.Tenant | None:
+    """The tenant as the gateway sees it; None once Purged (it claims nothing)."""
+    keys = record.claim.keys_in(store)
+    try:
+        view = record.view()
+    except Unreadable:
+        return None if record.claim.phase == "Purged" else access.Tenant(record.name, record.uid, keys, "unknown")
+    block = gateway_blocked(view, trust.verifies(key, record.name, record.uid, view.status))
+    if block is None:
+        return None
+    return access.Tenant(record.name, record.uid, keys, "inaccessible" if block else "accessible")
 
 
 class Gateway:
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
-        self.blocked: dict[str, set[str]] = {}
-        """Per DataStore, tenants to unblock once Active: all of them until the first check after a start."""
+        self.reported: dict[str, tuple[Any, ...]] = {}
+        """Per DataStore: what the last check left for a person (logged when it changes)."""
 
     async def check(self, conn: psycopg.AsyncConnection[Any], store: str, spec: DataStoreSpec) -> None:
         if spec.postgres.preset != "litellm":
             return
-        first = store not in self.blocked
-        blocked = self.blocked.setdefault(store, set())
         key = self.stores.seal_key
-        for record in list(self.stores.tenants.values()):
-            with contextlib.suppress(Unreadable):
-                tenant = record.view()
-                keys = record.claim.keys_in(store)
-                block = gateway_blocked(tenant, trust.verifies(key, record.name, record.uid, tenant.status))
-                try:
-                    if block:
-                        blocked.add(record.name)
-                        changed = await access.block(conn, key, record.uid, keys)
-                        if changed.total:
-                            logger.info("tenant %s blocked at DataStore %s: %s", record.name, store, changed.rows)
-                    elif block is False and (first or record.name in blocked):
-                        changed, untrusted = await access.unblock(conn, key, record.uid, keys)
-                        blocked.discard(record.name)
-                        if changed.total or untrusted:
-                            logger.info(
-                                "tenant %s unblocked at DataStore %s: %s; %d rows left blocked (their record does "
-                                "not verify)",
-                                record.name,
-                                store,
-                                changed.rows,
-                                untrusted,
-                            )
-                except psycopg.Error as error:
-                    logger.warning(
-                        "gateway access of tenant %s at DataStore %s: %s",
-                        record.name,
-                        store,
-                        postgres.describe_error(error),
-                    )
+        tenants = [t for record in list(self.stores.tenants.values()) if (t := tenant(record, store, key))]
+        try:
+            unblocked, blocked = await access.apply(conn, key, spec, tenants)
+        except psycopg.Error as error:
+            logger.warning("gateway access at DataStore %s: %s", store, postgres.describe_error(error))
+            return
+        if unblocked.rows:
+            logger.info("DataStore %s: unblocked at the gateway %s", store, unblocked.rows)
+        if blocked.rows:
+            logger.info("DataStore %s: blocked at the gateway %s", store, blocked.rows)
+        left = (sorted(blocked.shared.items()), unblocked.untrusted, unblocked.changed)
+        if left == self.reported.get(store, ([], [], [])):
+            return
+        self.reported[store] = left
+        for (closed, other), rows in sorted(blocked.shared.items()):
+            logger.warning(
+                "DataStore %s: %d rows of inaccessible tenant %s left unblocked at the gateway: tenant %s, which is "
+                "not inaccessible, claims them too",
+                store,
+                rows,
+                closed,
+                other,
+            )
+        if unblocked.untrusted:
+            logger.warning(
+                "DataStore %s: left blocked for a person, their record does not verify: %s",
+                store,
+                ", ".join(unblocked.untrusted),
+            )
+        if unblocked.changed:
+            logger.warning(
+                "DataStore %s: changed since Tenure blocked it: left blocked for a person: %s",
+                store,
+                ", ".join(unblocked.changed),
+            )
