@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -57,8 +58,8 @@ def now(uri: str) -> dict[str, tuple[bool | None, bool]]:
         return flags(conn)
 
 
-def tenant(name: str, keys: tuple[str, ...], state: access.Access) -> access.Tenant:
-    return access.Tenant(name, f"{name}-uid", keys, state)
+def tenant(name: str, keys: tuple[str, ...], state: access.Access, closed_at: datetime | None = None) -> access.Tenant:
+    return access.Tenant(name, f"{name}-uid", keys, state, closed_at)
 
 
 def check(uri: str, *tenants: access.Tenant) -> tuple[access.Unblocked, access.Blocked]:
@@ -74,19 +75,6 @@ def as_litellm_does(
         f"UPDATE \"{table}\" SET {change}, updated_at = clock_timestamp() AT TIME ZONE 'UTC' WHERE {id_column} = %s",
         [*params, row],
     )
-
-
-def test_every_blocked_table_has_the_column_litellm_stamps_on_each_write(litellm_db: str) -> None:
-    with psycopg.connect(litellm_db, autocommit=True) as conn:
-        types = {
-            table.name: conn.execute(
-                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
-                "AND attname = %s AND NOT attisdropped",
-                [f'"{table.name}"', access.STAMPED],
-            ).fetchone()
-            for table in access.TABLES
-        }
-    assert types == {table.name: ("timestamp(3) without time zone",) for table in access.TABLES}
 
 
 def test_block_then_unblock_restores_every_flag_and_touches_no_other_tenant(litellm_db: str) -> None:
@@ -126,7 +114,7 @@ def test_block_then_unblock_restores_every_flag_and_touches_no_other_tenant(lite
 
     # Every flag as it was (a key's NULL stays NULL, a team's false false), the admin's block kept, globex untouched.
     assert now(litellm_db) == {**before, late: (None, False)}
-    assert (unblocked.rows, unblocked.untrusted, unblocked.changed, blocked.rows) == (
+    assert (unblocked.rows, unblocked.untrusted, unblocked.stale, blocked.rows) == (
         {"LiteLLM_TeamTable": 2, "LiteLLM_VerificationToken": 4, "LiteLLM_ProjectTable": 1},
         [],
         [],
@@ -267,60 +255,44 @@ def test_keys_changed_while_blocked_still_unblock_everything_on_reopening(litell
     for keys in ((acme.teams[0],), ("org-acme-renamed",)):
         unblocked, _ = check(litellm_db, tenant("acme", keys, "accessible"))
         assert now(litellm_db) == before
-        assert unblocked.changed == [] and unblocked.untrusted == []
+        assert unblocked.stale == [] and unblocked.untrusted == []
         check(litellm_db, tenant("acme", (acme.organization,), "inaccessible"))  # suspended again for the next round
 
 
-def test_a_row_changed_while_blocked_stays_blocked_and_is_reported(litellm_db: str) -> None:
+def test_litellms_own_writes_while_blocked_do_not_keep_a_row_blocked(litellm_db: str) -> None:
+    """Requests LiteLLM's key cache still let through have their spend written after the block, budgets are reset on
+    schedule: each such write moves updated_at, and none may keep a reopened tenant's key blocked."""
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         acme = create_account(conn, "acme", teams=2, keys_per_team=2)
         before = flags(conn)
-    suspended = tenant("acme", (acme.organization,), "inaccessible")
-    check(litellm_db, suspended)
-    admin_blocked, edited = list(acme.tokens)[:2]
+    closed_at = datetime.now(UTC)
+    check(litellm_db, tenant("acme", (acme.organization,), "inaccessible", closed_at))
+    spent, reset = list(acme.tokens)[:2]
     with psycopg.connect(litellm_db, autocommit=True) as conn:
-        # An admin blocks a key Tenure had blocked (/key/block: blocked is true already, updated_at moves);
-        # someone renames a team (/team/update).
-        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", admin_blocked, "blocked = true")
-        as_litellm_does(conn, "LiteLLM_TeamTable", "team_id", acme.teams[1], "team_alias = 'renamed'")
-        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", edited, "key_alias = 'renamed'")
+        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", spent, "spend = spend + 0.25")
+        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", reset, "spend = 0")
+        as_litellm_does(conn, "LiteLLM_TeamTable", "team_id", acme.teams[1], "spend = spend + 1")
 
-    unblocked, _ = check(litellm_db, tenant("acme", (acme.organization,), "accessible"))
+    unblocked, _ = check(litellm_db, tenant("acme", (acme.organization,), "accessible", closed_at))
 
-    rows = now(litellm_db)
-    left = {admin_blocked, edited, acme.teams[1]}
-    assert rows == {**before, **{row: (True, True) for row in left}}
-    assert sorted(unblocked.changed) == sorted(
-        [
-            f"LiteLLM_VerificationToken/{admin_blocked}",
-            f"LiteLLM_VerificationToken/{edited}",
-            f"LiteLLM_TeamTable/{acme.teams[1]}",
-        ]
+    assert now(litellm_db) == before
+    assert (unblocked.rows, unblocked.stale, unblocked.untrusted) == (
+        {"LiteLLM_TeamTable": 2, "LiteLLM_VerificationToken": 4},
+        [],
+        [],
     )
-    assert unblocked.rows == {"LiteLLM_TeamTable": 1, "LiteLLM_VerificationToken": 2}
-    # Stable: the next check leaves them as they are, and a person unblocking one is not undone.
-    with psycopg.connect(litellm_db, autocommit=True) as conn:
-        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", edited, "blocked = false")
-    unblocked, blocked = check(litellm_db, tenant("acme", (acme.organization,), "accessible"))
-    assert now(litellm_db) == {**rows, edited: (False, True)}
-    assert (unblocked.rows, len(unblocked.changed), blocked.rows) == ({}, 2, {})
 
 
-def test_a_record_replayed_from_an_earlier_blocking_unblocks_nothing(litellm_db: str) -> None:
+def test_a_record_replayed_from_an_earlier_suspension_unblocks_nothing(litellm_db: str) -> None:
+    """A user of the tenant saved a key's record during a suspension an hour ago and puts it back (/key/update) on
+    the key after an admin blocked it: at the next reopening Tenure must not unblock what the admin blocked."""
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         acme = create_account(conn, "acme", teams=1, keys_per_team=2)
-    key = next(iter(acme.tokens))
-    suspended = tenant("acme", (acme.organization,), "inaccessible")
-    reopened = tenant("acme", (acme.organization,), "accessible")
-    check(litellm_db, suspended)
+    key, other = list(acme.tokens)
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(timespec="microseconds")
+    earlier = access.record(KEY, "LiteLLM_VerificationToken", key, "acme-uid", None, hour_ago)  # Tenure's, then
     with psycopg.connect(litellm_db, autocommit=True) as conn:
-        earlier = conn.execute(
-            "SELECT metadata->'tenure_blocked' FROM \"LiteLLM_VerificationToken\" WHERE token = %s", [key]
-        ).fetchone()
-    check(litellm_db, reopened)
-    with psycopg.connect(litellm_db, autocommit=True) as conn:
-        # After reopening an admin blocks the key; a user of the tenant puts the earlier record back (/key/update).
-        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", key, "blocked = true")
+        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", key, "blocked = true")  # an admin
         as_litellm_does(
             conn,
             "LiteLLM_VerificationToken",
@@ -328,15 +300,18 @@ def test_a_record_replayed_from_an_earlier_blocking_unblocks_nothing(litellm_db:
             key,
             "metadata = metadata || jsonb_build_object(%s::text, %s::jsonb)",
             access.RECORD,
-            Jsonb(earlier[0] if earlier else None),
+            Jsonb(earlier),
         )
     assert now(litellm_db)[key] == (True, True)
-    check(litellm_db, suspended)
+    closed_at = datetime.now(UTC)  # suspended now
+    check(litellm_db, tenant("acme", (acme.organization,), "inaccessible", closed_at))
+    assert now(litellm_db)[other] == (True, True)
 
-    unblocked, _ = check(litellm_db, reopened)
+    unblocked, _ = check(litellm_db, tenant("acme", (acme.organization,), "accessible", closed_at))
 
-    assert now(litellm_db)[key] == (True, True)
-    assert unblocked.changed == [f"LiteLLM_VerificationToken/{key}"]
+    rows = now(litellm_db)
+    assert (rows[key], rows[other]) == ((True, True), (None, False))  # the admin's block holds; the rest reopens
+    assert unblocked.stale == [f"LiteLLM_VerificationToken/{key}"]
 
 
 def test_the_operators_check_reads_each_tenants_state_and_reports_what_it_leaves_once(

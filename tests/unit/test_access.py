@@ -321,3 +321,29 @@ def test_a_quota_scoped_or_roomy_and_a_policy_that_lets_traffic_in_are_put_back(
         "policyTypes": ["Ingress", "Egress"],
     }
     assert access.exactly(access.POLICY_SPEC, access.POLICY_SPEC) is None
+
+
+def test_access_closed_at_marks_the_last_closing_and_outlives_reopening() -> None:
+    """The gateway restores only what it blocked since the last closing (a record saved from an earlier suspension
+    is refused): the time must be sealed in status, survive reopening, move on each new closing, not on expiry."""
+    cluster = FakeCluster()
+    cluster.settle()
+    assert cluster.status.access_closed_at is None
+    cluster.edit(state="Suspended", suspension_reason="NonPayment")
+    first = cluster.reconcile().status.access_closed_at
+    assert first == T0
+    cluster.now = T0 + timedelta(days=1)
+    cluster.edit(state="Active", suspension_reason=None)
+    assert cluster.reconcile().status.access_closed_at == first  # reopened: kept
+    cluster.now = T0 + timedelta(days=2)
+    cluster.edit(state="Suspended", suspension_reason="NonPayment")
+    assert cluster.reconcile().status.access_closed_at == T0 + timedelta(days=2)
+    cluster.now = T0 + timedelta(days=20)  # grace elapsed: Expired, still the same closing
+    decision = cluster.reconcile()
+    assert (decision.status.phase, decision.status.access_closed_at) == ("Expired", T0 + timedelta(days=2))
+
+    closing = FakeCluster()
+    closing.settle()
+    closing.now = T0 + timedelta(hours=3)
+    closing.edit(state="Closed")
+    assert closing.reconcile().status.access_closed_at == T0 + timedelta(hours=3)

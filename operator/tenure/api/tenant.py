@@ -254,6 +254,11 @@ class TenantStatus(Model):
     purge_after: Timestamp | None = Field(
         None, description="The earliest moment the tenant's data may be permanently deleted."
     )
+    access_closed_at: Timestamp | None = Field(
+        None,
+        description="When the account last became inaccessible (suspended, or closed while open); kept after "
+        "reopening. At the LiteLLM gateway Tenure restores only what it blocked since then.",
+    )
     purge_started_at: Timestamp | None = Field(None, description="When permanent deletion began.")
     purged_at: Timestamp | None = Field(None, description="When permanent deletion was confirmed complete.")
     next_deadline: Timestamp | None = Field(

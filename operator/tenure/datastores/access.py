@@ -15,10 +15,9 @@ keeps a row shared with another tenant.
 
 What Tenure blocked is recorded on the row itself, in LiteLLM's own ``metadata``
 JSON, as ``tenure_blocked``: the flag the row had (``null`` or ``false``), the
-uid of the tenant it was blocked for, the ``updated_at`` Tenure set on the row
-when blocking it, and an HMAC over those, the table and the row's id, keyed by
-Tenure's seal key. A row already blocked (by an admin) gets no record and is
-never unblocked by Tenure.
+uid of the tenant it was blocked for, when (the database's clock), and an HMAC
+over those, the table and the row's id, keyed by Tenure's seal key. A row
+already blocked (by an admin) gets no record and is never unblocked by Tenure.
 
 Every check looks at every blocked row carrying a record (the three tables are
 small): one whose recorded tenant is accessible again, or that an accessible
@@ -26,12 +25,19 @@ tenant claims (a claim may appear later), is unblocked unless every tenant
 claiming it now is still inaccessible. Tenant uid in the record, not the
 tenant's current keys, finds it, so keys changed meanwhile leave nothing blocked.
 It gets back exactly its recorded flag, and the record goes, only when the seal
-verifies and ``updated_at`` is still the value Tenure set. LiteLLM's Prisma
-client sets ``updated_at`` on every write through LiteLLM (an admin's
-``/key/block``, a ``/key/update`` of the metadata), so a row edited while
-blocked, or one a record was put back on (a replay), stays blocked with its
-record for a person to decide, and so does a row whose seal does not verify
-(made up, copied from another row or tenant).
+verifies and the record is not older than the tenant's last closing
+(``status.accessClosedAt``, sealed, kept after reopening; less :data:`CLOCK_SKEW`
+between the operator's and the database's clocks). Anyone who may edit a key's
+metadata through LiteLLM (``/key/update``) could otherwise put back a record
+saved from an earlier suspension on a key an admin has blocked since, and have
+Tenure unblock it at the next reopening. Such a row, and one whose seal does not
+verify (made up, copied from another row or tenant), stays blocked with its
+record for a person to decide. LiteLLM's own writes while a row is blocked
+(spend of requests its cache still let through, budget resets) change nothing.
+
+Known limit: an admin who blocks a row Tenure has already blocked changes no
+column Tenure can tell from LiteLLM's own writes, so reopening unblocks it;
+block it again after reopening.
 
 Blocking and unblocking each run in one transaction, rows locked ``FOR UPDATE``;
 both are idempotent.
@@ -50,7 +56,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -61,8 +67,8 @@ from tenure.api import DataStoreSpec
 from . import litellm, operations
 
 RECORD = "tenure_blocked"
-STAMPED = "updated_at"
-"""The column LiteLLM's Prisma client sets on every write of a team, key or project (``@updatedAt``)."""
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far the database's clock (a record's time) may be behind the operator's (``accessClosedAt``)."""
 
 
 @dataclass(frozen=True)
@@ -95,29 +101,42 @@ class Tenant:
     uid: str
     keys: tuple[str, ...]
     access: Access
+    closed_at: datetime | None = None
+    """When it last became inaccessible (its sealed ``status.accessClosedAt``); None: not known, no bound."""
 
 
 def _stamp(moment: datetime | None) -> str:
     return "" if moment is None else moment.isoformat(timespec="microseconds")
 
 
-def record(key: bytes, table: str, row: str, tenant_uid: str, prior: bool | None, stamped: str) -> dict[str, Any]:
-    """What Tenure writes on a row it blocks: the flag it had (``null`` or ``false``), for whom, the ``updated_at``
-    it set, and a seal over these and the row's identity."""
-    message = "\x00".join((table, row, tenant_uid, json.dumps(prior), stamped)).encode()
+def record(key: bytes, table: str, row: str, tenant_uid: str, prior: bool | None, at: str) -> dict[str, Any]:
+    """What Tenure writes on a row it blocks: the flag it had (``null`` or ``false``), for whom, when (UTC, the
+    database's clock), and a seal over these and the row's identity."""
+    message = "\x00".join((table, row, tenant_uid, json.dumps(prior), at)).encode()
     seal = hmac.new(hashlib.sha256(b"tenure-gateway:" + key).digest(), message, hashlib.sha256).hexdigest()[:40]
-    return {"prior": prior, "tenant": tenant_uid, STAMPED: stamped, "seal": seal}
+    return {"prior": prior, "tenant": tenant_uid, "at": at, "seal": seal}
 
 
 def _verified(key: bytes, table: str, row: str, found: Any) -> dict[str, Any] | None:
     """The record, when it is one Tenure wrote on this row."""
     if not isinstance(found, dict) or "prior" not in found or found["prior"] not in (None, False):
         return None
-    tenant, stamped, seal = found.get("tenant"), found.get(STAMPED), found.get("seal")
-    if not isinstance(tenant, str) or not isinstance(stamped, str) or not isinstance(seal, str):
+    tenant, at, seal = found.get("tenant"), found.get("at"), found.get("seal")
+    if not isinstance(tenant, str) or not isinstance(at, str) or not isinstance(seal, str):
         return None
-    expected = record(key, table, row, tenant, found["prior"], stamped)["seal"]
+    expected = record(key, table, row, tenant, found["prior"], at)["seal"]
     return found if hmac.compare_digest(seal.encode(), expected.encode()) else None
+
+
+def _before(at: str, closed_at: datetime | None) -> bool:
+    """Whether a record written at ``at`` predates the closing of its tenant that it would be undone for."""
+    if closed_at is None:
+        return False
+    try:
+        written = datetime.fromisoformat(at).replace(tzinfo=UTC)
+    except ValueError:
+        return True
+    return written < closed_at - CLOCK_SKEW
 
 
 @dataclass(frozen=True)
@@ -172,9 +191,9 @@ async def block(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -
     if not inaccessible:
         return result
     async with conn.transaction(), conn.cursor() as cur:
-        await cur.execute("SELECT date_trunc('milliseconds', now() AT TIME ZONE 'UTC')")  # LiteLLM's precision
+        await cur.execute("SELECT now() AT TIME ZONE 'UTC'")
         now = await cur.fetchone()
-        stamped = _stamp(now[0] if now else None)
+        at = _stamp(now[0] if now else None)
         for table in TABLES:
             selected = found.rows_of(table, inaccessible)
             if selected is None:
@@ -194,7 +213,7 @@ async def block(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -
                 if claimants <= inaccessible:
                     rows.append(row)
                     uid = found.tenants[min(claimants)].uid
-                    records.append(json.dumps(record(key, table.name, row, uid, prior, stamped)))
+                    records.append(json.dumps(record(key, table.name, row, uid, prior, at)))
                 else:
                     result.shared.update(
                         (closed, other) for closed in claimants & inaccessible for other in claimants - inaccessible
@@ -203,16 +222,15 @@ async def block(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -
                 continue
             await cur.execute(
                 sql.SQL(
-                    "UPDATE {table} AS t SET blocked = true, {stamped} = %(stamped)s::timestamp, "
+                    "UPDATE {table} AS t SET blocked = true, "
                     "metadata = coalesce(t.metadata, '{{}}'::jsonb) || jsonb_build_object({record}, r.record::jsonb) "
                     "FROM unnest(%(rows)s::text[], %(records)s::text[]) AS r(id, record) WHERE t.{id} = r.id"
                 ).format(
                     table=sql.Identifier(table.name),
-                    stamped=sql.Identifier(STAMPED),
                     id=sql.Identifier(table.id),
                     record=sql.Literal(RECORD),
                 ),
-                {"rows": rows, "records": records, "stamped": stamped},
+                {"rows": rows, "records": records},
             )
             result.rows[table.name] = cur.rowcount
     return result
@@ -224,16 +242,18 @@ class Unblocked:
     """Rows unblocked, per table."""
     untrusted: list[str] = field(default_factory=list)
     """``table/id`` of rows left blocked: their record does not verify."""
-    changed: list[str] = field(default_factory=list)
-    """``table/id`` of rows left blocked: changed since Tenure blocked them (``updated_at`` is not Tenure's)."""
+    stale: list[str] = field(default_factory=list)
+    """``table/id`` of rows left blocked: their record is older than its tenant's last closing (put back from an
+    earlier suspension)."""
 
 
 async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -> Unblocked:
     """Unblock the rows Tenure blocked for a tenant accessible again, or that an accessible tenant claims, unless
     every tenant claiming them is still inaccessible; each gets back its recorded flag. Rows whose record does not
-    verify, or changed since, stay blocked with their record. Idempotent."""
+    verify, or that is older than its tenant's last closing, stay blocked with their record. Idempotent."""
     accessible, inaccessible = found.names("accessible"), found.names("inaccessible")
     uids = {found.tenants[name].uid for name in accessible}
+    closed_at = {tenant.uid: tenant.closed_at for tenant in found.tenants.values()}
     result = Unblocked()
     if not accessible:
         return result
@@ -241,18 +261,17 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
         for table in TABLES:
             await cur.execute(
                 sql.SQL(
-                    "SELECT {id}, metadata->{record}, {stamped}, {columns} FROM {table} "
+                    "SELECT {id}, metadata->{record}, {columns} FROM {table} "
                     "WHERE blocked IS TRUE AND metadata ? {record} FOR UPDATE"
                 ).format(
                     id=sql.Identifier(table.id),
                     record=sql.Literal(RECORD),
-                    stamped=sql.Identifier(STAMPED),
                     columns=_columns(table),
                     table=sql.Identifier(table.name),
                 ),
             )
             rows, priors = [], []
-            for row, raw, stamped, *values in await cur.fetchall():
+            for row, raw, *values in await cur.fetchall():
                 claimants = found.of(table, values)
                 recorded_for = raw.get("tenant") if isinstance(raw, dict) else None
                 ours = claimants & accessible or (isinstance(recorded_for, str) and recorded_for in uids)
@@ -261,8 +280,8 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
                 verified = _verified(key, table.name, row, raw)
                 if verified is None:
                     result.untrusted.append(f"{table.name}/{row}")
-                elif verified[STAMPED] != _stamp(stamped):
-                    result.changed.append(f"{table.name}/{row}")
+                elif _before(verified["at"], closed_at.get(verified["tenant"])):
+                    result.stale.append(f"{table.name}/{row}")
                 else:
                     rows.append(row)
                     priors.append(verified["prior"])

@@ -48,6 +48,7 @@ class Draft:
     grace_ends_at: datetime | None = None
     expired_at: datetime | None = None
     purge_after: datetime | None = None
+    access_closed_at: datetime | None = None
     purge_started_at: datetime | None = None
     purged_at: datetime | None = None
     grace_window: timedelta | None = None
@@ -73,7 +74,7 @@ def _iso(moment: datetime | None) -> str:
 
 def suspend(draft: Draft, spec: TenantSpec, policy: RetentionPolicySpec | None, now: datetime) -> None:
     draft.phase = "Suspended"
-    draft.suspended_at = stamp(now)
+    draft.suspended_at = draft.access_closed_at = stamp(now)
     draft.suspension_reason = spec.suspension_reason
     draft.grace_window = policy.suspension_grace_period if policy else None
     draft.grace_ends_at = None
@@ -104,6 +105,8 @@ def reopen(draft: Draft) -> None:
 def expire(
     draft: Draft, spec: TenantSpec, policy: RetentionPolicySpec | None, reason: ClosureReason, at: datetime
 ) -> None:
+    if draft.phase != "Suspended" or draft.access_closed_at is None:  # a suspension already closed it
+        draft.access_closed_at = at
     draft.phase = "Expired"
     draft.closure_reason = reason
     draft.expired_at = at

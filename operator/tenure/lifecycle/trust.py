@@ -103,6 +103,7 @@ def rebuild(tenant: TenantView, policy: RetentionPolicySpec | None, now: datetim
                 "phase": "Expired",
                 "closure_reason": reason,
                 "expired_at": at,
+                "access_closed_at": at,
                 "purge_after": _deadline(at, window, extension, recorded.purge_after),
                 "windows": AppliedWindows(expired_data_retention=window) if window is not None else None,
             }
@@ -114,6 +115,7 @@ def rebuild(tenant: TenantView, policy: RetentionPolicySpec | None, now: datetim
             update={
                 "phase": "Suspended",
                 "suspended_at": at,
+                "access_closed_at": at,
                 "grace_ends_at": _deadline(at, window, extension, recorded.grace_ends_at),
                 "windows": AppliedWindows(suspension_grace_period=window) if window is not None else None,
             }

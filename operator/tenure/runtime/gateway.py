@@ -10,7 +10,7 @@ next check. The reconciler asks for a check as soon as a tenant's phase changes.
 What a check leaves for a person is logged whenever it differs from the
 previous check of the store: rows an inaccessible tenant shares with one that
 is not (left unblocked, naming both), and blocked rows Tenure will not unblock
-(their record does not verify, or the row changed since Tenure blocked it).
+(their record does not verify, or it is older than its tenant's last closing).
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ def tenant(record: TenantRecord, store: str, key: bytes) -> access.Tenant | None
         view = record.view()
     except Unreadable:
         return None if record.claim.phase == "Purged" else access.Tenant(record.name, record.uid, keys, "unknown")
-    block = gateway_blocked(view, trust.verifies(key, record.name, record.uid, view.status))
+    trusted = trust.verifies(key, record.name, record.uid, view.status)
+    block = gateway_blocked(view, trusted)
     if block is None:
         return None
-    return access.Tenant(record.name, record.uid, keys, "inaccessible" if block else "accessible")
+    closed_at = view.status.access_closed_at if trusted else None
+    return access.Tenant(record.name, record.uid, keys, "inaccessible" if block else "accessible", closed_at)
 
 
 class Gateway:
@@ -63,7 +65,7 @@ class Gateway:
             logger.info("DataStore %s: unblocked at the gateway %s", store, unblocked.rows)
         if blocked.rows:
             logger.info("DataStore %s: blocked at the gateway %s", store, blocked.rows)
-        left = (sorted(blocked.shared.items()), unblocked.untrusted, unblocked.changed)
+        left = (sorted(blocked.shared.items()), unblocked.untrusted, unblocked.stale)
         if left == self.reported.get(store, ([], [], [])):
             return
         self.reported[store] = left
@@ -82,9 +84,10 @@ class Gateway:
                 store,
                 ", ".join(unblocked.untrusted),
             )
-        if unblocked.changed:
+        if unblocked.stale:
             logger.warning(
-                "DataStore %s: changed since Tenure blocked it: left blocked for a person: %s",
+                "DataStore %s: left blocked for a person, their record is older than its tenant's last closing (put "
+                "back from an earlier suspension?): %s",
                 store,
-                ", ".join(unblocked.changed),
+                ", ".join(unblocked.stale),
             )
