@@ -190,8 +190,10 @@ def test_only_tenure_makes_changes_or_deletes_the_objects_that_keep_a_namespace_
 ) -> None:
     """A tenant's admin cannot make a roomy quota named tenure-inaccessible ahead of a suspension, loosen Tenure's,
     or delete it to let pods in (tenure-reserved-names; docs/access.md). Deleting the namespace still works."""
-    ns = f"rn-{unique}"
+    ns, unlabeled = f"rn-{unique}", f"rn-free-{unique}"
     kubectl.run("create", "namespace", ns)
+    kubectl.run("label", "namespace", ns, f"retention.tenure.dev/tenant=t-{unique}")
+    kubectl.run("create", "namespace", unlabeled)
     meta = {"name": "tenure-inaccessible", "namespace": ns}
     quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta, "spec": {"hard": {"pods": "100"}}}
     policy = {
@@ -213,10 +215,16 @@ def test_only_tenure_makes_changes_or_deletes_the_objects_that_keep_a_namespace_
         loosen = ("patch", "resourcequota", "tenure-inaccessible", "-n", ns, "--type=merge")
         refused = kubectl.run(*loosen, "-p", '{"spec":{"hard":{"pods":"5"}}}', check=False)
         assert refused.returncode != 0 and "may create, change or delete it" in refused.stderr
+        # The API server's quota admission reads status.hard: loosening that is refused too.
+        status = ("patch", "resourcequota", "tenure-inaccessible", "-n", ns, "--subresource=status", "--type=merge")
+        refused = kubectl.run(*status, "-p", '{"status":{"hard":{"pods":"5"}}}', check=False)
+        assert refused.returncode != 0 and "is reserved" in refused.stderr
         for kind in ("resourcequota", "networkpolicy"):
             deleted = kubectl.run("delete", kind, "tenure-inaccessible", "-n", ns, check=False)
             assert deleted.returncode != 0 and "is reserved" in deleted.stderr
         assert (kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) or {})["spec"] == quota["spec"]
+        # Only namespaces labeled for a tenant: the policy's reach is Tenure's namespaces, not the whole cluster.
+        kubectl.create({**quota, "metadata": {**meta, "namespace": unlabeled}})
     finally:
-        kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
+        kubectl.run("delete", "namespace", ns, unlabeled, "--wait=false", check=False)
     eventually(lambda: kubectl.get("namespace", ns) is None, timeout=90, what="the namespace deleted, quota and all")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -347,3 +349,42 @@ def test_access_closed_at_marks_the_last_closing_and_outlives_reopening() -> Non
     closing.now = T0 + timedelta(hours=3)
     closing.edit(state="Closed")
     assert closing.reconcile().status.access_closed_at == T0 + timedelta(hours=3)
+
+
+def test_the_reconciler_never_reports_a_namespace_labeled_for_another_tenant_as_left_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tenant acme lists globex's namespace while globex is suspended (its quota is there): acme must not be told
+    about it (globex's state is not acme's business), nor be advised to take it over."""
+    from tenure.api import TENANT
+    from tenure.runtime import reconciler as module
+    from tenure.runtime.datastores import DataStores
+    from tenure.runtime.store import Stores
+
+    from ..support.fake_kube import FakeKube
+    from .test_status_writes import Events
+
+    asked: list[tuple[list[str], bool]] = []
+
+    async def closed(kube: object, namespaces: list[str], unsure: bool = True) -> frozenset[str]:
+        asked.append((list(namespaces), unsure))
+        return frozenset(namespaces if not unsure else ())  # the quota is left only where acme cannot reopen
+
+    monkeypatch.setattr(module.access, "closed", closed)
+    kube, stores, events = FakeKube(), Stores(), Events()
+    label = "retention.tenure.dev/tenant"
+    for name, owner in (("globex-ns", "globex"), ("acme-ns", "acme"), ("loose-ns", None)):
+        labels = {label: owner} if owner else {}
+        stores.namespaces.put({"metadata": {"name": name, "uid": f"uid-{name}", "labels": labels}})
+    spec = {"retentionPolicy": "none", "namespaces": ["globex-ns", "acme-ns", "loose-ns"]}
+    stores.tenants.put(kube.create(TENANT.plural, {"metadata": {"name": "acme"}, "spec": spec}))
+    datastores = DataStores(kube, stores)  # type: ignore[arg-type]
+    reconciler = module.Reconciler(kube, stores, datastores, events, frozenset(), b"k", None, clock=lambda: T0)  # type: ignore[arg-type]
+
+    asyncio.run(reconciler("acme"))
+
+    assert asked == [(["acme-ns"], True), (["loose-ns"], False)]  # owned: unsure counts as closed; loose: as open
+    conditions = asyncio.run(kube.get_custom(TENANT.plural, "acme"))["status"]["conditions"]
+    accessible = next(c for c in conditions if c["type"] == "Accessible")
+    assert accessible["reason"] == "LeftClosed"
+    assert "loose-ns" in accessible["message"] and "globex-ns" not in accessible["message"]

@@ -205,18 +205,20 @@ def _ours(body: Body | None) -> bool:
     return labels.get(MANAGED_BY[0]) == MANAGED_BY[1]
 
 
-async def closed(kube: Kube, namespaces: list[str]) -> frozenset[str]:
+async def closed(kube: Kube, namespaces: list[str], unsure: bool = True) -> frozenset[str]:
     """Which of these namespaces carry Tenure's quota, as the API server says. One it cannot tell about (the quota
-    refused or an error) counts as closed: restoring an open namespace changes nothing, and the attempt says why it
-    failed, where not asking would leave a closed one closed without a word."""
+    refused or an error) counts as ``unsure``: closed for a namespace the tenant owns (restoring an open namespace
+    changes nothing, and the attempt says why it failed, where not asking would leave a closed one closed without a
+    word); open for one it no longer owns, which Tenure only reports (a transient error must not flap a Warning)."""
     result = []
     for name in namespaces:
         try:
             if _ours(await _quota(kube, name)):
                 result.append(name)
         except ApiError as error:
-            logger.warning("cannot tell whether namespace %s is closed (%s); restoring it", name, error)
-            result.append(name)
+            logger.warning("cannot tell whether namespace %s is closed (%s)", name, error)
+            if unsure:
+                result.append(name)
     return frozenset(result)
 
 
@@ -246,11 +248,12 @@ async def _enforce(managed: _Managed, namespace: str, report: Report) -> bool:
             options = V1DeleteOptions(
                 preconditions=V1Preconditions(uid=meta["uid"], resource_version=meta["resourceVersion"])
             )
+            kept = _aside(meta.get("annotations") or {})  # a record sealed over the old uid no longer verifies
+            if kept:
+                logger.warning("namespace %s: %s %s made anew; its records kept aside: %s", namespace, managed.kind,
+                               MANAGED, kept)  # fmt: skip
+                body["metadata"]["annotations"] = {UNVERIFIED_ANNOTATION: kept}
             await checked(managed.delete(MANAGED, namespace, body=options, _preload_content=False))
-            raw = (meta.get("annotations") or {}).get(BINDINGS_ANNOTATION)
-            if raw is not None:  # sealed over the old uid: kept aside, never lost
-                aside = access.kept_aside(meta.get("annotations") or {}, raw)
-                body["metadata"]["annotations"] = {UNVERIFIED_ANNOTATION: aside}
             await checked(managed.create(namespace, {**body, "spec": managed.spec}, _preload_content=False))
             report.tampered.append(f"{managed.kind} {MANAGED} made anew with {managed.what} (it was {was})")
             return True
@@ -259,6 +262,14 @@ async def _enforce(managed: _Managed, namespace: str, report: Report) -> bool:
         return False
     report.tampered.append(f"{managed.kind} {MANAGED} reset to {managed.what} (it was {was})")
     return True
+
+
+def _aside(annotations: dict[str, str]) -> str | None:
+    """The UNVERIFIED_ANNOTATION value keeping every record on an object that is going: None when there is none."""
+    raw = annotations.get(BINDINGS_ANNOTATION)
+    if raw is not None:
+        return access.kept_aside(annotations, raw)
+    return annotations.get(UNVERIFIED_ANNOTATION)
 
 
 async def close(kube: Kube, namespace: str, uid: str, key: bytes, operator_namespace: str) -> Report:
@@ -395,7 +406,17 @@ async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:
         raw = (meta.get("annotations") or {}).get(BINDINGS_ANNOTATION)
         records = access.recorded_bindings(key, access.Quota(namespace, uid, meta["uid"]), raw)
         if records is None:
-            report.forged.append(f"the RoleBindings record on ResourceQuota {MANAGED} (nothing recreated from it)")
+            logger.warning(
+                "namespace %s: the RoleBindings record on the quota %s does not verify; nothing recreated from it, "
+                "removed with the quota: %s",
+                namespace,
+                MANAGED,
+                raw,
+            )
+            report.forged.append(
+                f"the RoleBindings record on ResourceQuota {MANAGED} (nothing recreated from it; removed with the "
+                "quota, its content is in the operator's log)"
+            )
         for record in records or ():
             binding: Any = {
                 "apiVersion": "rbac.authorization.k8s.io/v1",

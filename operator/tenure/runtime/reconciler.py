@@ -59,7 +59,7 @@ from tenure.lifecycle import (
     receipts,
     trust,
 )
-from tenure.lifecycle.conditions import is_true
+from tenure.lifecycle.conditions import find, is_true
 
 from .datastores import DataStores
 from .store import FINALIZER, Stores, TenantRecord, Unreadable, claim_fact
@@ -156,9 +156,13 @@ class Reconciler:
             # It may have been inaccessible: whether Tenure's quota is still in its namespaces, asked of the API server.
             # Also in those it lists or that are labeled for it but that it no longer provably owns: they stay closed,
             # and the Accessible condition says so.
-            listed = [n for n in tenant.spec.namespaces if n in world.namespaces]
+            # Never one labeled for another tenant: its state is that tenant's business, not this one's.
+            listed = [n for n in tenant.spec.namespaces if (f := world.namespaces.get(n)) and f.owner in (None, name)]
             labeled = [n for n, fact in world.namespaces.items() if fact.owner == name and n not in listed]
-            world = replace(world, closed=await access.closed(self.kube, listed + labeled))
+            owned = [n for n in listed if world.namespaces[n].owner == name]
+            stranded = [n for n in listed + labeled if n not in owned]
+            closed = await access.closed(self.kube, owned) | await access.closed(self.kube, stranded, unsure=False)
+            world = replace(world, closed=closed)
             decision = decide(tenant, policy, world, now, trusted)
         decision = self._gated(tenant, decision, now)
         decision = replace(decision, status=trust.sealed(self.seal_key, name, record.uid, decision.status))
@@ -192,6 +196,9 @@ class Reconciler:
         wakes = [decision.wake_at.timestamp()] if decision.wake_at else []
         if any(isinstance(action, CloseAccess) for action in decision.actions):
             wakes.append(time.time() + self.access_sweep)  # things created or scaled up meanwhile are stopped
+        accessible = find(decision.status.conditions, "Accessible")
+        if accessible is not None and accessible.reason == "LeftClosed":
+            wakes.append(time.time() + self.access_sweep)  # a person may remove what Tenure left: nothing watches it
         if any(isinstance(action, OpenAccess) for action in decision.actions):
             # A failed restore is retried at the sweep's pace, not every second.
             wakes.append(time.time() + (self.access_sweep if name in self._access_failed else REOPEN_CHECK))
