@@ -15,7 +15,7 @@ from tenure.api import TenantStatus
 from tenure.datastores import access
 from tenure.lifecycle import trust
 from tenure.runtime.gateway import Gateway
-from tenure.runtime.store import Stores
+from tenure.runtime.store import Claim, Stores
 from tests.db.test_engine import LITELLM, run
 from tests.support.litellm import Account, create_account
 
@@ -58,7 +58,13 @@ def now(uri: str) -> dict[str, tuple[bool | None, bool]]:
         return flags(conn)
 
 
-def tenant(name: str, keys: tuple[str, ...], state: access.Access, closed_at: datetime | None = None) -> access.Tenant:
+EARLIER = datetime.now(UTC) - timedelta(minutes=1)
+"""When the tenants of these tests last became inaccessible: before any record they write."""
+
+
+def tenant(
+    name: str, keys: tuple[str, ...], state: access.Access, closed_at: datetime | None = EARLIER
+) -> access.Tenant:
     return access.Tenant(name, f"{name}-uid", keys, state, closed_at)
 
 
@@ -314,6 +320,116 @@ def test_a_record_replayed_from_an_earlier_suspension_unblocks_nothing(litellm_d
     assert unblocked.stale == [f"LiteLLM_VerificationToken/{key}"]
 
 
+class Listed:
+    """The API server's list of Tenants, as the operator's Claims.listed() returns it."""
+
+    def __init__(self, *claims: Claim) -> None:
+        self.claims = list(claims)
+        self.calls = 0
+
+    async def listed(self) -> list[Claim]:
+        self.calls += 1
+        return self.claims
+
+
+def put(stores: Stores, name: str, state: str, keys: list[str], status: TenantStatus) -> None:
+    """A Tenant as the watch delivers it, its status sealed by Tenure."""
+    stores.tenants.put(
+        {
+            "metadata": {"name": name, "uid": f"{name}-uid", "resourceVersion": str(uuid.uuid4())},
+            "spec": {"state": state, "dataKeys": {"litellm": keys}},
+            "status": trust.sealed(KEY, name, f"{name}-uid", status).to_api(),
+        }
+    )
+
+
+def test_a_row_recorded_for_a_reopened_tenant_that_only_suspended_tenants_claim_now_stays_blocked(
+    litellm_db: str,
+) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme = create_account(conn, "acme", teams=2, keys_per_team=1)
+    first = {acme.teams[0], *(t for t, team in acme.tokens.items() if team == acme.teams[0])}
+    second = {acme.teams[1], *(t for t, team in acme.tokens.items() if team == acme.teams[1])}
+    # globex (suspended too) claims acme's first team: those rows are blocked, their record names acme.
+    check(
+        litellm_db,
+        tenant("acme", (acme.organization,), "inaccessible"),
+        tenant("globex", (acme.teams[0],), "inaccessible"),
+    )
+    assert all(now(litellm_db)[row] == (True, True) for row in first | second)
+
+    # acme reopens with keys that no longer cover the first team; globex is still suspended. Those rows are not even
+    # unblocked for a moment (a dry run would leave them open: it does not block again).
+    unblocked, _ = check(
+        litellm_db,
+        tenant("acme", ("org-acme-renamed",), "accessible"),
+        tenant("globex", (acme.teams[0],), "inaccessible"),
+    )
+
+    assert unblocked.rows == {"LiteLLM_TeamTable": 1, "LiteLLM_VerificationToken": 1}
+    rows = now(litellm_db)
+    assert {row: rows[row] for row in first} == {row: (True, True) for row in first}  # globex's: still closed
+    assert {row: rows[row][1] for row in second} == {row: False for row in second}  # acme's alone: open again
+
+
+def test_the_first_checks_after_a_start_wait_for_unseen_tenants_and_a_dry_run_still_reopens(
+    litellm_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme = create_account(conn, "acme", teams=1, keys_per_team=2)
+        globex = create_account(conn, "globex", teams=1, keys_per_team=1)
+        shared = token(conn, acme.teams[0], globex.organization)  # acme's team, under globex's organization
+        admin_blocked = next(iter(acme.tokens))
+        hour_ago = (datetime.now(UTC) - timedelta(hours=1)).replace(tzinfo=None).isoformat(timespec="microseconds")
+        saved = access.record(KEY, "LiteLLM_VerificationToken", admin_blocked, "acme-uid", None, hour_ago)
+        as_litellm_does(conn, "LiteLLM_VerificationToken", "token", admin_blocked, "blocked = true")
+        as_litellm_does(
+            conn,
+            "LiteLLM_VerificationToken",
+            "token",
+            admin_blocked,
+            "metadata = metadata || jsonb_build_object(%s::text, %s::jsonb)",
+            access.RECORD,
+            Jsonb(saved),
+        )  # a record saved from an earlier suspension, put back on a key an admin blocked since
+        before = flags(conn)
+    stores = Stores(KEY)
+    closing = TenantStatus(phase="Suspended", suspended_at=EARLIER, access_closed_at=EARLIER)
+    put(stores, "acme", "Suspended", [acme.organization], closing)
+    # globex is Active: the API server lists it, the watch has not delivered it yet (the operator just started).
+    listed = Listed(
+        Claim("acme", "Suspended", {"litellm": (acme.organization,)}),
+        Claim("globex", "Active", {"litellm": (globex.organization,)}),
+    )
+    gateway = Gateway(stores, listed)  # type: ignore[arg-type]
+
+    run(litellm_db, lambda conn: gateway.check(conn, "litellm", LITELLM))
+
+    rows = now(litellm_db)
+    assert rows[shared] == before[shared]  # shared with a tenant whose state is not known yet: left open
+    assert all(rows[row] == (True, True) for row in (*acme.teams, *acme.tokens))
+    put(stores, "globex", "Active", [globex.organization], TenantStatus(phase="Active"))
+    for _ in range(2):
+        run(litellm_db, lambda conn: gateway.check(conn, "litellm", LITELLM))
+    assert now(litellm_db)[shared] == before[shared]
+    assert listed.calls == 2  # listed until the watch had delivered every tenant once, then never again
+
+    # acme reopens while the store is in dry run: nothing is blocked, but what Tenure blocked is unblocked, all but
+    # the admin's key, whose record predates acme's last closing (sealed in its status).
+    put(stores, "acme", "Active", [acme.organization], TenantStatus(phase="Active", access_closed_at=EARLIER))
+    with caplog.at_level(logging.WARNING, logger="tenure.runtime.gateway"):
+        run(litellm_db, lambda conn: gateway.check(conn, "litellm", LITELLM, blocking=False))
+
+    assert now(litellm_db) == before
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        # from the first check: the tenant the watch had not delivered yet counts as one not inaccessible
+        "DataStore litellm: 1 rows of inaccessible tenant acme left unblocked at the gateway: tenant globex, which is "
+        "not inaccessible, claims them too",
+        "DataStore litellm: left blocked for a person, their record is older than its tenant's last closing (put "
+        f"back from an earlier suspension?): LiteLLM_VerificationToken/{admin_blocked}",
+    ]
+
+
 def test_the_operators_check_reads_each_tenants_state_and_reports_what_it_leaves_once(
     litellm_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -339,7 +455,7 @@ def test_the_operators_check_reads_each_tenants_state_and_reports_what_it_leaves
                 "status": status,
             }
         )
-    gateway = Gateway(stores)
+    gateway = Gateway(stores, Listed())  # type: ignore[arg-type]
 
     async def twice(conn: psycopg.AsyncConnection[Any]) -> None:
         await gateway.check(conn, "litellm", LITELLM)

@@ -39,7 +39,7 @@ Known limit: an admin who blocks a row Tenure has already blocked changes no
 column Tenure can tell from LiteLLM's own writes, so reopening unblocks it;
 block it again after reopening.
 
-Blocking and unblocking each run in one transaction, rows locked ``FOR UPDATE``;
+Blocking and unblocking each run in one transaction, rows locked ``FOR UPDATE`` in id order;
 both are idempotent.
 
 End users (``LiteLLM_EndUserTable``) are not touched: no column attributes an
@@ -128,10 +128,20 @@ def _verified(key: bytes, table: str, row: str, found: Any) -> dict[str, Any] | 
     return found if hmac.compare_digest(seal.encode(), expected.encode()) else None
 
 
+def _bound(recorded: datetime | None, accessible: set[str], found: Claims) -> datetime | None:
+    """The closing a record must not predate: its tenant's last closing, else (that tenant gone, or its closing not
+    known) the latest closing of an accessible tenant claiming the row; None when none is known."""
+    if recorded is not None:
+        return recorded
+    known = [at for name in accessible if (at := found.tenants[name].closed_at) is not None]
+    return max(known, default=None)
+
+
 def _before(at: str, closed_at: datetime | None) -> bool:
-    """Whether a record written at ``at`` predates the closing of its tenant that it would be undone for."""
+    """Whether a record written at ``at`` predates the closing it would be undone for; with no closing known it
+    cannot be told from a record saved from an earlier suspension, and counts as one."""
     if closed_at is None:
-        return False
+        return True
     try:
         written = datetime.fromisoformat(at).replace(tzinfo=UTC)
     except ValueError:
@@ -201,7 +211,8 @@ async def block(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -
             where, params = selected
             await cur.execute(
                 sql.SQL(
-                    "SELECT {id}, blocked, {columns} FROM {table} WHERE ({where}) AND blocked IS NOT TRUE FOR UPDATE"
+                    "SELECT {id}, blocked, {columns} FROM {table} WHERE ({where}) AND blocked IS NOT TRUE "
+                    "ORDER BY {id} FOR UPDATE"
                 ).format(
                     id=sql.Identifier(table.id), columns=_columns(table), table=sql.Identifier(table.name), where=where
                 ),
@@ -253,7 +264,7 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
     verify, or that is older than its tenant's last closing, stay blocked with their record. Idempotent."""
     accessible, inaccessible = found.names("accessible"), found.names("inaccessible")
     uids = {found.tenants[name].uid for name in accessible}
-    closed_at = {tenant.uid: tenant.closed_at for tenant in found.tenants.values()}
+    closed_at = {tenant.uid: tenant.closed_at for tenant in found.tenants.values() if tenant.uid}
     result = Unblocked()
     if not accessible:
         return result
@@ -262,7 +273,7 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
             await cur.execute(
                 sql.SQL(
                     "SELECT {id}, metadata->{record}, {columns} FROM {table} "
-                    "WHERE blocked IS TRUE AND metadata ? {record} FOR UPDATE"
+                    "WHERE blocked IS TRUE AND metadata ? {record} ORDER BY {id} FOR UPDATE"
                 ).format(
                     id=sql.Identifier(table.id),
                     record=sql.Literal(RECORD),
@@ -280,7 +291,7 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
                 verified = _verified(key, table.name, row, raw)
                 if verified is None:
                     result.untrusted.append(f"{table.name}/{row}")
-                elif _before(verified["at"], closed_at.get(verified["tenant"])):
+                elif _before(verified["at"], _bound(closed_at.get(verified["tenant"]), claimants & accessible, found)):
                     result.stale.append(f"{table.name}/{row}")
                 else:
                     rows.append(row)
@@ -299,8 +310,14 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
 
 
 async def apply(
-    conn: psycopg.AsyncConnection[Any], key: bytes, spec: DataStoreSpec, tenants: Sequence[Tenant]
+    conn: psycopg.AsyncConnection[Any],
+    key: bytes,
+    spec: DataStoreSpec,
+    tenants: Sequence[Tenant],
+    blocking: bool = True,
 ) -> tuple[Unblocked, Blocked]:
-    """Unblock what must be open again, then block what must be closed, from one view of who claims what."""
+    """Unblock what must be open again, then (unless ``blocking`` is off) block what must be closed, from one view
+    of who claims what."""
     found = await claims(conn, spec, tenants)
-    return await unblock(conn, key, found), await block(conn, key, found)
+    unblocked = await unblock(conn, key, found)
+    return unblocked, await block(conn, key, found) if blocking else Blocked()

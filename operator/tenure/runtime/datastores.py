@@ -58,7 +58,7 @@ class DataStores:
         self.connections = Connections(kube)
         self.claims = Claims(kube, stores)
         self.purges = Purges(kube, stores, self.connections, self.claims, namespace)
-        self.gateway = Gateway(stores)
+        self.gateway = Gateway(stores, self.claims)
         self.gate = Gate()
         """A sweep or gateway block it does not allow is only reported (dry run)."""
 
@@ -137,8 +137,8 @@ class DataStores:
             if survey.problems:
                 return found, time.time() + NOT_READY_RETRY
             due = decide.sweep_due(last, spec, now)
-            if self.gate.sweeps(name):  # a dry run blocks no one at the gateway
-                await self.gateway.check(conn, name, spec)
+            # A dry run blocks no one at the gateway; unblocking a reopened tenant is harmless, as reopening is.
+            await self.gateway.check(conn, name, spec, blocking=self.gate.sweeps(name))
             check_again = now.timestamp() + READY_CHECK
             if due is None or due > now:  # None: the schedule is invalid (the SweepScheduled condition says why)
                 return replace(found, next_sweep=due), min(due.timestamp() if due else check_again, check_again)

@@ -22,9 +22,11 @@ import psycopg
 
 from tenure.api import DataStoreSpec
 from tenure.datastores import access, postgres
+from tenure.effects.errors import ApiError
 from tenure.lifecycle import trust
 from tenure.lifecycle.access import gateway_blocked
 
+from .claims import Claims
 from .store import Stores, TenantRecord, Unreadable
 
 logger = logging.getLogger(__name__)
@@ -46,18 +48,39 @@ def tenant(record: TenantRecord, store: str, key: bytes) -> access.Tenant | None
 
 
 class Gateway:
-    def __init__(self, stores: Stores) -> None:
+    def __init__(self, stores: Stores, claims: Claims) -> None:
         self.stores = stores
+        self.claims = claims
+        self.filled = False
+        """The watch has delivered every Tenant the API server listed once (after that, new ones arrive by watch)."""
         self.reported: dict[str, tuple[Any, ...]] = {}
         """Per DataStore: what the last check left for a person (logged when it changes)."""
 
-    async def check(self, conn: psycopg.AsyncConnection[Any], store: str, spec: DataStoreSpec) -> None:
+    async def _unseen(self, store: str) -> list[access.Tenant]:
+        """Tenants the API server lists that the watch has not delivered yet (after a start): each counts as
+        ``unknown``, so a row it shares with an inaccessible tenant is not blocked before its state is known."""
+        if self.filled:
+            return []
+        listed = await self.claims.listed()
+        unseen = [claim for claim in listed if claim.name not in self.stores.tenants and claim.phase != "Purged"]
+        self.filled = not unseen
+        return [access.Tenant(claim.name, "", claim.keys_in(store), "unknown") for claim in unseen]
+
+    async def check(
+        self, conn: psycopg.AsyncConnection[Any], store: str, spec: DataStoreSpec, blocking: bool = True
+    ) -> None:
+        """Unblock what must be open again and, unless ``blocking`` is off (a dry run), block what must be closed."""
         if spec.postgres.preset != "litellm":
             return
         key = self.stores.seal_key
         tenants = [t for record in list(self.stores.tenants.values()) if (t := tenant(record, store, key))]
         try:
-            unblocked, blocked = await access.apply(conn, key, spec, tenants)
+            tenants += await self._unseen(store)
+        except ApiError as error:
+            logger.warning("gateway access at DataStore %s waits: cannot list the tenants (%s)", store, error)
+            return
+        try:
+            unblocked, blocked = await access.apply(conn, key, spec, tenants, blocking)
         except psycopg.Error as error:
             logger.warning("gateway access at DataStore %s: %s", store, postgres.describe_error(error))
             return
