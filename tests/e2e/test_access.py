@@ -130,6 +130,15 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     kubectl.create(cronjob("paused", ns, suspended=True))
     kubectl.create(pod("solo", ns))
     kubectl.create(rolebinding("alice-edit", ns, "alice"))
+    allow_web = {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}], "policyTypes": ["Ingress"]}
+    kubectl.create(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-web", "namespace": ns, "labels": {"team": "web"}},
+            "spec": allow_web,
+        }
+    )  # NetworkPolicies add up: left in place, it would let traffic through Tenure's deny-all
     # Only the break-glass group may label a binding keep-access (tenure-keep-access, test_admission.py).
     kubectl.create(rolebinding("ops", ns, "bob", labels={"retention.tenure.dev/keep-access": "true"}), *BREAK_GLASS)
     eventually(lambda: ready_pods(kubectl, ns, 7), timeout=120, what="7 Ready pods (3 web, 1 api, 2 db, solo)")
@@ -147,6 +156,8 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     assert kubectl.get("pod", "solo", namespace=ns) is None
     policy = kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns)
     assert policy is not None and policy["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    listed = json.loads(kubectl.run("get", "networkpolicies", "-n", ns, "-o", "json").stdout)["items"]
+    assert [item["metadata"]["name"] for item in listed] == ["tenure-inaccessible"]
     assert kubectl.get("rolebinding", "alice-edit", namespace=ns) is None
     assert kubectl.get("rolebinding", "ops", namespace=ns) is not None  # labeled keep-access
     assert can(kubectl, "alice", ns) == "no"
@@ -161,6 +172,7 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     assert "ACCESSIBLE" in columns[0] and columns[1].split()[columns[0].split().index("ACCESSIBLE") - 1] == "False"
     closed = " ".join(eventually(lambda: events(kubectl, tenant, "AccessClosed"), what="AccessClosed Event"))
     assert "Deployment web scaled from 3 to 0" in closed and "RoleBinding alice-edit removed" in closed
+    assert "NetworkPolicy allow-web removed" in closed
 
     # Scaled up while inaccessible: scaled back on the next sweep, and the new ask is what reopening restores.
     # A RoleBinding made meanwhile (by someone who kept access) is removed too, and recorded.
@@ -187,6 +199,9 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     assert can(kubectl, "carol", ns) == "yes"
     assert kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) is None
     assert kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns) is None
+    web_policy = kubectl.get("networkpolicy", "allow-web", namespace=ns)
+    assert web_policy is not None
+    assert (web_policy["spec"], web_policy["metadata"]["labels"]) == (allow_web, {"team": "web"})
     annotated = [
         name
         for kind in ("deployment", "statefulset", "cronjob")
@@ -240,7 +255,7 @@ def test_a_quota_or_policy_made_in_advance_is_made_tenures_and_a_forged_record_i
     assert "NetworkPolicy tenure-inaccessible reset to no ingress, no egress" in tampered
 
     # A RoleBindings record Tenure did not seal (break glass again) is never overwritten, nor acted on.
-    forged = '{"bindings": [], "seal": "0000"}'
+    forged = '{"records": [], "seal": "0000"}'
     kubectl.run(
         "annotate", "resourcequota", "tenure-inaccessible", "-n", ns, "--overwrite",
         f"retention.tenure.dev/rolebindings={forged}", *BREAK_GLASS,
@@ -248,12 +263,10 @@ def test_a_quota_or_policy_made_in_advance_is_made_tenures_and_a_forged_record_i
     kubectl.create(rolebinding("dave-edit", ns, "dave"))
     eventually(lambda: kubectl.get("rolebinding", "dave-edit", namespace=ns) is None, timeout=30, what="dave out")
     annotations = (kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) or {})["metadata"]["annotations"]
-    assert json.loads(annotations["retention.tenure.dev/rolebindings-unverified"]) == [forged]
-    assert [b["name"] for b in json.loads(annotations["retention.tenure.dev/rolebindings"])["bindings"]] == [
-        "dave-edit"
-    ]
+    assert json.loads(annotations["retention.tenure.dev/unverified-records"]) == [forged]
+    assert [b["name"] for b in json.loads(annotations["retention.tenure.dev/rolebindings"])["records"]] == ["dave-edit"]
     untrusted = " ".join(eventually(lambda: events(kubectl, tenant, "AccessRecordUntrusted"), what="untrusted"))
-    assert "kept aside in annotation retention.tenure.dev/rolebindings-unverified" in untrusted
+    assert "kept aside in annotation retention.tenure.dev/unverified-records" in untrusted
 
     kubectl.patch("tenant", tenant, {"spec": {"state": "Active", "suspensionReason": None}})
     eventually(lambda: accessible(kubectl, tenant) == ("True", "Active"), timeout=60, what="Accessible again")

@@ -17,10 +17,8 @@ from tenure.lifecycle.access import (
     ASKED_ANNOTATION,
     Workload,
     asked_record,
-    bindings_annotation,
     kept,
     recorded,
-    recorded_bindings,
     restore,
     stop,
 )
@@ -256,10 +254,14 @@ def test_which_bindings_stay() -> None:
     assert not kept(binding("ops", user, labels=dict([access.MANAGED_BY])), "tenure-system")  # only keep-access
 
 
-def test_binding_record_verifies_only_for_its_namespace_its_quota_and_content() -> None:
-    records = [access.binding_record(binding("people", {"kind": "User", "name": "alice"}))]
+def test_a_record_verifies_only_for_its_namespace_its_quota_its_kind_and_content() -> None:
+    records = [access.object_record(access.BINDINGS, binding("people", {"kind": "User", "name": "alice"}))]
     quota = access.Quota("acme-a", "uid-a", "quota-1")
-    raw = bindings_annotation(KEY, quota, records)
+    raw = access.records_annotation(KEY, quota, access.BINDINGS, records)
+
+    def recorded_bindings(key: bytes, quota: access.Quota, raw: str | None) -> object:
+        return access.recorded_objects(key, quota, access.BINDINGS, raw)
+
     assert recorded_bindings(KEY, quota, raw) == tuple(records)
     assert recorded_bindings(KEY, quota, None) == ()
     assert recorded_bindings(KEY, replace(quota, namespace_uid="uid-other"), raw) is None  # a recreated namespace
@@ -272,6 +274,23 @@ def test_binding_record_verifies_only_for_its_namespace_its_quota_and_content() 
     )
     assert escalated != raw and recorded_bindings(KEY, quota, escalated) is None
     assert recorded_bindings(KEY, quota, "not json") is None
+    # A RoleBindings record moved to the NetworkPolicies annotation would recreate bindings as policies: refused.
+    assert access.recorded_objects(KEY, quota, access.POLICIES, raw) is None
+
+
+def test_the_tenants_own_network_policies_are_removed_and_recorded_whole_tenures_is_not() -> None:
+    allow = {
+        "metadata": {"name": "allow-web", "labels": {"app": "web"}, "uid": "u", "resourceVersion": "7"},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}], "policyTypes": ["Ingress"]},
+    }
+    assert access.removed(access.POLICIES, allow, "tenure-system")
+    assert not access.removed(access.POLICIES, {"metadata": {"name": access.MANAGED}}, "tenure-system")
+    assert access.object_record(access.POLICIES, allow) == {
+        "name": "allow-web",
+        "labels": {"app": "web"},
+        "annotations": {},
+        "spec": allow["spec"],
+    }
 
 
 def test_an_unverified_record_is_kept_aside_once_and_never_dropped() -> None:

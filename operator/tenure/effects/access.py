@@ -8,8 +8,10 @@ Closing, in this order, every pass while the tenant is inaccessible:
 2. the NetworkPolicy ``tenure-inaccessible``: no ingress, no egress;
    both are made exactly Tenure's on every pass, whoever made or changed them
    (their name is reserved, :mod:`tenure.lifecycle.access`);
-3. RoleBindings that give people access: recorded on the quota (sealed over
-   its uid), then deleted with uid and resourceVersion preconditions;
+3. RoleBindings that give people access, and the tenant's own NetworkPolicies
+   (policies add up: one allowing traffic would let it through the deny-all):
+   recorded on the quota (sealed over its uid), then deleted with uid and
+   resourceVersion preconditions;
 4. Deployments, StatefulSets and ReplicaSets no controller owns scaled to 0,
    CronJobs and running Jobs suspended, each recording what was asked in an
    annotation (sealed), written with a resourceVersion precondition;
@@ -32,7 +34,7 @@ from typing import Any
 from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
 
 from tenure.lifecycle import access
-from tenure.lifecycle.access import BINDINGS_ANNOTATION, MANAGED, MANAGED_BY, UNVERIFIED_ANNOTATION, Workload
+from tenure.lifecycle.access import BINDINGS, MANAGED, MANAGED_BY, POLICIES, UNVERIFIED_ANNOTATION, Removed, Workload
 from tenure.lifecycle.conditions import listing
 
 from .errors import ApiError, Conflict, Gone, Invalid, checked
@@ -266,10 +268,11 @@ async def _enforce(managed: _Managed, namespace: str, report: Report) -> bool:
 
 def _aside(annotations: dict[str, str]) -> str | None:
     """The UNVERIFIED_ANNOTATION value keeping every record on an object that is going: None when there is none."""
-    raw = annotations.get(BINDINGS_ANNOTATION)
-    if raw is not None:
-        return access.kept_aside(annotations, raw)
-    return annotations.get(UNVERIFIED_ANNOTATION)
+    kept = dict(annotations)
+    for kind in (BINDINGS, POLICIES):
+        if (raw := annotations.get(kind.annotation)) is not None:
+            kept[UNVERIFIED_ANNOTATION] = access.kept_aside(kept, raw)
+    return kept.get(UNVERIFIED_ANNOTATION)
 
 
 async def close(kube: Kube, namespace: str, uid: str, key: bytes, operator_namespace: str) -> Report:
@@ -285,9 +288,12 @@ async def close(kube: Kube, namespace: str, uid: str, key: bytes, operator_names
             return None
 
     quota, policy = _managed(kube)
-    if await step(_enforce(quota, namespace, report)):
-        await step(_revoke(kube, namespace, uid, key, operator_namespace, report))  # their record lives on the quota
-    await step(_enforce(policy, namespace, report))
+    if await step(_enforce(quota, namespace, report)):  # the records of what is removed live on the quota
+        await step(_remove(kube, _bindings(kube), namespace, uid, key, operator_namespace, report))
+        if await step(_enforce(policy, namespace, report)):  # Tenure's deny-all first, then the tenant's policies
+            await step(_remove(kube, _policies(kube), namespace, uid, key, operator_namespace, report))
+    else:
+        await step(_enforce(policy, namespace, report))
     await step(_stop(kube, namespace, key, report))
     return report
 
@@ -321,54 +327,88 @@ def _stopped(kind: str, body: Body) -> str:
     return "suspended"
 
 
-async def _revoke(kube: Kube, namespace: str, uid: str, key: bytes, operator_namespace: str, report: Report) -> None:
-    """Record the RoleBindings to remove on the quota, then remove them."""
-    listed = _items(await checked(kube.rbac.list_namespaced_role_binding(namespace, _preload_content=False)))
-    revoked = [binding for binding in listed if not access.kept(binding, operator_namespace)]
-    if not revoked:
+@dataclass(frozen=True)
+class _Removable:
+    """RoleBindings or NetworkPolicies, as far as removing and recreating them goes."""
+
+    recorded: Removed
+    api_version: str
+    list: Callable[..., Awaitable[Any]]
+    create: Callable[..., Awaitable[Any]]
+    delete: Callable[..., Awaitable[Any]]
+
+
+def _bindings(kube: Kube) -> _Removable:
+    rbac = kube.rbac
+    return _Removable(
+        BINDINGS,
+        "rbac.authorization.k8s.io/v1",
+        rbac.list_namespaced_role_binding,
+        rbac.create_namespaced_role_binding,
+        rbac.delete_namespaced_role_binding,
+    )
+
+
+def _policies(kube: Kube) -> _Removable:
+    networking = kube.networking
+    return _Removable(
+        POLICIES,
+        "networking.k8s.io/v1",
+        networking.list_namespaced_network_policy,
+        networking.create_namespaced_network_policy,
+        networking.delete_namespaced_network_policy,
+    )
+
+
+async def _remove(
+    kube: Kube, kind: _Removable, namespace: str, uid: str, key: bytes, operator_namespace: str, report: Report
+) -> None:
+    """Record the objects to remove on the quota, then remove them."""
+    listed = _items(await checked(kind.list(namespace, _preload_content=False)))
+    removed = [body for body in listed if access.removed(kind.recorded, body, operator_namespace)]
+    if not removed:
         return
-    await _record(kube, namespace, uid, key, [access.binding_record(binding) for binding in revoked], report)
-    for binding in revoked:
-        meta = binding["metadata"]
+    records = [access.object_record(kind.recorded, body) for body in removed]
+    await _record(kube, namespace, uid, key, kind.recorded, records, report)
+    for body in removed:
+        meta = body["metadata"]
         options = V1DeleteOptions(
             preconditions=V1Preconditions(uid=meta["uid"], resource_version=meta["resourceVersion"])
         )
         try:
-            deleted = await _delete(
-                kube.rbac.delete_namespaced_role_binding(meta["name"], namespace, body=options, _preload_content=False)
-            )
+            deleted = await _delete(kind.delete(meta["name"], namespace, body=options, _preload_content=False))
         except Conflict:
             deleted = False  # changed since listed: recorded again and removed on the next pass
         if deleted:
-            report.add(f"RoleBinding {meta['name']} removed")
+            report.add(f"{kind.recorded.kind} {meta['name']} removed")
 
 
 RECORD_ATTEMPTS = 5
 """The quota's status is written by the resourcequota controller too: a record that lost the race is written again."""
 
 
-UNVERIFIED_RECORD = (
-    f"the RoleBindings record on ResourceQuota {MANAGED} (kept aside in annotation {UNVERIFIED_ANNOTATION}; "
-    "nothing is recreated from it)"
-)
-
-
 async def _record(
-    kube: Kube, namespace: str, uid: str, key: bytes, bindings: list[dict[str, Any]], report: Report
+    kube: Kube,
+    namespace: str,
+    uid: str,
+    key: bytes,
+    kind: Removed,
+    objects: list[dict[str, Any]],
+    report: Report,
 ) -> None:
-    """Add the bindings to the quota's sealed record (by name, the latest wins), before any is removed. A record
-    there that does not verify is never overwritten: it is kept aside for a person."""
+    """Add the objects to the quota's sealed record of their kind (by name, the latest wins), before any is removed.
+    A record there that does not verify is never overwritten: it is kept aside for a person."""
     for attempt in range(RECORD_ATTEMPTS):
         quota = await _quota(kube, namespace)
         if quota is None or not _ours(quota):
-            raise Conflict(409, "Conflict", f"the quota {MANAGED} in {namespace} is not Tenure's; no binding removed")
+            raise Conflict(409, "Conflict", f"the quota {MANAGED} in {namespace} is not Tenure's; nothing removed")
         meta = quota["metadata"]
         annotations = meta.get("annotations") or {}
         sealed = access.Quota(namespace, uid, meta["uid"])
-        raw = annotations.get(BINDINGS_ANNOTATION)
-        earlier = access.recorded_bindings(key, sealed, raw)
-        records = {record["name"]: record for record in (*(earlier or ()), *bindings)}
-        written = {BINDINGS_ANNOTATION: access.bindings_annotation(key, sealed, records.values())}
+        raw = annotations.get(kind.annotation)
+        earlier = access.recorded_objects(key, sealed, kind, raw)
+        records = {record["name"]: record for record in (*(earlier or ()), *objects)}
+        written = {kind.annotation: access.records_annotation(key, sealed, kind, records.values())}
         if earlier is None and raw is not None:
             written[UNVERIFIED_ANNOTATION] = access.kept_aside(annotations, raw)
         patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "annotations": written}}
@@ -379,15 +419,48 @@ async def _record(
                 )
             )
             if UNVERIFIED_ANNOTATION in written:
-                report.forged.append(UNVERIFIED_RECORD)
+                report.forged.append(
+                    f"the {kind.kind}s record on ResourceQuota {MANAGED} (kept aside in annotation "
+                    f"{UNVERIFIED_ANNOTATION}; nothing is recreated from it)"
+                )
             return
         except Conflict:
             if attempt == RECORD_ATTEMPTS - 1:
                 raise
 
 
+async def _recreate(kind: _Removable, namespace: str, quota: Body, uid: str, key: bytes, report: Report) -> None:
+    """Recreate the objects the quota's record of this kind holds, if it verifies."""
+    meta = quota["metadata"]
+    raw = (meta.get("annotations") or {}).get(kind.recorded.annotation)
+    records = access.recorded_objects(key, access.Quota(namespace, uid, meta["uid"]), kind.recorded, raw)
+    if records is None:
+        logger.warning(
+            "namespace %s: the %ss record on the quota %s does not verify; nothing recreated from it, removed with "
+            "the quota: %s",
+            namespace,
+            kind.recorded.kind,
+            MANAGED,
+            raw,
+        )
+        report.forged.append(
+            f"the {kind.recorded.kind}s record on ResourceQuota {MANAGED} (nothing recreated from it; removed with "
+            "the quota, its content is in the operator's log)"
+        )
+    for record in records or ():
+        body: Any = {
+            "apiVersion": kind.api_version,
+            "kind": kind.recorded.kind,
+            "metadata": {"name": record["name"], "labels": record["labels"], "annotations": record["annotations"]},
+            **{name: record[name] for name in kind.recorded.fields if record.get(name) is not None},
+        }
+        if await _create(kind.create(namespace, body, _preload_content=False)):
+            report.add(f"{kind.recorded.kind} {record['name']} recreated")
+
+
 async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:
-    """Put back what was asked for and the recorded RoleBindings, then remove the policy and, last, the quota."""
+    """Put back what was asked for and the recorded RoleBindings and NetworkPolicies, then remove Tenure's policy and,
+    last, the quota."""
     report = Report(namespace)
     for kind in _kinds(kube):
         for body in _items(await checked(kind.list(namespace, _preload_content=False))):
@@ -403,34 +476,12 @@ async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:
     if _ours(quota):
         assert quota is not None
         meta = quota["metadata"]
-        raw = (meta.get("annotations") or {}).get(BINDINGS_ANNOTATION)
-        records = access.recorded_bindings(key, access.Quota(namespace, uid, meta["uid"]), raw)
-        if records is None:
-            logger.warning(
-                "namespace %s: the RoleBindings record on the quota %s does not verify; nothing recreated from it, "
-                "removed with the quota: %s",
-                namespace,
-                MANAGED,
-                raw,
-            )
-            report.forged.append(
-                f"the RoleBindings record on ResourceQuota {MANAGED} (nothing recreated from it; removed with the "
-                "quota, its content is in the operator's log)"
-            )
-        for record in records or ():
-            binding: Any = {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": record["name"], "labels": record["labels"], "annotations": record["annotations"]},
-                "roleRef": record["roleRef"],
-                "subjects": record["subjects"],
-            }
-            if await _create(kube.rbac.create_namespaced_role_binding(namespace, binding, _preload_content=False)):
-                report.add(f"RoleBinding {record['name']} recreated")
+        for removable in (_bindings(kube), _policies(kube)):  # before Tenure's deny-all goes
+            await _recreate(removable, namespace, quota, uid, key, report)
         aside = (meta.get("annotations") or {}).get(UNVERIFIED_ANNOTATION)
         if aside is not None:
             logger.warning(
-                "namespace %s: RoleBindings records that did not verify, removed with the quota %s: %s",
+                "namespace %s: records that did not verify, removed with the quota %s: %s",
                 namespace,
                 MANAGED,
                 aside,

@@ -21,10 +21,11 @@ Where the record lives, and why it survives a restart and a forgery:
   verify, and an unverified record is never restored: a forgery can leave an
   object stopped, never make Tenure scale it up beyond what was recorded from
   the object's own spec (a value a person with write access had set).
-* Removed RoleBindings are recorded, whole, in an annotation of the quota,
-  sealed the same way over the namespace's uid and the quota's own uid (a
-  record copied from an earlier closure's quota does not verify on the next
-  one). The built-in ``admin`` and ``edit`` roles cannot write
+* Removed RoleBindings and NetworkPolicies (they add up: one that allows
+  traffic would let it through Tenure's deny-all) are recorded, whole, in an
+  annotation of the quota per kind, sealed the same way over the kind, the
+  namespace's uid and the quota's own uid (a record copied from an earlier
+  closure's quota does not verify on the next one). The built-in ``admin`` and ``edit`` roles cannot write
   ResourceQuotas, and Tenure recreates only bindings whose record verifies,
   so its ``bind`` permission cannot be used to grant a role nobody had
   granted in that namespace. A record that does not verify is never
@@ -57,10 +58,8 @@ MANAGED = "tenure-inaccessible"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "tenure")
 ASKED_ANNOTATION = f"{API_GROUP}/asked"
 """On a stopped object: what a person asked for (``replicas=3`` or ``suspend=false``) and its seal."""
-BINDINGS_ANNOTATION = f"{API_GROUP}/rolebindings"
-"""On Tenure's quota: the removed RoleBindings and their seal."""
-UNVERIFIED_ANNOTATION = f"{API_GROUP}/rolebindings-unverified"
-"""On Tenure's quota: RoleBindings records that did not verify, kept for a person (a JSON list of the raw records)."""
+UNVERIFIED_ANNOTATION = f"{API_GROUP}/unverified-records"
+"""On Tenure's quota: records that did not verify, kept for a person (a JSON list of the raw records)."""
 KEEP_ACCESS_LABEL = f"{API_GROUP}/keep-access"
 SCALED = ("Deployment", "StatefulSet", "ReplicaSet")
 SUSPENDED = ("CronJob", "Job")
@@ -215,21 +214,44 @@ def kept(binding: Mapping[str, Any], operator_namespace: str) -> bool:
     return bool(subjects) and all(system_subject(subject, operator_namespace) for subject in subjects)
 
 
-def binding_record(binding: Mapping[str, Any]) -> dict[str, Any]:
-    """What recreates the binding exactly: name, labels, annotations, role and subjects."""
-    meta = binding.get("metadata") or {}
-    return {
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A kind Tenure removes from a closed namespace and recreates, exactly, on reopening: recorded on its quota."""
+
+    kind: str
+    annotation: str
+    """The quota's annotation holding the sealed record."""
+    fields: tuple[str, ...]
+    """What recreates the object besides its name, labels and annotations."""
+
+
+BINDINGS = Removed("RoleBinding", f"{API_GROUP}/rolebindings", ("roleRef", "subjects"))
+POLICIES = Removed("NetworkPolicy", f"{API_GROUP}/networkpolicies", ("spec",))
+"""NetworkPolicies add up: one the tenant made that allows traffic would let it through Tenure's deny-all."""
+
+
+def removed(kind: Removed, body: Mapping[str, Any], operator_namespace: str) -> bool:
+    """Whether Tenure removes this object while the tenant is inaccessible."""
+    if kind is BINDINGS:
+        return not kept(body, operator_namespace)
+    return (body.get("metadata") or {}).get("name") != MANAGED
+
+
+def object_record(kind: Removed, body: Mapping[str, Any]) -> dict[str, Any]:
+    """What recreates the object exactly: name, labels, annotations and the kind's fields."""
+    meta = body.get("metadata") or {}
+    record = {
         "name": meta["name"],
         "labels": dict(meta.get("labels") or {}),
         "annotations": dict(meta.get("annotations") or {}),
-        "roleRef": dict(binding["roleRef"]),
-        "subjects": [dict(subject) for subject in binding.get("subjects") or []],
     }
+    record.update({name: json.loads(json.dumps(body.get(name))) for name in kind.fields})
+    return record
 
 
 @dataclass(frozen=True, slots=True)
 class Quota:
-    """Tenure's quota in one namespace, as far as the RoleBindings record goes."""
+    """Tenure's quota in one namespace, as far as the records on it go."""
 
     namespace: str
     namespace_uid: str
@@ -237,24 +259,24 @@ class Quota:
     """The quota's own uid: a record is valid only on the quota it was written on."""
 
 
-def bindings_annotation(key: bytes, quota: Quota, bindings: Iterable[Mapping[str, Any]]) -> str:
-    records = sorted(bindings, key=lambda record: str(record["name"]))
-    body = json.dumps(records, sort_keys=True, separators=(",", ":"))
-    seal = _mac(key, quota.namespace, quota.namespace_uid, quota.uid, body)
-    return json.dumps({"bindings": records, "seal": seal}, sort_keys=True)
+def records_annotation(key: bytes, quota: Quota, kind: Removed, records: Iterable[Mapping[str, Any]]) -> str:
+    ordered = sorted(records, key=lambda record: str(record["name"]))
+    body = json.dumps(ordered, sort_keys=True, separators=(",", ":"))
+    seal = _mac(key, kind.kind, quota.namespace, quota.namespace_uid, quota.uid, body)
+    return json.dumps({"records": ordered, "seal": seal}, sort_keys=True)
 
 
-def recorded_bindings(key: bytes, quota: Quota, raw: str | None) -> tuple[dict[str, Any], ...] | None:
-    """The RoleBindings the quota's annotation records, if it verifies for this very quota; None otherwise."""
+def recorded_objects(key: bytes, quota: Quota, kind: Removed, raw: str | None) -> tuple[dict[str, Any], ...] | None:
+    """The objects of this kind the quota's annotation records, if it verifies for this very quota and kind (a
+    RoleBindings record moved to the NetworkPolicies annotation does not); None otherwise."""
     if raw is None:
         return ()
     try:
         parsed = json.loads(raw)
-        records = parsed["bindings"]
+        records = parsed["records"]
         body = json.dumps(records, sort_keys=True, separators=(",", ":"))
-        if not hmac.compare_digest(
-            str(parsed["seal"]), _mac(key, quota.namespace, quota.namespace_uid, quota.uid, body)
-        ):
+        expected = _mac(key, kind.kind, quota.namespace, quota.namespace_uid, quota.uid, body)
+        if not hmac.compare_digest(str(parsed["seal"]), expected):
             return None
     except (ValueError, KeyError, TypeError):
         return None
