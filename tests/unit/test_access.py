@@ -285,6 +285,8 @@ def test_the_tenants_own_network_policies_are_removed_and_recorded_whole_tenures
     }
     assert access.removed(access.POLICIES, allow, "tenure-system")
     assert not access.removed(access.POLICIES, {"metadata": {"name": access.MANAGED}}, "tenure-system")
+    owned = {**allow, "metadata": {**allow["metadata"], "ownerReferences": [{"controller": True, "kind": "App"}]}}
+    assert not access.removed(access.POLICIES, owned, "tenure-system")  # its controller would make it again
     assert access.object_record(access.POLICIES, allow) == {
         "name": "allow-web",
         "labels": {"app": "web"},
@@ -407,3 +409,15 @@ def test_the_reconciler_never_reports_a_namespace_labeled_for_another_tenant_as_
     accessible = next(c for c in conditions if c["type"] == "Accessible")
     assert accessible["reason"] == "LeftClosed"
     assert "loose-ns" in accessible["message"] and "globex-ns" not in accessible["message"]
+
+
+def test_a_quota_made_anew_keeps_aside_every_record_it_carried() -> None:
+    from tenure.effects.access import _aside
+
+    annotations = {
+        access.BINDINGS.annotation: "bindings-record",
+        access.POLICIES.annotation: "policies-record",
+        access.UNVERIFIED_ANNOTATION: json.dumps(["older"]),
+    }
+    assert json.loads(_aside(annotations) or "") == ["older", "bindings-record", "policies-record"]
+    assert _aside({}) is None

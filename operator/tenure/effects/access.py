@@ -454,8 +454,11 @@ async def _recreate(kind: _Removable, namespace: str, quota: Body, uid: str, key
             "metadata": {"name": record["name"], "labels": record["labels"], "annotations": record["annotations"]},
             **{name: record[name] for name in kind.recorded.fields if record.get(name) is not None},
         }
-        if await _create(kind.create(namespace, body, _preload_content=False)):
-            report.add(f"{kind.recorded.kind} {record['name']} recreated")
+        try:
+            if await _create(kind.create(namespace, body, _preload_content=False)):
+                report.add(f"{kind.recorded.kind} {record['name']} recreated")
+        except ApiError as error:  # the others are still tried; the namespace stays closed until all are back
+            report.failed.append(f"recreating {kind.recorded.kind} {record['name']}: {error}")
 
 
 async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:
@@ -478,6 +481,8 @@ async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:
         meta = quota["metadata"]
         for removable in (_bindings(kube), _policies(kube)):  # before Tenure's deny-all goes
             await _recreate(removable, namespace, quota, uid, key, report)
+        if report.failed:
+            return report  # closed until every recorded object is back: the next pass tries again
         aside = (meta.get("annotations") or {}).get(UNVERIFIED_ANNOTATION)
         if aside is not None:
             logger.warning(

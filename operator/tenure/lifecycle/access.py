@@ -231,10 +231,14 @@ POLICIES = Removed("NetworkPolicy", f"{API_GROUP}/networkpolicies", ("spec",))
 
 
 def removed(kind: Removed, body: Mapping[str, Any], operator_namespace: str) -> bool:
-    """Whether Tenure removes this object while the tenant is inaccessible."""
+    """Whether Tenure removes this object while the tenant is inaccessible. A NetworkPolicy a controller owns is
+    left alone (as workloads a controller owns are): its controller would make it again, under a new name perhaps,
+    and each pass would record one more."""
     if kind is BINDINGS:
         return not kept(body, operator_namespace)
-    return (body.get("metadata") or {}).get("name") != MANAGED
+    meta = body.get("metadata") or {}
+    controlled = any(ref.get("controller") for ref in meta.get("ownerReferences") or [])
+    return meta.get("name") != MANAGED and not controlled
 
 
 def object_record(kind: Removed, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -339,7 +339,8 @@ class Reconciler:
         metrics.API_WRITES.labels("access").inc(len(report.changed))
         if report.failed:
             failures = "; ".join(report.failed)
-            self._warn(record, "AccessFailed", f"closing access to namespace {action.namespace} failed: {failures}")
+            verb = "closing" if closing else "restoring"
+            self._warn(record, "AccessFailed", f"{verb} access to namespace {action.namespace} failed: {failures}")
         if report.forged or report.tampered:
             self._warn(record, "AccessRecordUntrusted" if report.forged else "AccessTampered", report.message())
         elif report.changed:
