@@ -92,7 +92,8 @@ def test_deployment_runs_on_the_node_and_scaling_to_zero_stops_its_containers(
     eventually(lambda: not node.running(namespace), timeout=60, what="no running container of the namespace")
     # The kubelet then removes the stopped containers and sandboxes (its garbage collection runs every minute).
     eventually(lambda: not node.containers(namespace), timeout=90, what="no container of the namespace in containerd")
-    assert pods(kubectl, namespace) == []
+    # The kubelet confirms each pod's deletion to the API server on its own pace (a loaded node: seconds later).
+    eventually(lambda: pods(kubectl, namespace) == [], timeout=60, what="the pods deleted from the API server")
 
 
 def test_namespace_deletion_waits_for_its_pods_to_terminate(kubectl: Kubectl, node: Node, namespace: str) -> None:
