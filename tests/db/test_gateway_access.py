@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from tenure.api import TenantStatus
 from tenure.datastores import access
 from tenure.lifecycle import trust
+from tenure.lifecycle.datastores import GatewayCheck
 from tenure.runtime.gateway import Gateway
 from tenure.runtime.store import Claim, Stores
 from tests.db.test_engine import LITELLM, run
@@ -403,10 +404,11 @@ def test_the_first_checks_after_a_start_wait_for_unseen_tenants_and_a_dry_run_st
     )
     gateway = Gateway(stores, listed)  # type: ignore[arg-type]
 
-    run(litellm_db, lambda conn: gateway.check(conn, "litellm", LITELLM))
+    first = run(litellm_db, lambda conn: gateway.check(conn, "litellm", LITELLM))
 
     rows = now(litellm_db)
     assert rows[shared] == before[shared]  # shared with a tenant whose state is not known yet: left open
+    assert first == GatewayCheck(blocking=True, inaccessible=1, shared=1, left=0)  # the DataStore's condition
     assert all(rows[row] == (True, True) for row in (*acme.teams, *acme.tokens))
     put(stores, "globex", "Active", [globex.organization], TenantStatus(phase="Active"))
     for _ in range(2):
@@ -418,9 +420,10 @@ def test_the_first_checks_after_a_start_wait_for_unseen_tenants_and_a_dry_run_st
     # the admin's key, whose record predates acme's last closing (sealed in its status).
     put(stores, "acme", "Active", [acme.organization], TenantStatus(phase="Active", access_closed_at=EARLIER))
     with caplog.at_level(logging.WARNING, logger="tenure.runtime.gateway"):
-        run(litellm_db, lambda conn: gateway.check(conn, "litellm", LITELLM, blocking=False))
+        dry = run(litellm_db, lambda conn: gateway.check(conn, "litellm", LITELLM, blocking=False))
 
     assert now(litellm_db) == before
+    assert dry == GatewayCheck(blocking=False, inaccessible=0, shared=0, left=1)
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         # from the first check: the tenant the watch had not delivered yet counts as one not inaccessible
         "DataStore litellm: 1 rows of inaccessible tenant acme left unblocked at the gateway: tenant globex, which is "

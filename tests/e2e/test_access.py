@@ -353,6 +353,15 @@ def test_gateway_blocked_while_suspended_and_unblocked_exactly(
         suspend(kubectl, tenant)
         acme_rows = {*acme.teams, *acme.tokens}
         eventually(lambda: all(blocked()[row] for row in acme_rows), timeout=60, what="acme's teams and keys blocked")
+
+        def kept_out() -> int:  # the DataStore's GatewayBlocked condition: how many tenants it keeps out
+            found = condition(kubectl.get("datastore", store), "GatewayBlocked") or {}
+            if (found.get("status"), found.get("reason")) != ("True", "Enforced"):
+                return 0
+            return int(found["message"].removeprefix("Inaccessible tenants: ").split(";")[0])
+
+        # acme at least (other tests' tenants share this cluster)
+        eventually(lambda: kept_out() >= 1, timeout=60, what="GatewayBlocked counting acme")
         during = blocked()
         assert {row: during[row] for row in during if row not in acme_rows} == {
             row: before[row] for row in before if row not in acme_rows

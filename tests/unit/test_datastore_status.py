@@ -114,3 +114,26 @@ def test_the_schedule_condition_and_next_sweep_are_in_status() -> None:
     found = find(status.conditions, "SweepScheduled")
     assert found is not None and (found.status, found.reason) == ("True", "Schedule")
     assert status.next_sweep_at == T0 + timedelta(hours=14)
+
+
+def test_the_gateway_condition_says_whether_inaccessible_tenants_are_kept_out_and_is_kept_between_checks() -> None:
+    spec = DataStoreSpec.model_validate(
+        {"postgres": {"connectionSecretRef": {"namespace": "x", "name": "y"}, "preset": "litellm"}}
+    )
+    enforced = decide.GatewayCheck(inaccessible=2, shared=3, left=1)
+    status = decide.status(DataStoreStatus(), 1, decide.Check(gateway=enforced), T0, spec)
+    found = find(status.conditions, "GatewayBlocked")
+    assert found is not None and (found.status, found.reason) == ("True", "Enforced")
+    assert found.message == (
+        "Inaccessible tenants: 2; their teams, keys and projects are blocked. 3 rows shared with a tenant that is not "
+        "inaccessible are left open; 1 blocked rows are left blocked for a person (the operator's log names them)."
+    )
+    # The store unreachable on the next check: no gateway check ran, what the last one said stays.
+    later = decide.status(status, 1, decide.Check(unavailable="down"), T0 + timedelta(minutes=5), spec)
+    assert find(later.conditions, "GatewayBlocked") == found
+    failed = decide.status(later, 1, decide.Check(gateway=decide.GatewayCheck(error="lock timeout")), T0, spec)
+    found = find(failed.conditions, "GatewayBlocked")
+    assert found is not None and (found.status, found.reason) == ("False", "CheckFailed")
+    assert "lock timeout" in found.message and "may still work" in found.message
+    dry = decide.gateway(decide.GatewayCheck(blocking=False, inaccessible=1))
+    assert dry[:2] == ("False", "DryRun")

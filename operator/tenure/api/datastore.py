@@ -237,7 +237,8 @@ class DataStoreStatus(Model):
 
     observed_generation: int | None = Field(None, ge=0, description="The metadata.generation last acted on.")
     conditions: tuple[Condition, ...] = conditions_field(
-        "Ready: connected and every mapped table and column exists (a missing one is named)."
+        "Ready: connected and every mapped table and column exists (a missing one is named). SweepScheduled: when "
+        "sweeps run. GatewayBlocked (litellm preset): whether inaccessible tenants are kept out at the gateway."
     )
     last_sweep: SweepStatus | None = Field(None, description="The last active-data retention sweep.")
     next_sweep_at: Timestamp | None = Field(None, description="When the next sweep is due.")

@@ -16,7 +16,47 @@ from tenure.api.datastore import SweepStatus
 from tenure.api.duration import format_duration
 from tenure.api.meta import ConditionStatus
 
-from .conditions import condition, listing
+from .conditions import condition, find, listing
+
+
+@dataclass(frozen=True)
+class GatewayCheck:
+    """What one check of a litellm store's gateway access did (:mod:`tenure.runtime.gateway`)."""
+
+    error: str | None = None
+    """Why the check failed: inaccessible tenants may still reach the gateway."""
+    blocking: bool = True
+    """False under a dry run: nothing is blocked, only unblocked."""
+    inaccessible: int = 0
+    """Tenants that must be kept out."""
+    shared: int = 0
+    """Rows an inaccessible tenant shares with one that is not: left open."""
+    left: int = 0
+    """Blocked rows Tenure will not unblock (record untrusted, or older than its tenant's last closing)."""
+
+
+def gateway(check: GatewayCheck) -> tuple[ConditionStatus, str, str]:
+    """The GatewayBlocked condition of a DataStore with the litellm preset."""
+    if check.error is not None:
+        return (
+            "False",
+            "CheckFailed",
+            f"The last gateway check failed ({check.error}): inaccessible tenants' keys may still work until a check "
+            "succeeds.",
+        )
+    if not check.blocking:
+        return "False", "DryRun", "Dry run: no tenant is blocked at the gateway (reopened ones are still unblocked)."
+    notes = []
+    if check.shared:
+        notes.append(f"{check.shared} rows shared with a tenant that is not inaccessible are left open")
+    if check.left:
+        notes.append(f"{check.left} blocked rows are left blocked for a person")
+    detail = f" {listing(notes, '; ')} (the operator's log names them)." if notes else ""
+    return (
+        "True",
+        "Enforced",
+        f"Inaccessible tenants: {check.inaccessible}; their teams, keys and projects are blocked.{detail}",
+    )
 
 
 @dataclass(frozen=True)
@@ -34,6 +74,8 @@ class Check:
     sweep: SweepStatus | None = None
     """The sweep this check ran, if any."""
     next_sweep: datetime | None = None
+    gateway: GatewayCheck | None = None
+    """The gateway check this check ran (litellm preset), if any."""
 
 
 def ready(check: Check) -> tuple[ConditionStatus, str, str]:
@@ -67,6 +109,12 @@ def status(
     conditions = [condition(old.conditions, "Ready", *ready(check), now, generation)]
     if spec is not None:
         conditions.append(condition(old.conditions, "SweepScheduled", *scheduled(spec), now, generation))
+    if check.gateway is not None:
+        conditions.append(condition(old.conditions, "GatewayBlocked", *gateway(check.gateway), now, generation))
+    elif (kept := find(old.conditions, "GatewayBlocked")) is not None and (
+        spec is None or spec.postgres.preset == "litellm"
+    ):
+        conditions.append(kept)  # not checked this time (the store was unavailable): what the last check said
     return DataStoreStatus(
         observed_generation=generation,
         conditions=tuple(conditions),

@@ -138,7 +138,7 @@ class DataStores:
                 return found, time.time() + NOT_READY_RETRY
             due = decide.sweep_due(last, spec, now)
             # A dry run blocks no one at the gateway; unblocking a reopened tenant is harmless, as reopening is.
-            await self.gateway.check(conn, name, spec, blocking=self.gate.sweeps(name))
+            found = replace(found, gateway=await self.gateway.check(conn, name, spec, blocking=self.gate.sweeps(name)))
             check_again = now.timestamp() + READY_CHECK
             if due is None or due > now:  # None: the schedule is invalid (the SweepScheduled condition says why)
                 return replace(found, next_sweep=due), min(due.timestamp() if due else check_again, check_again)

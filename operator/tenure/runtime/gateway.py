@@ -25,6 +25,7 @@ from tenure.datastores import access, postgres
 from tenure.effects.errors import ApiError
 from tenure.lifecycle import trust
 from tenure.lifecycle.access import gateway_blocked
+from tenure.lifecycle.datastores import GatewayCheck
 
 from .claims import Claims
 from .store import Stores, TenantRecord, Unreadable
@@ -68,22 +69,32 @@ class Gateway:
 
     async def check(
         self, conn: psycopg.AsyncConnection[Any], store: str, spec: DataStoreSpec, blocking: bool = True
-    ) -> None:
-        """Unblock what must be open again and, unless ``blocking`` is off (a dry run), block what must be closed."""
+    ) -> GatewayCheck | None:
+        """Unblock what must be open again and, unless ``blocking`` is off (a dry run), block what must be closed;
+        what it did, for the DataStore's GatewayBlocked condition (None: not a litellm store)."""
         if spec.postgres.preset != "litellm":
-            return
+            return None
         key = self.stores.seal_key
         tenants = [t for record in list(self.stores.tenants.values()) if (t := tenant(record, store, key))]
         try:
             tenants += await self._unseen(store)
         except ApiError as error:
             logger.warning("gateway access at DataStore %s waits: cannot list the tenants (%s)", store, error)
-            return
+            return GatewayCheck(error=f"cannot list the tenants: {error}", blocking=blocking)
         try:
             unblocked, blocked = await access.apply(conn, key, spec, tenants, blocking)
         except psycopg.Error as error:
             logger.warning("gateway access at DataStore %s: %s", store, postgres.describe_error(error))
-            return
+            return GatewayCheck(error=postgres.describe_error(error), blocking=blocking)
+        self._report(store, unblocked, blocked)
+        return GatewayCheck(
+            blocking=blocking,
+            inaccessible=sum(1 for t in tenants if t.access == "inaccessible"),
+            shared=sum(blocked.shared.values()),
+            left=len(unblocked.untrusted) + len(unblocked.stale),
+        )
+
+    def _report(self, store: str, unblocked: access.Unblocked, blocked: access.Blocked) -> None:
         if unblocked.rows:
             logger.info("DataStore %s: unblocked at the gateway %s", store, unblocked.rows)
         if blocked.rows:
