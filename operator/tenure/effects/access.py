@@ -12,10 +12,7 @@ Closing, in this order, every pass while the tenant is inaccessible:
    (policies add up: one allowing traffic would let it through the deny-all):
    recorded on the quota (sealed over its uid), then deleted with uid and
    resourceVersion preconditions;
-4. Deployments, StatefulSets and ReplicaSets no controller owns scaled to 0,
-   CronJobs and running Jobs suspended, each recording what was asked in an
-   annotation (sealed), written with a resourceVersion precondition;
-5. bare Pods (no controller) deleted.
+4. what runs in the namespace is stopped (:mod:`tenure.effects.workloads`).
 
 Restoring undoes it in reverse and removes the quota last, so a crash at any
 point leaves the namespace closed and the next pass restores the rest. Every
@@ -34,7 +31,7 @@ from typing import Any
 from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
 
 from tenure.lifecycle import access
-from tenure.lifecycle.access import BINDINGS, MANAGED, MANAGED_BY, POLICIES, UNVERIFIED_ANNOTATION, Removed, Workload
+from tenure.lifecycle.access import BINDINGS, MANAGED, MANAGED_BY, POLICIES, UNVERIFIED_ANNOTATION, Removed
 from tenure.lifecycle.conditions import listing
 
 from .errors import ApiError, Conflict, Gone, Invalid, checked
@@ -60,6 +57,13 @@ class Report:
 
     def add(self, what: str) -> None:
         self.changed.append(what)
+
+    def merge(self, other: Report) -> None:
+        """Add what another step did in the same namespace."""
+        self.changed += other.changed
+        self.forged += other.forged
+        self.tampered += other.tampered
+        self.failed += other.failed
 
     def message(self) -> str:
         text = f"Namespace {self.namespace}: {listing(self.changed, '; ')}." if self.changed else ""
@@ -120,59 +124,6 @@ def _items(listed: Body) -> list[Body]:
 
 def _controlled(body: Body) -> bool:
     return any(ref.get("controller") for ref in body["metadata"].get("ownerReferences") or [])
-
-
-def _finished(body: Body) -> bool:
-    status = body.get("status") or {}
-    return status.get("completionTime") is not None or any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in status.get("conditions") or []
-    )
-
-
-@dataclass(frozen=True)
-class _Kind:
-    name: str
-    list: Callable[..., Awaitable[Any]]
-    patch: Callable[..., Awaitable[Any]]
-
-
-def _kinds(kube: Kube) -> tuple[_Kind, ...]:
-    return (
-        _Kind("Deployment", kube.apps.list_namespaced_deployment, kube.apps.patch_namespaced_deployment),
-        _Kind("StatefulSet", kube.apps.list_namespaced_stateful_set, kube.apps.patch_namespaced_stateful_set),
-        _Kind("ReplicaSet", kube.apps.list_namespaced_replica_set, kube.apps.patch_namespaced_replica_set),
-        _Kind("CronJob", kube.batch.list_namespaced_cron_job, kube.batch.patch_namespaced_cron_job),
-        _Kind("Job", kube.batch.list_namespaced_job, kube.batch.patch_namespaced_job),
-    )
-
-
-def _workload(kind: str, body: Body) -> Workload:
-    meta, spec = body["metadata"], body.get("spec") or {}
-    value: int | bool = int(spec.get("replicas", 1)) if kind in access.SCALED else bool(spec.get("suspend", False))
-    return Workload(
-        kind=kind,
-        namespace=meta["namespace"],
-        name=meta["name"],
-        uid=meta["uid"],
-        value=value,
-        asked=(meta.get("annotations") or {}).get(access.ASKED_ANNOTATION),
-        controlled=_controlled(body),
-        finished=kind == "Job" and _finished(body),
-    )
-
-
-async def _patch(kind: _Kind, body: Body, patch: Body) -> bool:
-    """Patch with the object's resourceVersion as precondition; False when it changed or went meanwhile."""
-    meta = body["metadata"]
-    conditional = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": meta["resourceVersion"]}}
-    try:
-        await checked(
-            kind.patch(meta["name"], meta["namespace"], conditional, _preload_content=False, **AS_MERGE_PATCH)
-        )
-    except (Conflict, Gone):
-        logger.info("%s %s/%s changed since it was read; next pass", kind.name, meta["namespace"], meta["name"])
-        return False
-    return True
 
 
 async def _create(call: Awaitable[Any]) -> bool:
@@ -275,9 +226,21 @@ def _aside(annotations: dict[str, str]) -> str | None:
     return kept.get(UNVERIFIED_ANNOTATION)
 
 
-async def close(kube: Kube, namespace: str, uid: str, key: bytes, operator_namespace: str) -> Report:
-    """Close one namespace. A step the API server refuses does not keep the later ones from running (stopping
-    workloads is always safe); refusals are in the report's ``failed``, and the next pass tries again."""
+@dataclass(frozen=True)
+class Target:
+    """One namespace of one tenant, as closing and reopening it goes."""
+
+    tenant: str
+    tenant_uid: str
+    namespace: str
+    namespace_uid: str
+
+
+async def close(kube: Kube, target: Target, key: bytes, operator_namespace: str) -> Report:
+    """Close one namespace's access and network (what runs in it: :mod:`tenure.effects.workloads`). A step the API
+    server refuses does not keep the later ones from running; refusals are in the report's ``failed``, and the next
+    pass tries again."""
+    namespace, uid = target.namespace, target.namespace_uid
     report = Report(namespace)
 
     async def step(call: Awaitable[Any]) -> Any:
@@ -294,37 +257,7 @@ async def close(kube: Kube, namespace: str, uid: str, key: bytes, operator_names
             await step(_remove(kube, _policies(kube), namespace, uid, key, operator_namespace, report))
     else:
         await step(_enforce(policy, namespace, report))
-    await step(_stop(kube, namespace, key, report))
     return report
-
-
-async def _stop(kube: Kube, namespace: str, key: bytes, report: Report) -> None:
-    """Scale to 0 and suspend what runs, recording what was asked; delete bare pods."""
-    for kind in _kinds(kube):
-        for body in _items(await checked(kind.list(namespace, _preload_content=False))):
-            patch = access.stop(key, _workload(kind.name, body))
-            if patch is not None and await _patch(kind, body, patch):
-                report.add(f"{kind.name} {body['metadata']['name']} {_stopped(kind.name, body)}")
-    for pod in _items(await checked(kube.core.list_namespaced_pod(namespace, _preload_content=False))):
-        meta = pod["metadata"]
-        if _controlled(pod) or meta.get("deletionTimestamp"):
-            continue
-        options = V1DeleteOptions(preconditions=V1Preconditions(uid=meta["uid"]))
-        try:
-            deleted = await _delete(
-                kube.core.delete_namespaced_pod(meta["name"], namespace, body=options, _preload_content=False)
-            )
-        except Conflict:
-            deleted = False
-        if deleted:
-            report.add(f"Pod {meta['name']} deleted")
-
-
-def _stopped(kind: str, body: Body) -> str:
-    spec = body.get("spec") or {}
-    if kind in access.SCALED:
-        return f"scaled from {spec.get('replicas', 1)} to 0"
-    return "suspended"
 
 
 @dataclass(frozen=True)
@@ -461,20 +394,11 @@ async def _recreate(kind: _Removable, namespace: str, quota: Body, uid: str, key
             report.failed.append(f"recreating {kind.recorded.kind} {record['name']}: {error}")
 
 
-async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:
+async def reopen(kube: Kube, target: Target, key: bytes, operator_namespace: str) -> Report:
     """Put back what was asked for and the recorded RoleBindings and NetworkPolicies, then remove Tenure's policy and,
-    last, the quota."""
+    last, the quota (what was stopped is put back first: :func:`tenure.effects.workloads.restore`)."""
+    namespace, uid = target.namespace, target.namespace_uid
     report = Report(namespace)
-    for kind in _kinds(kube):
-        for body in _items(await checked(kind.list(namespace, _preload_content=False))):
-            restore = access.restore(key, _workload(kind.name, body))
-            if restore is None or not await _patch(kind, body, restore.patch):
-                continue
-            name = f"{kind.name} {body['metadata']['name']}"
-            if restore.forged:
-                report.forged.append(f"{name} (left stopped, record removed)")
-            elif "spec" in restore.patch:
-                report.add(f"{name} restored ({_restored(restore.patch)})")
     quota = await _quota(kube, namespace)
     if _ours(quota):
         assert quota is not None
@@ -505,8 +429,3 @@ async def reopen(kube: Kube, namespace: str, uid: str, key: bytes) -> Report:
         ):
             report.add("ResourceQuota tenure-inaccessible removed")
     return report
-
-
-def _restored(patch: Body) -> str:
-    ((field_, value),) = patch["spec"].items()
-    return f"{field_} {str(value).lower() if isinstance(value, bool) else value}"

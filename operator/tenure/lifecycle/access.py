@@ -46,7 +46,7 @@ import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from tenure.api.meta import API_GROUP
 
@@ -56,15 +56,9 @@ INACCESSIBLE_PHASES = ("Suspended", "Expired", "Purging")
 MANAGED = "tenure-inaccessible"
 """The name of Tenure's ResourceQuota and NetworkPolicy in a closed namespace."""
 MANAGED_BY = ("app.kubernetes.io/managed-by", "tenure")
-ASKED_ANNOTATION = f"{API_GROUP}/asked"
-"""On a stopped object: what a person asked for (``replicas=3`` or ``suspend=false``) and its seal."""
 UNVERIFIED_ANNOTATION = f"{API_GROUP}/unverified-records"
 """On Tenure's quota: records that did not verify, kept for a person (a JSON list of the raw records)."""
 KEEP_ACCESS_LABEL = f"{API_GROUP}/keep-access"
-SCALED = ("Deployment", "StatefulSet", "ReplicaSet")
-SUSPENDED = ("CronJob", "Job")
-
-Field = Literal["replicas", "suspend"]
 
 
 def inaccessible(phase: str | None) -> bool:
@@ -84,100 +78,16 @@ def plan(
     return ()
 
 
-# Records of what was asked for, sealed
+# Seals
 
 
-def _mac(key: bytes, *parts: str) -> str:
+def mac(key: bytes, *parts: str) -> str:
+    """The seal of a closure record over ``parts`` (every record Tenure writes in or about a closed namespace)."""
     message = json.dumps(parts, separators=(",", ":")).encode()
     return hmac.new(hashlib.sha256(b"tenure-access:" + key).digest(), message, hashlib.sha256).hexdigest()[:40]
 
 
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """A Deployment, StatefulSet, ReplicaSet, CronJob or Job as far as stopping it goes."""
-
-    kind: str
-    namespace: str
-    name: str
-    uid: str
-    value: int | bool
-    """spec.replicas, or spec.suspend."""
-    asked: str | None = None
-    """The raw ASKED_ANNOTATION, if any."""
-    controlled: bool = False
-    """Owned by another controller (a Deployment's ReplicaSet): that controller is stopped instead."""
-    finished: bool = False
-    """A Job that completed or failed: nothing runs to stop."""
-
-    @property
-    def field(self) -> Field:
-        return "replicas" if self.kind in SCALED else "suspend"
-
-    @property
-    def stopped_value(self) -> int | bool:
-        return 0 if self.field == "replicas" else True
-
-
-def _text(value: int | bool) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def asked_record(key: bytes, workload: Workload, value: int | bool) -> str:
-    """The annotation recording that a person asked for ``value``."""
-    text = f"{workload.field}={_text(value)}"
-    return f"{text}:{_mac(key, workload.kind, workload.namespace, workload.name, workload.uid, text)}"
-
-
-def recorded(key: bytes, workload: Workload) -> int | bool | None:
-    """The value the annotation records, if it verifies for this very object; None otherwise."""
-    if workload.asked is None:
-        return None
-    text, _, mac = workload.asked.rpartition(":")
-    expected = _mac(key, workload.kind, workload.namespace, workload.name, workload.uid, text)
-    field, _, raw = text.partition("=")
-    if not hmac.compare_digest(mac, expected) or field != workload.field:
-        return None
-    if field == "suspend":
-        return raw == "true"
-    return int(raw)
-
-
 Patch = dict[str, Any]
-
-
-def stop(key: bytes, workload: Workload) -> Patch | None:
-    """The merge patch that stops a running workload and records what was asked; None when nothing runs."""
-    if workload.controlled or workload.finished or workload.value == workload.stopped_value:
-        return None
-    return {
-        "metadata": {"annotations": {ASKED_ANNOTATION: asked_record(key, workload, workload.value)}},
-        "spec": {workload.field: workload.stopped_value},
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class Restore:
-    patch: Patch
-    forged: bool = False
-    """The record did not verify: the annotation is removed and the object left stopped."""
-
-
-def restore(key: bytes, workload: Workload) -> Restore | None:
-    """The merge patch that puts back what was asked for and removes the record; None when nothing was recorded.
-
-    Only a stopped object gets its recorded value back: one a person changed since (after reopening) keeps theirs.
-    A controlled object is never stopped by Tenure: a record on it is its controller's copy (a Deployment copies its
-    annotations to its ReplicaSets), which goes when the controller's own record does.
-    """
-    if workload.asked is None or workload.controlled:
-        return None
-    drop: Patch = {"metadata": {"annotations": {ASKED_ANNOTATION: None}}}
-    value = recorded(key, workload)
-    if value is None:
-        return Restore(drop, forged=True)
-    if workload.value != workload.stopped_value:
-        return Restore(drop)
-    return Restore({**drop, "spec": {workload.field: value}})
 
 
 # RoleBindings
@@ -266,7 +176,7 @@ class Quota:
 def records_annotation(key: bytes, quota: Quota, kind: Removed, records: Iterable[Mapping[str, Any]]) -> str:
     ordered = sorted(records, key=lambda record: str(record["name"]))
     body = json.dumps(ordered, sort_keys=True, separators=(",", ":"))
-    seal = _mac(key, kind.kind, quota.namespace, quota.namespace_uid, quota.uid, body)
+    seal = mac(key, kind.kind, quota.namespace, quota.namespace_uid, quota.uid, body)
     return json.dumps({"records": ordered, "seal": seal}, sort_keys=True)
 
 
@@ -279,7 +189,7 @@ def recorded_objects(key: bytes, quota: Quota, kind: Removed, raw: str | None) -
         parsed = json.loads(raw)
         records = parsed["records"]
         body = json.dumps(records, sort_keys=True, separators=(",", ":"))
-        expected = _mac(key, kind.kind, quota.namespace, quota.namespace_uid, quota.uid, body)
+        expected = mac(key, kind.kind, quota.namespace, quota.namespace_uid, quota.uid, body)
         if not hmac.compare_digest(str(parsed["seal"]), expected):
             return None
     except (ValueError, KeyError, TypeError):

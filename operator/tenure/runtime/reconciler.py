@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from tenure import metrics
 from tenure.api import DATA_STORE, TENANT, TenantStatus
-from tenure.effects import access, holds, namespaces, status, volumes
+from tenure.effects import access, holds, namespaces, status, volumes, workloads
 from tenure.effects.errors import ApiError, Conflict, Gone, Invalid
 from tenure.effects.events import EventPoster
 from tenure.effects.gate import Gate
@@ -325,13 +325,14 @@ class Reconciler:
         """Close or restore one namespace; a failure is told and retried on the next sweep, never blocking the rest
         (a purge's deletions above all). False when it failed."""
         closing = isinstance(action, CloseAccess)
+        target = access.Target(record.name, record.uid, action.namespace, action.uid)
         try:
             if closing:
-                report = await access.close(
-                    self.kube, action.namespace, action.uid, self.seal_key, self.operator_namespace
-                )
+                report = await access.close(self.kube, target, self.seal_key, self.operator_namespace)
+                report.merge(await workloads.stop(self.kube, target, self.seal_key))
             else:
-                report = await access.reopen(self.kube, action.namespace, action.uid, self.seal_key)
+                report = await workloads.restore(self.kube, target, self.seal_key)
+                report.merge(await access.reopen(self.kube, target, self.seal_key, self.operator_namespace))
         except ApiError as error:
             verb = "closing" if closing else "restoring"
             self._warn(record, "AccessFailed", f"{verb} access to namespace {action.namespace} failed: {error}")
