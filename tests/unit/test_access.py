@@ -174,27 +174,70 @@ def test_which_bindings_stay() -> None:
 
 
 def test_a_record_verifies_only_for_its_namespace_its_quota_its_kind_and_content() -> None:
-    records = [access.object_record(access.BINDINGS, binding("people", {"kind": "User", "name": "alice"}))]
-    quota = access.Quota("acme-a", "uid-a", "quota-1")
-    raw = access.records_annotation(KEY, quota, access.BINDINGS, records)
+    from tenure.lifecycle import closure_records as records
 
-    def recorded_bindings(key: bytes, quota: access.Quota, raw: str | None) -> object:
-        return access.recorded_objects(key, quota, access.BINDINGS, raw)
+    body = binding("people", {"kind": "User", "name": "alice"})
+    record = records.Record("RoleBinding", "people", access.object_record(access.BINDINGS, body))
+    closing = records.Closing("acme", "tenant-uid", "acme-a", "uid-a", "quota-1")
+    parts = records.encode(KEY, closing, record)
 
-    assert recorded_bindings(KEY, quota, raw) == tuple(records)
-    assert recorded_bindings(KEY, quota, None) == ()
-    assert recorded_bindings(KEY, replace(quota, namespace_uid="uid-other"), raw) is None  # a recreated namespace
-    assert recorded_bindings(KEY, replace(quota, namespace="acme-b"), raw) is None
+    def recorded(key: bytes, parts: list[dict[str, Any]], closing: records.Closing = closing) -> object:
+        decoded = records.decode(key, parts)
+        return decoded[1] if decoded is not None and decoded[0] == closing else None
+
+    def moved(**facts: str) -> list[dict[str, Any]]:  # the record, claiming to be for another closing
+        return [{**part, "closing": {**part["closing"], **facts}} for part in parts]
+
+    assert recorded(KEY, parts) == record
+    assert recorded(b"x" * 32, parts) is None  # written under another seal key
+    assert recorded(KEY, parts, replace(closing, namespace_uid="uid-other")) is None  # a recreated namespace
+    assert recorded(KEY, moved(namespace_uid="uid-other")) is None
+    assert recorded(KEY, moved(namespace="acme-b")) is None
     # A record copied from an earlier closure's quota onto the next one: it would grant again what an admin revoked
     # after the first reopening.
-    assert recorded_bindings(KEY, replace(quota, uid="quota-2"), raw) is None
-    escalated = raw.replace('"name":"edit"', '"name":"cluster-admin"').replace(
-        '"name": "edit"', '"name": "cluster-admin"'
-    )
-    assert escalated != raw and recorded_bindings(KEY, quota, escalated) is None
-    assert recorded_bindings(KEY, quota, "not json") is None
-    # A RoleBindings record moved to the NetworkPolicies annotation would recreate bindings as policies: refused.
-    assert access.recorded_objects(KEY, quota, access.POLICIES, raw) is None
+    assert recorded(KEY, moved(quota_uid="quota-2")) is None
+    # The namespace relabeled to another tenant: the first tenant's bindings are not replayed on its reopening.
+    assert recorded(KEY, moved(tenant="globex", tenant_uid="globex-uid")) is None
+    escalated = records.Record("RoleBinding", "people", {**record.object, "roleRef": {"name": "cluster-admin"}})
+    forged = [{**part, "payload": records.encode(KEY, closing, escalated)[0]["payload"]} for part in parts]
+    assert forged != parts and recorded(KEY, forged) is None
+    assert recorded(KEY, [{**parts[0], "payload": "not base64!"}]) is None
+    assert recorded(KEY, []) is None
+    # A record of one kind, said to be of another, would recreate bindings as policies: refused.
+    as_policy = records.Record("NetworkPolicy", "people", record.object)
+    relabeled = [{**part, "payload": records.encode(KEY, closing, as_policy)[0]["payload"]} for part in parts]
+    assert recorded(KEY, relabeled) is None
+
+
+def test_a_record_larger_than_one_object_is_split_and_needs_every_part() -> None:
+    """No size a tenant controls may stop a removal: a record of any size is split in parts, each its own object."""
+    import os
+
+    from tenure.lifecycle import closure_records as records
+
+    body = binding("huge", *({"kind": "User", "name": os.urandom(48).hex()} for _ in range(12_000)))
+    body["metadata"]["annotations"] = {"big": os.urandom(190_000).hex()}  # random: gzip cannot shrink it
+    record = records.Record("RoleBinding", "huge", access.object_record(access.BINDINGS, body), finalizers=["x/y"])
+    closing = records.Closing("acme", "tenant-uid", "acme-a", "uid-a", "quota-1")
+    parts = records.encode(KEY, closing, record)
+    assert len(parts) >= 2 and all(len(part["payload"]) <= records.PART * 4 // 3 + 4 for part in parts)
+    assert records.decode(KEY, list(reversed(parts))) == (closing, record)
+    assert records.decode(KEY, parts[:-1]) is None  # a part missing
+    assert records.decode(KEY, [parts[0], parts[0], *parts[2:]]) is None  # a part repeated in place of another
+
+
+def test_an_object_made_after_the_quota_was_made_while_closed() -> None:
+    from tenure.lifecycle import closure_records as records
+
+    def made(at: str | None) -> dict[str, Any]:
+        return {"metadata": {"name": "x", **({"creationTimestamp": at} if at else {})}}
+
+    closed_at = "2026-12-08T03:00:00Z"
+    assert not records.made_while_closed(made("2026-12-08T02:59:59Z"), closed_at)
+    assert not records.made_while_closed(made("2026-12-08T03:00:00Z"), closed_at)  # the same second
+    assert records.made_while_closed(made("2026-12-08T03:00:01Z"), closed_at)
+    assert records.made_while_closed(made(None), closed_at)  # unknown: not taken for there at closing
+    assert records.made_while_closed(made("2026-12-08T02:00:00Z"), None)
 
 
 def test_the_tenants_own_network_policies_are_removed_and_recorded_whole_tenures_is_not() -> None:
@@ -205,7 +248,7 @@ def test_the_tenants_own_network_policies_are_removed_and_recorded_whole_tenures
     assert access.removed(access.POLICIES, allow, "tenure-system")
     assert not access.removed(access.POLICIES, {"metadata": {"name": access.MANAGED}}, "tenure-system")
     owned = {**allow, "metadata": {**allow["metadata"], "ownerReferences": [{"controller": True, "kind": "App"}]}}
-    assert not access.removed(access.POLICIES, owned, "tenure-system")  # its controller would make it again
+    assert access.removed(access.POLICIES, owned, "tenure-system")  # whoever its ownerReferences claim owns it
     assert access.object_record(access.POLICIES, allow) == {
         "name": "allow-web",
         "labels": {"app": "web"},

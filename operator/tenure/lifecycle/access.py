@@ -22,14 +22,16 @@ Where the record lives, and why it survives a restart and a forgery:
   object stopped, never make Tenure scale it up beyond what was recorded from
   the object's own spec (a value a person with write access had set).
 * Removed RoleBindings and NetworkPolicies (they add up: one that allows
-  traffic would let it through Tenure's deny-all) are recorded, whole, in an
-  annotation of the quota per kind, sealed the same way over the kind, the
+  traffic would let it through Tenure's deny-all) are recorded whole, one
+  record per object, in the operator's namespace
+  (:mod:`tenure.lifecycle.closure_records`), sealed over the tenant's uid, the
   namespace's uid and the quota's own uid (a record copied from an earlier
-  closure's quota does not verify on the next one). The built-in ``admin`` and ``edit`` roles cannot write
-  ResourceQuotas, and Tenure recreates only bindings whose record verifies,
+  closure, another namespace or another tenant does not verify). Tenure
+  recreates only objects whose record verifies and that existed at closing,
   so its ``bind`` permission cannot be used to grant a role nobody had
-  granted in that namespace. A record that does not verify is never
-  overwritten: it is kept aside in another annotation for a person.
+  granted in that namespace before it was closed. Records an earlier version
+  kept on the quota's annotations are never acted on: they are kept aside in
+  another annotation for a person.
 * The name ``tenure-inaccessible`` is reserved: the admission policy
   ``tenure-reserved-names`` lets only Tenure (and the break-glass group, and
   the cluster's own controllers deleting a namespace) create, change or
@@ -126,11 +128,11 @@ def kept(binding: Mapping[str, Any], operator_namespace: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Removed:
-    """A kind Tenure removes from a closed namespace and recreates, exactly, on reopening: recorded on its quota."""
+    """A kind Tenure removes from a closed namespace and recreates, exactly, on reopening."""
 
     kind: str
     annotation: str
-    """The quota's annotation holding the sealed record."""
+    """The quota's annotation where an earlier version kept the record (only ever kept aside now)."""
     fields: tuple[str, ...]
     """What recreates the object besides its name, labels and annotations."""
 
@@ -141,14 +143,12 @@ POLICIES = Removed("NetworkPolicy", f"{API_GROUP}/networkpolicies", ("spec",))
 
 
 def removed(kind: Removed, body: Mapping[str, Any], operator_namespace: str) -> bool:
-    """Whether Tenure removes this object while the tenant is inaccessible. A NetworkPolicy a controller owns is
-    left alone (as workloads a controller owns are): its controller would make it again, under a new name perhaps,
-    and each pass would record one more."""
+    """Whether Tenure removes this object while the tenant is inaccessible. Every NetworkPolicy but Tenure's own is,
+    whoever its ownerReferences claim owns it (the tenant writes those): one its controller makes again is removed
+    again on the next pass."""
     if kind is BINDINGS:
         return not kept(body, operator_namespace)
-    meta = body.get("metadata") or {}
-    controlled = any(ref.get("controller") for ref in meta.get("ownerReferences") or [])
-    return meta.get("name") != MANAGED and not controlled
+    return (body.get("metadata") or {}).get("name") != MANAGED
 
 
 def object_record(kind: Removed, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,40 +161,6 @@ def object_record(kind: Removed, body: Mapping[str, Any]) -> dict[str, Any]:
     }
     record.update({name: json.loads(json.dumps(body.get(name))) for name in kind.fields})
     return record
-
-
-@dataclass(frozen=True, slots=True)
-class Quota:
-    """Tenure's quota in one namespace, as far as the records on it go."""
-
-    namespace: str
-    namespace_uid: str
-    uid: str
-    """The quota's own uid: a record is valid only on the quota it was written on."""
-
-
-def records_annotation(key: bytes, quota: Quota, kind: Removed, records: Iterable[Mapping[str, Any]]) -> str:
-    ordered = sorted(records, key=lambda record: str(record["name"]))
-    body = json.dumps(ordered, sort_keys=True, separators=(",", ":"))
-    seal = mac(key, kind.kind, quota.namespace, quota.namespace_uid, quota.uid, body)
-    return json.dumps({"records": ordered, "seal": seal}, sort_keys=True)
-
-
-def recorded_objects(key: bytes, quota: Quota, kind: Removed, raw: str | None) -> tuple[dict[str, Any], ...] | None:
-    """The objects of this kind the quota's annotation records, if it verifies for this very quota and kind (a
-    RoleBindings record moved to the NetworkPolicies annotation does not); None otherwise."""
-    if raw is None:
-        return ()
-    try:
-        parsed = json.loads(raw)
-        records = parsed["records"]
-        body = json.dumps(records, sort_keys=True, separators=(",", ":"))
-        expected = mac(key, kind.kind, quota.namespace, quota.namespace_uid, quota.uid, body)
-        if not hmac.compare_digest(str(parsed["seal"]), expected):
-            return None
-    except (ValueError, KeyError, TypeError):
-        return None
-    return tuple(records)
 
 
 def kept_aside(annotations: Mapping[str, str], raw: str) -> str:
