@@ -175,7 +175,8 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     assert "NetworkPolicy allow-web removed" in closed
 
     # Scaled up while inaccessible: scaled back on the next sweep, and the new ask is what reopening restores.
-    # A RoleBinding made meanwhile (by someone who kept access) is removed too, and recorded.
+    # A RoleBinding made meanwhile (by someone who kept access) is removed too, and recorded apart: reopening
+    # restores what was there at closing, not what was made while closed.
     kubectl.run("scale", "deployment", "api", "-n", ns, "--replicas=2")
     kubectl.create(rolebinding("carol-edit", ns, "carol"))
     eventually(lambda: replicas(kubectl, "deployment", "api", ns) == 0, timeout=30, what="api scaled back to 0")
@@ -196,7 +197,8 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     assert restored is not None
     assert (restored["roleRef"], restored["subjects"]) == (original["roleRef"], original["subjects"])
     assert can(kubectl, "alice", ns) == "yes"
-    assert can(kubectl, "carol", ns) == "yes"
+    assert kubectl.get("rolebinding", "carol-edit", namespace=ns) is None
+    assert can(kubectl, "carol", ns) == "no"
     assert kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) is None
     assert kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns) is None
     web_policy = kubectl.get("networkpolicy", "allow-web", namespace=ns)
@@ -217,6 +219,7 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     restored_events = " ".join(eventually(lambda: events(kubectl, tenant, "AccessRestored"), what="AccessRestored"))
     assert "Deployment web restored (replicas 3)" in restored_events
     assert "RoleBinding alice-edit recreated" in restored_events
+    assert "RoleBinding carol-edit not recreated (made while the namespace was closed" in restored_events
     assert events(kubectl, tenant, "AccessRecordUntrusted") == []
 
 
@@ -254,8 +257,34 @@ def test_a_quota_or_policy_made_in_advance_is_made_tenures_and_a_forged_record_i
     assert f'ResourceQuota tenure-inaccessible made anew with pods: "0" (it was {was})' in tampered  # scopes: immutable
     assert "NetworkPolicy tenure-inaccessible reset to no ingress, no egress" in tampered
 
-    # A RoleBindings record Tenure did not seal (break glass again) is never overwritten, nor acted on.
-    forged = '{"records": [], "seal": "0000"}'
+    # Records Tenure did not seal (break glass again: tenants cannot write tenure-system) are never acted on: one
+    # planted where records live, claiming this very closing, and one in the quota's annotation, where an earlier
+    # version kept them.
+    from tenure.lifecycle import closure_records as records
+
+    namespace_uid = (kubectl.get("namespace", ns) or {})["metadata"]["uid"]
+    quota_uid = (kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) or {})["metadata"]["uid"]
+    closing = records.Closing(tenant, (kubectl.get("tenant", tenant) or {})["metadata"]["uid"], ns, namespace_uid,
+                              quota_uid)  # fmt: skip
+    mallory = rolebinding("mallory-admin", ns, "mallory")
+    fields = {"name": "mallory-admin", "labels": {}, "annotations": {}, "roleRef": mallory["roleRef"]}
+    planted = records.Record("RoleBinding", "mallory-admin", {**fields, "subjects": mallory["subjects"]})
+    record_id = records.record_id(closing, "RoleBinding", "mallory-admin", False)
+    kubectl.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ControllerRevision",
+            "metadata": {
+                "name": f"tenure-access-{record_id}-0",
+                "namespace": "tenure-system",
+                "labels": {records.NAMESPACE_LABEL: namespace_uid, records.RECORD_LABEL: record_id},
+            },
+            "revision": 0,
+            "data": records.encode(b"not Tenure's key", closing, planted)[0],
+        },
+        *BREAK_GLASS,
+    )
+    forged = '{"records": [{"name": "mallory-admin"}], "seal": "0000"}'
     kubectl.run(
         "annotate", "resourcequota", "tenure-inaccessible", "-n", ns, "--overwrite",
         f"retention.tenure.dev/rolebindings={forged}", *BREAK_GLASS,
@@ -263,17 +292,23 @@ def test_a_quota_or_policy_made_in_advance_is_made_tenures_and_a_forged_record_i
     kubectl.create(rolebinding("dave-edit", ns, "dave"))
     eventually(lambda: kubectl.get("rolebinding", "dave-edit", namespace=ns) is None, timeout=30, what="dave out")
     annotations = (kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) or {})["metadata"]["annotations"]
-    assert json.loads(annotations["retention.tenure.dev/unverified-records"]) == [forged]
-    assert [b["name"] for b in json.loads(annotations["retention.tenure.dev/rolebindings"])["records"]] == ["dave-edit"]
-    untrusted = " ".join(eventually(lambda: events(kubectl, tenant, "AccessRecordUntrusted"), what="untrusted"))
-    assert "kept aside in annotation retention.tenure.dev/unverified-records" in untrusted
+    assert annotations["retention.tenure.dev/rolebindings"] == forged  # never overwritten
 
-    kubectl.patch("tenant", tenant, {"spec": {"state": "Active", "suspensionReason": None}})
-    eventually(lambda: accessible(kubectl, tenant) == ("True", "Active"), timeout=60, what="Accessible again")
-    assert kubectl.get("rolebinding", "dave-edit", namespace=ns) is not None
-    assert kubectl.get("rolebinding", "alice-edit", namespace=ns) is None  # its record was overwritten by the forgery
-    assert kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) is None
-    assert kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns) is None
+    try:
+        kubectl.patch("tenant", tenant, {"spec": {"state": "Active", "suspensionReason": None}})
+        eventually(lambda: accessible(kubectl, tenant) == ("True", "Active"), timeout=60, what="Accessible again")
+        assert kubectl.get("rolebinding", "mallory-admin", namespace=ns) is None  # the planted records
+        assert can(kubectl, "mallory", ns) == "no"
+        assert kubectl.get("rolebinding", "dave-edit", namespace=ns) is None  # made while closed
+        assert kubectl.get("rolebinding", "alice-edit", namespace=ns) is not None  # its own record: intact
+        assert kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) is None
+        assert kubectl.get("networkpolicy", "tenure-inaccessible", namespace=ns) is None
+        untrusted = " ".join(eventually(lambda: events(kubectl, tenant, "AccessRecordUntrusted"), what="untrusted"))
+        assert "1 closure records in namespace tenure-system that do not verify for this closing" in untrusted
+        assert "annotation retention.tenure.dev/rolebindings on ResourceQuota tenure-inaccessible" in untrusted
+    finally:
+        kubectl.run("delete", "controllerrevision", f"tenure-access-{record_id}-0", "-n", "tenure-system",
+                    "--ignore-not-found", *BREAK_GLASS)  # fmt: skip
 
 
 def test_grace_elapsed_expired_stays_inaccessible(
