@@ -87,6 +87,12 @@ TENURE_KINDS = ("tenants", "retentionpolicies", "legalholds", "datastores")
         (("update", "networkpolicies", "-A"), "no"),
         *[((verb, "rolebindings", "-A"), "yes") for verb in ("list", "create", "delete")],
         (("patch", "rolebindings", "-A"), "no"),
+        # Removal confirmed by reading back; a finalizer holding a deleted binding removed by an update.
+        *[((verb, "rolebindings", "-A"), "yes") for verb in ("get", "update")],
+        # Closure records: ControllerRevisions in tenure-system only, never changed (their data is immutable anyway).
+        *[((verb, "controllerrevisions", "-n", "tenure-system"), "yes") for verb in ("list", "create", "delete")],
+        *[((verb, "controllerrevisions", "-n", "tenure-system"), "no") for verb in ("update", "patch")],
+        *[((verb, "controllerrevisions", "-n", "default"), "no") for verb in ("list", "create", "delete")],
         *[(("bind", kind, "-A"), "yes") for kind in ("roles", "clusterroles")],
         (("escalate", "clusterroles"), "no"),
         *[((verb, "clusterrolebindings"), "no") for verb in ("create", "delete")],

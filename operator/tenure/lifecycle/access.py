@@ -30,8 +30,8 @@ Where the record lives, and why it survives a restart and a forgery:
   recreates only objects whose record verifies and that existed at closing,
   so its ``bind`` permission cannot be used to grant a role nobody had
   granted in that namespace before it was closed. Records an earlier version
-  kept on the quota's annotations are never acted on: they are kept aside in
-  another annotation for a person.
+  kept on the quota's annotations are never acted on (logged on reopening;
+  kept aside in another annotation when the quota is made anew).
 * The name ``tenure-inaccessible`` is reserved: the admission policy
   ``tenure-reserved-names`` lets only Tenure (and the break-glass group, and
   the cluster's own controllers deleting a namespace) create, change or
