@@ -202,8 +202,13 @@ def main() -> None:
         eventually(lambda: accessible(kubectl) == "True", timeout=600, interval=0.25, what="Accessible=True")
         to_true = time.monotonic() - reopened
         after = state(kubectl, namespace)
-        exact = after == before
         left = stored_bytes(kubectl, namespace)[0]
+        differ = {
+            part: sorted(
+                name for name in {*before[part], *after[part]} if before[part].get(name) != after[part].get(name)
+            )
+            for part in before
+        }
         result = {
             "objects": {
                 "rolebindings": args.bindings,
@@ -213,14 +218,19 @@ def main() -> None:
             "seconds_to_accessible_false": round(to_false, 2),
             "seconds_to_closed": round(to_closed, 2),
             "seconds_reopen_to_accessible_true": round(to_true, 2),
-            "restored_exactly": exact,
+            "restored_exactly": {part: not names for part, names in differ.items()},
+            "not_restored": {
+                part: [(name, before[part].get(name), after[part].get(name)) for name in names[:5]]
+                for part, names in differ.items()
+                if names
+            },
             "closure_records": count,
             "closure_record_bytes": records,
             "deployment_annotation_bytes": annotations,
             "records_left_after_reopening": left,
         }
         print(json.dumps(result, indent=2))
-        if not exact:
+        if any(differ.values()):
             raise SystemExit("reopening did not restore exactly")
     finally:
         if operator.process and operator.process.poll() is None:
