@@ -11,6 +11,7 @@ which happens only while the object it records still exists.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -129,5 +130,10 @@ async def remove(kube: Kube, operator_namespace: str, parts: Iterable[Body]) -> 
 
 
 async def remove_all(kube: Kube, operator_namespace: str, found: Found, ids: Iterable[str]) -> None:
-    for record_id in ids:
-        await remove(kube, operator_namespace, found.parts.get(record_id, ()))
+    limit = asyncio.Semaphore(8)
+
+    async def one(record_id: str) -> None:
+        async with limit:
+            await remove(kube, operator_namespace, found.parts.get(record_id, ()))
+
+    await asyncio.gather(*(one(record_id) for record_id in ids))

@@ -16,6 +16,7 @@ was there at closing (Tenure recreated it, on an interrupted reopening).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -123,29 +124,49 @@ def _record(kind: Removable, body: Body, apart: bool) -> Record:
     )
 
 
+CONCURRENCY = 8
+"""Objects recorded and removed at once in one namespace (each record still written before its object goes)."""
+
+
 async def remove(kind: Removable, sweep: Sweep, reopening: bool = False) -> None:
     """Record, then remove, every object of this kind Tenure removes from the closed namespace. Reopening, only those
     made while it was closed (the others were there at closing)."""
     namespace = sweep.closing.namespace
     listed = _items(await checked(kind.list(namespace, _preload_content=False)))
-    for body in listed:
-        if not access.removed(kind.recorded, body, sweep.operator_namespace):
-            continue
-        found = await sweep.records()
-        current = found.current.get((kind.recorded.kind, body["metadata"]["name"], False))
-        as_recorded = (
-            current is not None and current.restorable and current.object == access.object_record(kind.recorded, body)
-        )
-        apart = records.made_while_closed(body, sweep.closed_at) and not as_recorded
-        if reopening and not apart:
-            continue
-        record = _record(kind, body, apart)
-        if as_recorded and current is not None:
-            record = current  # the same object as recorded at closing: keep that record (its finalizers too)
-        await closure_records.write(sweep.kube, sweep.operator_namespace, sweep.closing, sweep.key, record, found)
-        ended = await _end(kind, body, sweep.report)
-        if ended is not None:
-            sweep.report.add(f"{record.kind} {record.name} removed{_why(record, ended)}")
+    removable = [body for body in listed if access.removed(kind.recorded, body, sweep.operator_namespace)]
+    if not removable:
+        return
+    found = await sweep.records()
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(body: Body) -> None:
+        async with limit:
+            await _remove_one(kind, sweep, found, body, reopening)
+
+    results = await asyncio.gather(*(one(body) for body in removable), return_exceptions=True)
+    errors = [result for result in results if isinstance(result, BaseException)]
+    for error in errors:
+        if not isinstance(error, ApiError):
+            raise error
+    if errors:
+        raise errors[0]  # the others were recorded and removed; the next pass tries again
+
+
+async def _remove_one(kind: Removable, sweep: Sweep, found: Found, body: Body, reopening: bool) -> None:
+    current = found.current.get((kind.recorded.kind, body["metadata"]["name"], False))
+    as_recorded = (
+        current is not None and current.restorable and current.object == access.object_record(kind.recorded, body)
+    )
+    apart = records.made_while_closed(body, sweep.closed_at) and not as_recorded
+    if reopening and not apart:
+        return
+    record = _record(kind, body, apart)
+    if as_recorded and current is not None:
+        record = current  # the same object as recorded at closing: keep that record (its finalizers too)
+    await closure_records.write(sweep.kube, sweep.operator_namespace, sweep.closing, sweep.key, record, found)
+    ended = await _end(kind, body, sweep.report)
+    if ended is not None:
+        sweep.report.add(f"{record.kind} {record.name} removed{_why(record, ended)}")
 
 
 def _why(record: Record, finalizers: list[str]) -> str:
@@ -213,29 +234,38 @@ async def _still(kind: Removable, name: str, namespace: str, uid: str) -> list[s
 async def recreate(kind: Removable, sweep: Sweep) -> None:
     """Recreate every object of this kind that was there at closing, as recorded (its finalizers too); name those
     that are not recreated."""
-    namespace = sweep.closing.namespace
     found = await sweep.records()
-    for (recorded_kind, name, _), record in sorted(found.current.items()):
-        if recorded_kind != kind.recorded.kind:
-            continue
-        if not record.restorable:
-            why = "made while the namespace was closed" if record.apart else "it was being deleted when it was closed"
-            logger.warning("namespace %s: %s %s not recreated (%s): %s", namespace, record.kind, name, why,
-                           record.object)  # fmt: skip
-            sweep.report.add(f"{record.kind} {name} not recreated ({why}; its content is in the operator's log)")
-            continue
-        fields = record.object
-        metadata = {"name": name, "labels": fields["labels"], "annotations": fields["annotations"]}
-        if record.finalizers:
-            metadata["finalizers"] = record.finalizers
-        body: Any = {
-            "apiVersion": kind.api_version,
-            "kind": record.kind,
-            "metadata": metadata,
-            **{field: fields[field] for field in kind.recorded.fields if fields.get(field) is not None},
-        }
-        try:
-            if await _create(kind.create(namespace, body, _preload_content=False)):
-                sweep.report.add(f"{record.kind} {name} recreated")
-        except ApiError as error:  # the others are still tried; the namespace stays closed until all are back
-            sweep.report.failed.append(f"recreating {record.kind} {name}: {error}")
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(record: Record) -> None:
+        async with limit:
+            await _recreate_one(kind, sweep, record)
+
+    await asyncio.gather(
+        *(one(record) for (recorded, _, _), record in sorted(found.current.items()) if recorded == kind.recorded.kind)
+    )
+
+
+async def _recreate_one(kind: Removable, sweep: Sweep, record: Record) -> None:
+    namespace, name = sweep.closing.namespace, record.name
+    if not record.restorable:
+        why = "made while the namespace was closed" if record.apart else "it was being deleted when it was closed"
+        logger.warning("namespace %s: %s %s not recreated (%s): %s", namespace, record.kind, name, why,
+                       record.object)  # fmt: skip
+        sweep.report.add(f"{record.kind} {name} not recreated ({why}; its content is in the operator's log)")
+        return
+    fields = record.object
+    metadata = {"name": name, "labels": fields["labels"], "annotations": fields["annotations"]}
+    if record.finalizers:
+        metadata["finalizers"] = record.finalizers
+    body: Any = {
+        "apiVersion": kind.api_version,
+        "kind": record.kind,
+        "metadata": metadata,
+        **{field: fields[field] for field in kind.recorded.fields if fields.get(field) is not None},
+    }
+    try:
+        if await _create(kind.create(namespace, body, _preload_content=False)):
+            sweep.report.add(f"{record.kind} {name} recreated")
+    except ApiError as error:  # the others are still tried; the namespace stays closed until all are back
+        sweep.report.failed.append(f"recreating {record.kind} {name}: {error}")
