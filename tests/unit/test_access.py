@@ -383,3 +383,70 @@ def test_a_quota_made_anew_keeps_aside_every_record_it_carried() -> None:
     }
     assert json.loads(_aside(annotations) or "") == ["older", "bindings-record", "policies-record"]
     assert _aside({}) is None
+
+
+class _Answer:
+    """A raw (``_preload_content=False``) answer of the API server."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status, self.reason, self._body = status, "", json.dumps(body).encode()
+
+    async def __aenter__(self) -> _Answer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+def test_a_deleted_binding_counts_as_removed_only_once_the_api_server_says_it_is_gone() -> None:
+    """Item 1: DELETE answers 2xx while a finalizer keeps the binding (and what RBAC grants with it). Tenure removes
+    the finalizers and reads back; one that stays (something puts a finalizer back) is a failure with the reason."""
+    from tenure.effects import removal
+    from tenure.effects.access_report import Report
+
+    body = {"metadata": {"name": "held", "namespace": "acme-a", "uid": "u1", "resourceVersion": "1",
+                         "finalizers": ["example.com/keep"]}}  # fmt: skip
+
+    def kind(stubborn: bool) -> tuple[removal.Removable, list[str]]:
+        stored: dict[str, Any] = {"body": json.loads(json.dumps(body)), "deleting": False}
+        calls: list[str] = []
+
+        async def delete(name: str, namespace: str, **_: Any) -> _Answer:
+            calls.append("delete")
+            stored["deleting"] = True
+            return _Answer(200, {})
+
+        async def read(name: str, namespace: str, **_: Any) -> _Answer:
+            calls.append("read")
+            if stored["deleting"] and not stored["body"]["metadata"].get("finalizers"):
+                return _Answer(404, {"reason": "NotFound"})
+            return _Answer(200, stored["body"])
+
+        async def unfinalize(now: dict[str, Any]) -> _Answer:
+            calls.append("unfinalize")
+            if not stubborn:
+                stored["body"]["metadata"]["finalizers"] = []
+            return _Answer(200, stored["body"])
+
+        async def unused(*_: Any, **__: Any) -> _Answer:
+            raise AssertionError("not called")
+
+        return removal.Removable(access.BINDINGS, "rbac.authorization.k8s.io/v1", unused, unused, read, delete,
+                                 unfinalize), calls  # fmt: skip
+
+    report = Report("acme-a")
+    removable, calls = kind(stubborn=False)
+    assert asyncio.run(removal._end(removable, body, report)) == ["example.com/keep"]
+    assert calls == ["delete", "read", "unfinalize", "read"] and report.failed == []
+
+    report = Report("acme-a")
+    removable, calls = kind(stubborn=True)
+    assert asyncio.run(removal._end(removable, body, report)) is None
+    assert calls[0] == "delete" and "read" in calls[-1]
+    assert report.failed == [
+        "RoleBinding held was deleted but is still there (finalizers: example.com/keep); it may still grant access, "
+        "so the namespace is not closed yet"
+    ]
