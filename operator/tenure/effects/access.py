@@ -38,7 +38,7 @@ from . import closure_records, removal
 from .access_report import Body as Body
 from .access_report import Report as Report
 from .access_report import _controlled as _controlled
-from .access_report import _create
+from .access_report import _create as _create
 from .access_report import _delete as _delete
 from .access_report import _items as _items
 from .errors import ApiError, Conflict, Gone, Invalid, checked
