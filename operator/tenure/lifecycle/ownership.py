@@ -21,7 +21,7 @@ from tenure.api.meta import ConditionStatus
 from tenure.api.tenant import CreatedNamespace
 
 from .conditions import LISTED, listing
-from .model import PROTECTED_PREFIX, Action, CreateNamespace, TenantView, World
+from .model import PROTECTED_PREFIX, Action, CreateNamespace, NamespaceFact, TenantView, World
 
 UNLABELED = "exists without this tenant's label"
 
@@ -47,6 +47,17 @@ def protected(name: str, labeled: bool, configured: frozenset[str]) -> bool:
 def is_protected(name: str, world: World) -> bool:
     fact = world.namespaces.get(name)
     return protected(name, fact is not None and fact.protected, world.protected)
+
+
+def tenant_namespaces(tenant: TenantView, world: World) -> tuple[NamespaceFact, ...]:
+    """The tenant's namespaces: every one labeled for it and not protected, listed in ``spec.namespaces`` or handed
+    over by the label alone. One scope for both ends of the lifecycle: what is closed while the tenant is inaccessible
+    is exactly what its purge deletes (:func:`tenure.lifecycle.purge.scope`), so no namespace the purge will delete
+    stays open while Suspended or Expired. Listed ones come first, in their order, then the others by name."""
+    facts = sorted(world.namespaces.values(), key=lambda fact: fact.name)
+    order = {name: index for index, name in enumerate(dict.fromkeys(tenant.spec.namespaces))}
+    facts.sort(key=lambda fact: order.get(fact.name, len(order)))
+    return tuple(fact for fact in facts if fact.owner == tenant.name and not is_protected(fact.name, world))
 
 
 def ownership(tenant: TenantView, world: World, create: bool) -> Ownership:
