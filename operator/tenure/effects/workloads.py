@@ -4,8 +4,13 @@
 Closing: Deployments, StatefulSets, ReplicaSets and ReplicationControllers are scaled to 0, CronJobs and running Jobs
 suspended, DaemonSets given a node selector no node matches, each recording what was asked in an annotation (sealed),
 written with a resourceVersion precondition — whoever their ownerReferences name, except a ReplicaSet its Deployment
-really controls (checked against the Deployment's uid). Then every pod of the namespace is deleted, whatever owns it,
-with a bounded grace period, and with grace 0 once it outlives it. Reopening puts back what was recorded.
+really controls (checked against the Deployment's uid). Every pod of the namespace is deleted, whatever owns it, with
+a bounded grace period — before the controllers are stopped, so theirs is never the first deletion — and with grace
+0 once it outlives it. Reopening puts back what was recorded.
+
+Known limit (the kubelet, up to v1.37 at least): a kill the kubelet has begun is not shortened by a later deletion,
+not even one with grace 0, while a ``preStop`` hook runs (its context is not the pod worker's). A pod someone else
+deleted with a long grace period before Tenure reached it runs until its hook or that period ends.
 """
 
 from __future__ import annotations
@@ -127,28 +132,49 @@ async def stop(
     """Scale to 0, suspend and unschedule what runs, recording what was asked; delete every pod. A refused step is in
     the report's ``failed`` (stopping is always safe, so the others still run); the next pass tries again."""
     stopped = Stopped(Report(target.namespace))
+    try:  # pods first: the kubelet never shortens a kill it has begun (a preStop hook runs on), so the first deletion
+        # must be Tenure's bounded one, not the controllers' scale-down with the pod's own period (the quota keeps
+        # them from making new pods meanwhile)
+        await _end_pods(kube, target.namespace, pod_grace, now or datetime.now(UTC), stopped)
+    except ApiError as error:
+        stopped.report.failed.append(str(error))
     try:
         await _stop(kube, target.namespace, key, stopped.report)
     except ApiError as error:
         stopped.report.failed.append(str(error))
-    try:
-        await _end_pods(kube, target.namespace, pod_grace, now or datetime.now(UTC), stopped)
-    except ApiError as error:
-        stopped.report.failed.append(str(error))
     return stopped
+
+
+STOP_ATTEMPTS = 3
+"""Objects changed between listing and stopping them (their controller writes their status as their pods end) are
+listed again and stopped at once, this many times, rather than at the next sweep."""
 
 
 async def _stop(kube: Kube, namespace: str, key: bytes, report: Report) -> None:
     listed = await _listed(kube, namespace)
     deployments = _deployments(listed)
     for kind, bodies in listed:
-        for body in bodies:
-            try:
-                patch = decisions.stop(key, _workload(kind.name, body, deployments))
-                if patch is not None and await _patch(kind, body, patch):
-                    report.add(f"{kind.name} {body['metadata']['name']} {_stopped(kind.name, body)}")
-            except ApiError as error:  # one refused object does not keep the others running
-                report.failed.append(f"stopping {kind.name} {body['metadata']['name']}: {error}")
+        for attempt in range(STOP_ATTEMPTS):
+            changed = [body for body in bodies if not await _stop_one(kind, body, key, deployments, report)]
+            if not changed or attempt == STOP_ATTEMPTS - 1:
+                break
+            uids = {body["metadata"]["uid"] for body in changed}
+            fresh = _items(await checked(kind.list(namespace, _preload_content=False)))
+            bodies = [body for body in fresh if body["metadata"]["uid"] in uids]
+
+
+async def _stop_one(kind: _Kind, body: Body, key: bytes, deployments: dict[str, str], report: Report) -> bool:
+    """Stop one object if it runs; False when it changed since it was listed (to be listed again)."""
+    try:
+        patch = decisions.stop(key, _workload(kind.name, body, deployments))
+        if patch is None:
+            return True
+        if not await _patch(kind, body, patch):
+            return False
+        report.add(f"{kind.name} {body['metadata']['name']} {_stopped(kind.name, body)}")
+    except ApiError as error:  # one refused object does not keep the others running
+        report.failed.append(f"stopping {kind.name} {body['metadata']['name']}: {error}")
+    return True
 
 
 def _pod(body: Body) -> Pod:
