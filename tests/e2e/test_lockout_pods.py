@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Objects, Operator
-from tests.e2e.test_access import accessible, cronjob, quota_ready
+from tests.e2e.test_access import accessible, cronjob, quota_ready, statefulset
 from tests.e2e.test_node import container, deployment, pod, pods, ready_pods
 from tests.support.kube import Kubectl, eventually
 from tests.support.node import Node
@@ -97,20 +98,33 @@ def running_pods(kubectl: Kubectl, ns: str) -> list[str]:
     return sorted(p["metadata"]["name"] for p in pods(kubectl, ns) if p["status"].get("phase") == "Running")
 
 
-def test_no_pod_runs_whatever_owns_it_and_reopening_restores_each_controller_exactly(
-    kubectl: Kubectl, node: Node, objects: Objects, unique: str, lockout_operator: Operator, namespaces: list[str]
-) -> None:
-    ns = f"lock-{unique}"
-    namespaces.append(ns)
-    tenant = tenant_with_namespace(kubectl, objects, unique, ns)
-    owner = forged_owner(kubectl, ns)
+def forged_deployment(kubectl: Kubectl, ns: str) -> Case:
     forged = deployment("forged", ns, 2)
-    forged["metadata"]["ownerReferences"] = owner  # made Tenure skip it: it kept running through the suspension
+    forged["metadata"]["ownerReferences"] = forged_owner(kubectl, ns)  # made Tenure skip it: it ran on
     kubectl.create(forged)
+    return Case([("deployment", "forged")], running=2, back=2)
+
+
+def forged_statefulset(kubectl: Kubectl, ns: str) -> Case:
+    forged = statefulset("forged", ns, 1)
+    forged["metadata"]["ownerReferences"] = forged_owner(kubectl, ns)
+    kubectl.create(forged)
+    return Case([("statefulset", "forged")], running=1, back=1)
+
+
+def forged_bare_pod(kubectl: Kubectl, ns: str) -> Case:
     bare = pod("bare", ns)
-    bare["metadata"]["ownerReferences"] = owner  # a bare pod claiming a controller: it was never deleted
+    bare["metadata"]["ownerReferences"] = forged_owner(kubectl, ns)  # a bare pod claiming a controller: never deleted
     kubectl.create(bare)
-    kubectl.create(daemonset("agent", ns))  # not handled at all: ran on every node
+    return Case([], running=1, back=0)  # nothing can recreate a bare pod
+
+
+def daemonset_case(kubectl: Kubectl, ns: str) -> Case:
+    kubectl.create(daemonset("agent", ns))  # not handled at all: its pods ran on every node
+    return Case([("daemonset", "agent")], running=1, back=1)
+
+
+def replication_controller_case(kubectl: Kubectl, ns: str) -> Case:
     kubectl.create(replication_controller("legacy", ns, 1))  # not handled at all
     # The local control plane runs no replicationcontroller loop (tests/cluster/up.go): the pod it would make, by hand.
     rc = kubectl.get("replicationcontroller", "legacy", namespace=ns)
@@ -122,60 +136,90 @@ def test_no_pod_runs_whatever_owns_it_and_reopening_restores_each_controller_exa
          "controller": True}
     ]  # fmt: skip
     kubectl.create(legacy)
+    return Case([("replicationcontroller", "legacy")], running=1, back=0)  # (no loop here to make it again)
+
+
+def job_from_cronjob(kubectl: Kubectl, ns: str) -> Case:
     kubectl.create(cronjob("hourly", ns, suspended=False))
     # A Job the CronJob started before the suspension (kubectl makes the CronJob its controller): it was skipped.
     kubectl.run("create", "job", "hourly-manual", "--from=cronjob/hourly", "-n", ns)
     job = kubectl.get("job", "hourly-manual", namespace=ns)
     assert job is not None and job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
-    eventually(
-        lambda: ready_pods(kubectl, ns, 6), timeout=120, what="6 Ready pods (2 forged, bare, agent, legacy-1, job)"
-    )
-    assert len(node.running(ns)) == 12  # a sandbox and a container per pod
-    before = {
-        (kind, name): spec(kubectl, kind, name, ns)
-        for kind, name in (
-            ("deployment", "forged"),
-            ("daemonset", "agent"),
-            ("replicationcontroller", "legacy"),
-            ("cronjob", "hourly"),
-        )
-    }
-    job_suspended = bool(spec(kubectl, "job", "hourly-manual", ns).get("suspend"))
+    return Case([("cronjob", "hourly"), ("job", "hourly-manual")], running=1, back=1)
+
+
+@dataclass
+class Case:
+    restored: list[tuple[str, str]]
+    """(kind, name) of the controllers whose spec reopening gives back exactly."""
+    running: int
+    """Pods Ready before the suspension."""
+    back: int
+    """Pods Ready again after reopening."""
+
+
+CASES = {
+    "forged-deployment": forged_deployment,
+    "forged-statefulset": forged_statefulset,
+    "forged-bare-pod": forged_bare_pod,
+    "daemonset": daemonset_case,
+    "replicationcontroller": replication_controller_case,
+    "job-from-cronjob": job_from_cronjob,
+}
+
+
+def stopped(kind: str, body: dict[str, Any]) -> bool:
+    if kind == "daemonset":
+        return body["template"]["spec"]["nodeSelector"].get("retention.tenure.dev/inaccessible") == "true"
+    if kind in ("cronjob", "job"):
+        return body.get("suspend") is True
+    return body["replicas"] == 0
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_no_pod_runs_whatever_owns_it_and_reopening_restores_its_controller_exactly(
+    case: str,
+    kubectl: Kubectl,
+    node: Node,
+    objects: Objects,
+    unique: str,
+    lockout_operator: Operator,
+    namespaces: list[str],
+) -> None:
+    ns = f"lock-{unique}"
+    namespaces.append(ns)
+    tenant = tenant_with_namespace(kubectl, objects, unique, ns)
+    made = CASES[case](kubectl, ns)
+    eventually(lambda: ready_pods(kubectl, ns, made.running), timeout=120, what=f"{made.running} Ready pods")
+    assert len(node.running(ns)) == 2 * made.running  # a sandbox and a container per pod
+    before = {(kind, name): spec(kubectl, kind, name, ns) for kind, name in made.restored}
 
     suspend(kubectl, tenant)
     phase_of(kubectl, tenant, "Suspended")
     # Not one container of the namespace runs, and none comes back.
     eventually(lambda: not node.running(ns), timeout=90, what="no running container of the tenant's namespace")
     eventually(lambda: quota_ready(kubectl, ns), what="quota usage computed")
-    assert spec(kubectl, "deployment", "forged", ns)["replicas"] == 0
-    assert spec(kubectl, "replicationcontroller", "legacy", ns)["replicas"] == 0
-    assert spec(kubectl, "daemonset", "agent", ns)["template"]["spec"]["nodeSelector"] == {
-        "kubernetes.io/os": "linux",
-        "retention.tenure.dev/inaccessible": "true",
-    }
-    assert spec(kubectl, "job", "hourly-manual", ns)["suspend"] is True
-    assert spec(kubectl, "cronjob", "hourly", ns)["suspend"] is True
-    assert kubectl.get("pod", "bare", namespace=ns) is None
-    time.sleep(5)  # the controllers had time to try again: the quota refuses them
+    for kind, name in made.restored:
+        assert stopped(kind, spec(kubectl, kind, name, ns)), f"{kind} {name} stopped"
+    time.sleep(3)  # its controller had time to try again: the quota refuses it
     assert not node.running(ns) and running_pods(kubectl, ns) == []
 
     kubectl.patch("tenant", tenant, {"spec": {"state": "Active", "suspensionReason": None}})
     eventually(lambda: accessible(kubectl, tenant) == ("True", "Active"), timeout=60, what="Accessible again")
     for (kind, name), was in before.items():
         assert spec(kubectl, kind, name, ns) == was, f"{kind} {name} restored exactly"
-    assert bool(spec(kubectl, "job", "hourly-manual", ns).get("suspend")) == job_suspended
     annotations = [
         item["metadata"]["name"]
-        for kind in ("deployment", "daemonset", "replicationcontroller", "cronjob", "job")
+        for kind, _ in made.restored
         for item in json.loads(kubectl.run("get", kind, "-n", ns, "-o", "json").stdout)["items"]
         if "retention.tenure.dev/asked" in (item["metadata"].get("annotations") or {})
     ]
-    assert annotations == []  # (a ReplicaSet keeps its Deployment controller's copy, never acted on: docs/access.md)
-    # Everything runs again but the bare pod (nothing can recreate a bare pod) and the ReplicationController's (no
-    # replicationcontroller loop here; its replicas are back above).
-    back = eventually(lambda: ready_pods(kubectl, ns, 4), timeout=120, what="4 Ready pods (2 forged, agent, job)")
-    assert not {"bare", "legacy-1"} & {p["metadata"]["name"] for p in back}
-    assert len(node.running(ns)) == 8
+    assert annotations == []
+    if made.back:
+        eventually(lambda: ready_pods(kubectl, ns, made.back), timeout=120, what=f"{made.back} Ready pods again")
+    else:
+        time.sleep(3)
+        assert running_pods(kubectl, ns) == []
 
 
 def test_a_pod_that_asks_for_a_day_to_stop_is_gone_within_the_bounded_grace_period(
