@@ -215,9 +215,19 @@ async def _end_pods(kube: Kube, namespace: str, bound: int, now: datetime, stopp
             stopped.report.failed.append(f"deleting Pod {pod.name}: {error}")
             continue
         if deleted:
-            again = " again" if pod.deletion is not None else ""
-            stopped.report.add(f"Pod {pod.name} deleted{again} (grace period {grace}s)")
+            stopped.report.add(_deleted(pod, grace))
     stopped.wake_at = min(wakes, default=None)
+
+
+def _deleted(pod: Pod, grace: int) -> str:
+    if pod.deletion is None:
+        return f"Pod {pod.name} deleted (grace period {grace}s)"
+    if grace > 0:
+        return f"Pod {pod.name} deleted again, its grace period shortened to {grace}s"
+    return (
+        f"Pod {pod.name} deleted again with grace period 0 (still there past its grace period; a preStop hook the "
+        "kubelet had already begun may keep its containers running until it ends)"
+    )
 
 
 def _stopped(kind: str, body: Body) -> str:
