@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -268,3 +270,53 @@ def test_a_pod_with_a_day_long_grace_period_ends_within_the_bound() -> None:
     later = NOW + timedelta(seconds=31)
     assert pod_deletion(ending, 30, later) == 0
     assert pod_deletion(replace(ending, deletion_grace=0), 30, later) is None
+
+
+def test_the_reconciler_wakes_when_a_deleted_pod_may_outlive_its_grace_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod deleted with a 4 s grace period is looked at again then (and deleted with grace 0 if still there), not a
+    whole sweep later."""
+    import time
+
+    from tenure.api import TENANT
+    from tenure.effects import access as access_effects
+    from tenure.effects import workloads as effects
+    from tenure.runtime import access_pass
+    from tenure.runtime.datastores import DataStores
+    from tenure.runtime.reconciler import Reconciler
+    from tenure.runtime.store import Stores
+
+    from ..support.fake_kube import FakeKube
+    from .lifecycle_support import T0
+    from .test_status_writes import Events
+
+    given_grace: list[int] = []
+
+    async def close(kube: object, target: access_effects.Target, key: bytes, ns: str) -> access_effects.Report:
+        return access_effects.Report(target.namespace)
+
+    async def stop(
+        kube: object, target: access_effects.Target, key: bytes, grace: int, now: datetime
+    ) -> effects.Stopped:
+        given_grace.append(grace)
+        return effects.Stopped(
+            access_effects.Report(target.namespace), wake_at=datetime.now(UTC) + timedelta(seconds=4)
+        )
+
+    monkeypatch.setattr(access_pass.access, "close", close)
+    monkeypatch.setattr(access_pass.workloads, "stop", stop)
+    kube, stores = FakeKube(), Stores()
+    stores.namespaces.put(
+        {"metadata": {"name": "acme-ns", "uid": "uid-acme-ns", "labels": {"retention.tenure.dev/tenant": "acme"}}}
+    )
+    spec = {"retentionPolicy": "none", "namespaces": ["acme-ns"], "state": "Suspended", "suspensionReason": "Other"}
+    stores.tenants.put(kube.create(TENANT.plural, {"metadata": {"name": "acme"}, "spec": spec}))
+    reconciler = Reconciler(
+        kube, stores, DataStores(kube, stores), Events(), frozenset(), b"k", None,  # type: ignore[arg-type]
+        clock=lambda: T0, access_sweep=60.0, access_pod_grace=4,
+    )  # fmt: skip
+
+    wake = asyncio.run(reconciler("acme"))
+
+    assert given_grace == [4]
+    assert wake is not None and wake - time.time() < 6  # the pod's grace period and a second, not the 60 s sweep
+    assert reconciler.access.pods_due == {}  # used once: the next pass decides anew
