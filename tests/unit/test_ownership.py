@@ -222,6 +222,12 @@ def test_a_namespace_handed_over_by_label_alone_is_closed_while_inaccessible_as_
     cluster = FakeCluster()
     cluster.settle()
     cluster.namespaces["acme-extra"] = NamespaceFact("acme-extra", "u-extra", "1", owner="acme")
+    cluster.reconcile()
+    assert message(cluster, "NamespacesOwned") == (
+        "True",
+        "Labeled for this tenant: acme-a. Labeled for this tenant but not in spec.namespaces, closed while it is "
+        "inaccessible and purged with the others: acme-extra.",
+    )
     cluster.edit(state="Suspended", suspension_reason="NonPayment")
     decision = cluster.reconcile()
     closing = [a for a in decision.actions if isinstance(a, CloseAccess)]

@@ -37,6 +37,8 @@ class Ownership:
     actions: tuple[Action, ...]
     created: tuple[CreatedNamespace, ...]
     """Namespaces Tenure created for the tenant, as recorded in status."""
+    unlisted: tuple[str, ...] = ()
+    """Namespaces labeled for the tenant that it does not list: closed and purged with the others."""
 
 
 def protected(name: str, labeled: bool, configured: frozenset[str]) -> bool:
@@ -81,7 +83,11 @@ def ownership(tenant: TenantView, world: World, create: bool) -> Ownership:
             refused.append((name, f"belongs to tenant {fact.owner!r}"))
         else:
             refused.append((name, UNLABELED))
-    return Ownership(tenant.name, tuple(owned), tuple(refused), tuple(pending), tuple(actions), created(tenant, world))
+    listed = set(tenant.spec.namespaces)
+    unlisted = tuple(fact.name for fact in tenant_namespaces(tenant, world) if fact.name not in listed)
+    return Ownership(
+        tenant.name, tuple(owned), tuple(refused), tuple(pending), tuple(actions), created(tenant, world), unlisted
+    )
 
 
 def created(tenant: TenantView, world: World) -> tuple[CreatedNamespace, ...]:
@@ -100,6 +106,16 @@ def hand_over(tenant: str, names: Iterable[str]) -> str:
 
 def describe(result: Ownership) -> tuple[ConditionStatus, str, str]:
     """(status, reason, message) of the NamespacesOwned condition."""
+    status, reason, message = _describe(result)
+    if result.unlisted:
+        message += (
+            f" Labeled for this tenant but not in spec.namespaces, closed while it is inaccessible and purged with the "
+            f"others: {listing(result.unlisted)}."
+        )
+    return status, reason, message
+
+
+def _describe(result: Ownership) -> tuple[ConditionStatus, str, str]:
     if result.refused:
         reasons = listing((f"{name} {why}" for name, why in result.refused), "; ")
         message = f"Not owned and never touched: {reasons}."
