@@ -35,6 +35,15 @@ def run(
             "meanwhile are stopped, new RoleBindings removed).",
         ),
     ] = 60.0,
+    access_pod_grace_seconds: Annotated[
+        int,
+        typer.Option(
+            envvar="TENURE_ACCESS_POD_GRACE_SECONDS",
+            min=0,
+            help="The longest grace period (seconds) of a pod deleted for inaccessibility; one still there past it "
+            "is deleted again with grace 0.",
+        ),
+    ] = 30,
     liveness_port: Annotated[int, typer.Option(envvar="TENURE_LIVENESS_PORT")] = 8080,
     metrics_port: Annotated[int, typer.Option(envvar="TENURE_METRICS_PORT")] = 9090,
     protected_namespaces: Annotated[
@@ -97,6 +106,7 @@ def run(
             workers=workers,
             relist_seconds=relist_seconds,
             access_sweep_seconds=access_sweep_seconds,
+            access_pod_grace_seconds=access_pod_grace_seconds,
             liveness_port=liveness_port,
             metrics_port=metrics_port,
             protected_namespaces=namespace_list(protected_namespaces),

@@ -6,19 +6,28 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tenure.api import TenantSpec, TenantStatus
 from tenure.lifecycle import (
     ClaimFact,
+    CloseAccess,
     CreateNamespace,
     DeleteNamespace,
     DeleteVolume,
     NamespaceFact,
+    OpenAccess,
     ReclaimOnDelete,
     RestoreReclaim,
+    TenantView,
     VolumeFact,
+    World,
+    access,
+    purge,
 )
 from tenure.lifecycle.conditions import find
-from tenure.lifecycle.ownership import protected
+from tenure.lifecycle.ownership import protected, tenant_namespaces
 from tenure.runtime.config import Config, namespace_list
 from tenure.runtime.store import Stores
 
@@ -205,3 +214,69 @@ def test_the_store_keeps_claims_per_namespace_and_gives_a_tenant_those_of_its_na
     assert world.namespaces["acme-a"].created_for == "acme"
     assert stores.claims.drop("acme-a/data") == {"acme"}
     assert set(stores.claims) == {"other/data"}
+
+
+def test_a_namespace_handed_over_by_label_alone_is_closed_while_inaccessible_as_it_is_purged() -> None:
+    """Issue 18, item 7: labeled for the tenant but not in spec.namespaces. The purge deletes it; closing must close
+    it too (before, it stayed fully open while Suspended and Expired, then was deleted)."""
+    cluster = FakeCluster()
+    cluster.settle()
+    cluster.namespaces["acme-extra"] = NamespaceFact("acme-extra", "u-extra", "1", owner="acme")
+    cluster.reconcile()
+    assert message(cluster, "NamespacesOwned") == (
+        "True",
+        "Labeled for this tenant: acme-a. Labeled for this tenant but not in spec.namespaces, closed while it is "
+        "inaccessible and purged with the others: acme-extra.",
+    )
+    cluster.edit(state="Suspended", suspension_reason="NonPayment")
+    decision = cluster.reconcile()
+    closing = [a for a in decision.actions if isinstance(a, CloseAccess)]
+    assert closing == [CloseAccess("acme-a", cluster.namespaces["acme-a"].uid), CloseAccess("acme-extra", "u-extra")]
+    assert cluster.closed == {"acme-a", "acme-extra"}
+
+    cluster.now = T0 + DAY  # reopened: both come back, and only then is the tenant accessible
+    cluster.edit(state="Active", suspension_reason=None)
+    decision = cluster.reconcile()
+    assert {a.namespace for a in decision.actions if isinstance(a, OpenAccess)} == {"acme-a", "acme-extra"}
+    accessible = find(cluster.reconcile().status.conditions, "Accessible")
+    assert accessible is not None and (accessible.status, accessible.reason) == ("True", "Active")
+
+    cluster.edit(state="Closed")  # Expired: still closed, then purged, the same namespaces
+    decision = cluster.reconcile()
+    assert decision.status.phase == "Expired"
+    assert {a.namespace for a in decision.actions if isinstance(a, CloseAccess)} == {"acme-a", "acme-extra"}
+    cluster.now = T0 + 40 * DAY
+    decision = cluster.reconcile()
+    assert decision.status.purge is not None
+    assert [n.name for n in decision.status.purge.namespaces] == ["acme-a", "acme-extra"]
+
+
+@given(
+    listed=st.lists(st.sampled_from(["a", "b", "c", "kube-x", "default"]), unique=True, max_size=5),
+    facts=st.dictionaries(
+        st.sampled_from(["a", "b", "c", "d", "kube-x", "default"]),
+        st.tuples(st.sampled_from(["acme", "other", None]), st.booleans(), st.booleans()),
+        max_size=6,
+    ),
+)
+def test_what_is_closed_is_what_the_purge_deletes(
+    listed: list[str], facts: dict[str, tuple[str | None, bool, bool]]
+) -> None:
+    world = World(
+        namespaces={
+            name: NamespaceFact(name, f"uid-{name}", "1", owner=owner, protected=protected, terminating=terminating)
+            for name, (owner, protected, terminating) in facts.items()
+        }
+    )
+    tenant = TenantView("acme", 1, TenantSpec(retention_policy="p", namespaces=tuple(listed)), TenantStatus())
+    scope = tenant_namespaces(tenant, world)
+    expected = {
+        name
+        for name, (owner, protected, _) in facts.items()
+        if owner == "acme" and not protected and not name.startswith("kube-") and name != "default"
+    }
+    assert {fact.name for fact in scope} == expected
+    assert [fact.name for fact in scope] == [n for n in listed if n in expected] + sorted(expected - set(listed))
+    assert {n.name for n in purge.scope(tenant, world).namespaces} == expected
+    closed = access.plan("Suspended", scope, frozenset())
+    assert {a.namespace for a in closed} == {name for name in expected if not facts[name][2]}

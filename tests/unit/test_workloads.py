@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tenure.lifecycle.workloads import ASKED_ANNOTATION, Workload, asked_record, recorded, restore, stop
+from tenure.lifecycle.workloads import (
+    ASKED_ANNOTATION,
+    STOP_SELECTOR,
+    Pod,
+    Workload,
+    asked_record,
+    owned_by_deployment,
+    pod_deadline,
+    pod_deletion,
+    recorded,
+    restore,
+    stop,
+    verified,
+)
 
 KEY = b"k" * 32
 
@@ -83,3 +99,224 @@ def test_cronjob_suspended_before_stays_suspended_and_controlled_or_finished_are
     replicas = stop(KEY, deployment(1))
     assert replicas is not None
     assert recorded(KEY, Workload("Deployment", "ns", "web", "uid-1", 0, asked="suspend=false:" + "0" * 40)) is None
+
+
+# Nothing depends on an ownerReference the tenant can write (issue 18, items 3 and 4).
+
+DEPLOYMENTS = {"web": "uid-web"}
+REFERENCE_FIELDS = st.fixed_dictionaries(
+    {
+        "apiVersion": st.sampled_from(["apps/v1", "v1", "example.com/v1", "apps/v1beta1"]),
+        "kind": st.sampled_from(["Deployment", "ConfigMap", "StatefulSet", "Operator"]),
+        "name": st.sampled_from(["web", "api", "cm"]),
+        "uid": st.sampled_from(["uid-web", "uid-other", "uid-cm"]),
+        "controller": st.sampled_from([True, False, None]),
+    }
+)
+
+
+@given(references=st.lists(REFERENCE_FIELDS, max_size=3))
+def test_only_a_deployment_that_exists_under_that_uid_exempts_a_replicaset(references: list[dict[str, object]]) -> None:
+    first_controller = next((r for r in references if r["controller"] is True), None)
+    expected = first_controller is not None and (
+        first_controller["apiVersion"],
+        first_controller["kind"],
+        first_controller["name"],
+        first_controller["uid"],
+    ) == ("apps/v1", "Deployment", "web", "uid-web")
+    assert owned_by_deployment(references, DEPLOYMENTS) is expected
+    if not expected:  # the ReplicaSet is stopped and recorded like any other
+        replicaset = Workload(
+            "ReplicaSet", "ns", "rs", "uid-rs", 2, controlled=owned_by_deployment(references, DEPLOYMENTS)
+        )
+        patch = stop(KEY, replicaset)
+        assert patch is not None and patch["spec"] == {"replicas": 0}
+
+
+def test_a_forged_controller_reference_exempts_nothing() -> None:
+    forged = [{"apiVersion": "v1", "kind": "ConfigMap", "name": "cm", "uid": "uid-cm", "controller": True}]
+    assert not owned_by_deployment(forged, DEPLOYMENTS)
+    # Naming a real Deployment by name but not by uid, or one that does not exist, is no proof either.
+    wrong_uid = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "uid-x", "controller": True}]
+    missing = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "gone", "uid": "uid-web", "controller": True}]
+    assert not owned_by_deployment(wrong_uid, DEPLOYMENTS) and not owned_by_deployment(missing, DEPLOYMENTS)
+    genuine = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "uid-web", "controller": True}]
+    assert owned_by_deployment(genuine, DEPLOYMENTS)
+    # Not a controller reference: it owns nothing as far as stopping goes.
+    assert not owned_by_deployment([{**genuine[0], "controller": False}], DEPLOYMENTS)
+
+
+@given(replicas=st.integers(min_value=1, max_value=1000))
+def test_a_replicationcontroller_is_scaled_to_zero_and_back(replicas: int) -> None:
+    running = Workload("ReplicationController", "ns", "rc", "uid-rc", replicas)
+    patch = stop(KEY, running)
+    assert patch is not None and patch["spec"] == {"replicas": 0}
+    stopped = replace(running, value=0, asked=patch["metadata"]["annotations"][ASKED_ANNOTATION])
+    back = restore(KEY, stopped)
+    assert back is not None and not back.forged and back.patch["spec"] == {"replicas": replicas}
+
+
+@given(before=st.one_of(st.none(), st.text(alphabet="abcxyz-.", max_size=12)))
+def test_a_daemonset_is_kept_off_every_node_and_its_own_selector_value_comes_back(before: str | None) -> None:
+    key, value = STOP_SELECTOR
+    running = Workload("DaemonSet", "ns", "agent", "uid-ds", before)
+    patch = stop(KEY, running)
+    if before == value:  # already kept off every node: nothing runs, nothing recorded
+        assert patch is None
+        return
+    assert patch is not None
+    assert patch["spec"] == {"template": {"spec": {"nodeSelector": {key: value}}}}
+    stopped = replace(running, value=value, asked=patch["metadata"]["annotations"][ASKED_ANNOTATION])
+    assert stop(KEY, stopped) is None  # idempotent
+    found = verified(KEY, stopped)
+    assert found is not None and found.value == before
+    back = restore(KEY, stopped)
+    assert back is not None and not back.forged
+    # Exactly what it had under that key (None: the key removed), nothing else in the selector touched.
+    assert back.patch["spec"] == {"template": {"spec": {"nodeSelector": {key: before}}}}
+    # A record copied from another DaemonSet (another uid) does not verify: left off every node.
+    copied = restore(KEY, replace(stopped, uid="uid-other"))
+    assert copied is not None and copied.forged and "spec" not in copied.patch
+
+
+def test_what_the_objects_say_of_their_owners_exempts_nothing_but_a_real_deployments_replicaset() -> None:
+    from tenure.effects.workloads import _workload
+
+    def body(kind: str, name: str, owner: dict[str, object], **spec: object) -> dict[str, object]:
+        meta = {
+            "namespace": "ns",
+            "name": name,
+            "uid": f"uid-{name}",
+            "ownerReferences": [{**owner, "controller": True}],
+        }
+        return {"metadata": meta, "spec": spec}
+
+    cronjob = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "hourly", "uid": "uid-hourly"}
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "name": "cm", "uid": "uid-cm"}
+    web = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "uid-web"}
+    # A Job a CronJob started before the suspension is suspended like any other, and given back its flag.
+    job = _workload("Job", body("Job", "hourly-2890", cronjob, suspend=False), DEPLOYMENTS)
+    patch = stop(KEY, job)
+    assert patch is not None and patch["spec"] == {"suspend": True}
+    back = restore(KEY, replace(job, value=True, asked=patch["metadata"]["annotations"][ASKED_ANNOTATION]))
+    assert back is not None and back.patch["spec"] == {"suspend": False}
+    # A Deployment, StatefulSet or ReplicaSet naming a ConfigMap as its controller is stopped all the same.
+    for kind in ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"):
+        forged = stop(KEY, _workload(kind, body(kind, "x", configmap, replicas=3), DEPLOYMENTS))
+        assert forged is not None and forged["spec"] == {"replicas": 0}
+    # A DaemonSet's pods are kept off every node.
+    daemonset = stop(KEY, _workload("DaemonSet", body("DaemonSet", "agent", configmap, template={}), DEPLOYMENTS))
+    assert daemonset is not None and daemonset["spec"] == {
+        "template": {"spec": {"nodeSelector": dict([STOP_SELECTOR])}}
+    }
+    # Only the ReplicaSet of the Deployment that exists under that uid is left to its Deployment.
+    assert stop(KEY, _workload("ReplicaSet", body("ReplicaSet", "web-1", web, replicas=3), DEPLOYMENTS)) is None
+    impostor = {**web, "uid": "uid-not-web"}
+    assert (
+        stop(KEY, _workload("ReplicaSet", body("ReplicaSet", "web-2", impostor, replicas=3), DEPLOYMENTS)) is not None
+    )
+
+
+# Pods (issue 18, item 12): a bounded grace period, then grace 0.
+
+NOW = datetime(2026, 12, 8, 4, 0, tzinfo=UTC)
+
+
+@given(
+    bound=st.integers(min_value=0, max_value=120),
+    grace=st.one_of(st.none(), st.integers(min_value=0, max_value=86_400)),
+    deleting=st.one_of(st.none(), st.integers(min_value=0, max_value=86_400)),
+    elapsed=st.integers(min_value=0, max_value=200_000),
+    finished=st.booleans(),
+)
+def test_a_pod_is_never_given_longer_than_the_bound_and_is_forced_once_past_its_deadline(
+    bound: int, grace: int | None, deleting: int | None, elapsed: int, finished: bool
+) -> None:
+    deletion = None if deleting is None else NOW - timedelta(seconds=elapsed) + timedelta(seconds=deleting)
+    pod = Pod("p", "uid-p", grace=grace, deletion=deletion, deletion_grace=deleting, finished=finished)
+    given_ = pod_deletion(pod, bound, NOW)
+    if finished:
+        assert given_ is None and pod_deadline(pod, given_, NOW) is None
+        return
+    if given_ is not None:
+        assert 0 <= given_ <= bound
+    if deleting is None:
+        assert given_ == min(bound, 30 if grace is None else grace)
+    elif deleting > bound:
+        assert given_ == bound  # a day-long deletion already under way is shortened
+    elif deleting > 0 and deletion is not None and deletion <= NOW:
+        assert given_ == 0  # still there past its deadline
+    else:
+        assert given_ is None
+    deadline = pod_deadline(pod, given_, NOW)
+    if given_ == 0 or (given_ is None and not deleting):
+        assert deadline is None
+    else:  # looked at again when its grace period ends, never later than the bound from now
+        assert deadline is not None and deadline <= NOW + timedelta(seconds=max(bound, deleting or 0))
+        if given_ is not None:
+            assert deadline == NOW + timedelta(seconds=given_)
+
+
+def test_a_pod_with_a_day_long_grace_period_ends_within_the_bound() -> None:
+    day = Pod("slow", "uid-s", grace=86_400)
+    assert pod_deletion(day, 30, NOW) == 30
+    # Its Deployment's scale-down deleted it first with its own day-long period: shortened to the bound.
+    scaled_down = replace(day, deletion=NOW + timedelta(days=1), deletion_grace=86_400)
+    assert pod_deletion(scaled_down, 30, NOW) == 30
+    ending = replace(day, deletion=NOW + timedelta(seconds=30), deletion_grace=30)
+    assert pod_deletion(ending, 30, NOW) is None
+    assert pod_deadline(ending, None, NOW) == NOW + timedelta(seconds=30)
+    # Still there once it is over (a preStop hook still sleeping): deleted with grace 0, once.
+    later = NOW + timedelta(seconds=31)
+    assert pod_deletion(ending, 30, later) == 0
+    assert pod_deletion(replace(ending, deletion_grace=0), 30, later) is None
+
+
+def test_the_reconciler_wakes_when_a_deleted_pod_may_outlive_its_grace_period(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod deleted with a 4 s grace period is looked at again then (and deleted with grace 0 if still there), not a
+    whole sweep later."""
+    import time
+
+    from tenure.api import TENANT
+    from tenure.effects import access as access_effects
+    from tenure.effects import workloads as effects
+    from tenure.runtime import access_pass
+    from tenure.runtime.datastores import DataStores
+    from tenure.runtime.reconciler import Reconciler
+    from tenure.runtime.store import Stores
+
+    from ..support.fake_kube import FakeKube
+    from .lifecycle_support import T0
+    from .test_status_writes import Events
+
+    given_grace: list[int] = []
+
+    async def close(kube: object, target: access_effects.Target, key: bytes, ns: str) -> access_effects.Report:
+        return access_effects.Report(target.namespace)
+
+    async def stop(
+        kube: object, target: access_effects.Target, key: bytes, grace: int, now: datetime
+    ) -> effects.Stopped:
+        given_grace.append(grace)
+        return effects.Stopped(
+            access_effects.Report(target.namespace), wake_at=datetime.now(UTC) + timedelta(seconds=4)
+        )
+
+    monkeypatch.setattr(access_pass.access, "close", close)
+    monkeypatch.setattr(access_pass.workloads, "stop", stop)
+    kube, stores = FakeKube(), Stores()
+    stores.namespaces.put(
+        {"metadata": {"name": "acme-ns", "uid": "uid-acme-ns", "labels": {"retention.tenure.dev/tenant": "acme"}}}
+    )
+    spec = {"retentionPolicy": "none", "namespaces": ["acme-ns"], "state": "Suspended", "suspensionReason": "Other"}
+    stores.tenants.put(kube.create(TENANT.plural, {"metadata": {"name": "acme"}, "spec": spec}))
+    reconciler = Reconciler(
+        kube, stores, DataStores(kube, stores), Events(), frozenset(), b"k", None,  # type: ignore[arg-type]
+        clock=lambda: T0, access_sweep=60.0, access_pod_grace=4,
+    )  # fmt: skip
+
+    wake = asyncio.run(reconciler("acme"))
+
+    assert given_grace == [4]
+    assert wake is not None and wake - time.time() < 6  # the pod's grace period and a second, not the 60 s sweep
+    assert reconciler.access.pods_due == {}  # used once: the next pass decides anew

@@ -17,7 +17,7 @@ from tenure.api.meta import ConditionStatus
 from . import access, purge
 from .conditions import condition, find, listing
 from .model import Action, AddFinalizer, CloseAccess, Decision, Event, OpenAccess, RemoveFinalizer, TenantView, World
-from .ownership import describe, ownership
+from .ownership import describe, ownership, tenant_namespaces
 from .timeline import Draft, expire, extend_grace, extend_retention, record_holds, reopen, stamp, suspend
 from .trust import agrees
 
@@ -111,7 +111,8 @@ def decide(
     owns = ownership(tenant, world, create=draft.phase == "Active" and not tenant.deleting)
     if draft.phase == "Active":
         actions.extend(owns.actions)
-    access_actions = access.plan(draft.phase, (world.namespaces[name] for name in owns.owned), world.closed)
+    scope = tenant_namespaces(tenant, world)  # what is closed is what the purge deletes
+    access_actions = access.plan(draft.phase, scope, world.closed)
     actions[:0] = access_actions
     if not tenant.finalized and not tenant.deleting and draft.phase != "Purged":
         actions.insert(0, AddFinalizer())
@@ -128,7 +129,7 @@ def decide(
         now=now,
         trusted=trusted,
         access_actions=access_actions,
-        stranded=sorted(world.closed - set(owns.owned)) if draft.phase == "Active" else [],
+        stranded=sorted(world.closed - {fact.name for fact in scope}) if draft.phase == "Active" else [],
     )
     events = draft.events + _condition_events(old.conditions, conditions)
     status = TenantStatus(
@@ -333,9 +334,9 @@ def _accessible(
                 "False",
                 "LeftClosed",
                 f"Namespaces {listing(stranded)} still carry Tenure's quota and network policy tenure-inaccessible "
-                f"but are no longer provably this tenant's (listed in spec.namespaces and labeled "
-                f"retention.tenure.dev/tenant={tenant.name}): Tenure leaves them closed. List and label them again "
-                "to have them reopened, or have the break-glass group remove what Tenure left (docs/access.md).",
+                f"but are no longer provably this tenant's (labeled retention.tenure.dev/tenant={tenant.name}): "
+                "Tenure leaves them closed. Label them again to have them reopened, or have the break-glass group "
+                "remove what Tenure left (docs/access.md).",
             )
         if access_actions:
             names = listing(action.namespace for action in access_actions)

@@ -21,7 +21,7 @@ from tenure.api.meta import ConditionStatus
 from tenure.api.tenant import CreatedNamespace
 
 from .conditions import LISTED, listing
-from .model import PROTECTED_PREFIX, Action, CreateNamespace, TenantView, World
+from .model import PROTECTED_PREFIX, Action, CreateNamespace, NamespaceFact, TenantView, World
 
 UNLABELED = "exists without this tenant's label"
 
@@ -37,6 +37,8 @@ class Ownership:
     actions: tuple[Action, ...]
     created: tuple[CreatedNamespace, ...]
     """Namespaces Tenure created for the tenant, as recorded in status."""
+    unlisted: tuple[str, ...] = ()
+    """Namespaces labeled for the tenant that it does not list: closed and purged with the others."""
 
 
 def protected(name: str, labeled: bool, configured: frozenset[str]) -> bool:
@@ -47,6 +49,17 @@ def protected(name: str, labeled: bool, configured: frozenset[str]) -> bool:
 def is_protected(name: str, world: World) -> bool:
     fact = world.namespaces.get(name)
     return protected(name, fact is not None and fact.protected, world.protected)
+
+
+def tenant_namespaces(tenant: TenantView, world: World) -> tuple[NamespaceFact, ...]:
+    """The tenant's namespaces: every one labeled for it and not protected, listed in ``spec.namespaces`` or handed
+    over by the label alone. One scope for both ends of the lifecycle: what is closed while the tenant is inaccessible
+    is exactly what its purge deletes (:func:`tenure.lifecycle.purge.scope`), so no namespace the purge will delete
+    stays open while Suspended or Expired. Listed ones come first, in their order, then the others by name."""
+    facts = sorted(world.namespaces.values(), key=lambda fact: fact.name)
+    order = {name: index for index, name in enumerate(dict.fromkeys(tenant.spec.namespaces))}
+    facts.sort(key=lambda fact: order.get(fact.name, len(order)))
+    return tuple(fact for fact in facts if fact.owner == tenant.name and not is_protected(fact.name, world))
 
 
 def ownership(tenant: TenantView, world: World, create: bool) -> Ownership:
@@ -70,7 +83,11 @@ def ownership(tenant: TenantView, world: World, create: bool) -> Ownership:
             refused.append((name, f"belongs to tenant {fact.owner!r}"))
         else:
             refused.append((name, UNLABELED))
-    return Ownership(tenant.name, tuple(owned), tuple(refused), tuple(pending), tuple(actions), created(tenant, world))
+    listed = set(tenant.spec.namespaces)
+    unlisted = tuple(fact.name for fact in tenant_namespaces(tenant, world) if fact.name not in listed)
+    return Ownership(
+        tenant.name, tuple(owned), tuple(refused), tuple(pending), tuple(actions), created(tenant, world), unlisted
+    )
 
 
 def created(tenant: TenantView, world: World) -> tuple[CreatedNamespace, ...]:
@@ -89,6 +106,16 @@ def hand_over(tenant: str, names: Iterable[str]) -> str:
 
 def describe(result: Ownership) -> tuple[ConditionStatus, str, str]:
     """(status, reason, message) of the NamespacesOwned condition."""
+    status, reason, message = _describe(result)
+    if result.unlisted:
+        message += (
+            f" Labeled for this tenant but not in spec.namespaces, closed while it is inaccessible and purged with the "
+            f"others: {listing(result.unlisted)}."
+        )
+    return status, reason, message
+
+
+def _describe(result: Ownership) -> tuple[ConditionStatus, str, str]:
     if result.refused:
         reasons = listing((f"{name} {why}" for name, why in result.refused), "; ")
         message = f"Not owned and never touched: {reasons}."

@@ -1,7 +1,8 @@
 """The purge, as steps whose completion is observed, never assumed.
 
 1. On entry the scope is recorded in status: every namespace labeled for the
-   tenant (listed in spec or not), and each volume whose claimRef.uid is a
+   tenant (listed in spec or not: :func:`tenure.lifecycle.ownership.tenant_namespaces`,
+   the same namespaces that were closed while it was inaccessible), and each volume whose claimRef.uid is a
    claim Tenure saw in one of them, with that claim's uid and the volume's
    reclaim policy. A volume naming such a namespace through any other claim
    (a Released one left by an earlier namespace of the same name, say) is
@@ -47,7 +48,7 @@ from .model import (
     VolumeFact,
     World,
 )
-from .ownership import is_protected
+from .ownership import is_protected, tenant_namespaces
 
 STORE_MESSAGE_LIMIT = 1024
 """The CRD's maxLength of status.purge.stores[].message."""
@@ -57,8 +58,7 @@ def scope(tenant: TenantView, world: World) -> PurgeStatus:
     """What the purge will delete, as recorded on entry."""
     namespaces = tuple(
         PurgedNamespace(name=fact.name, uid=fact.uid)
-        for fact in sorted(world.namespaces.values(), key=lambda fact: fact.name)
-        if fact.owner == tenant.name and not is_protected(fact.name, world)
+        for fact in sorted(tenant_namespaces(tenant, world), key=lambda fact: fact.name)
     )
     names = {n.name for n in namespaces}
     naming = [v for v in sorted(world.volumes.values(), key=lambda v: v.name) if v.claim_namespace in names]

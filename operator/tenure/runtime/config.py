@@ -24,6 +24,9 @@ class Config:
     access_sweep_seconds: float = 60.0
     """While a tenant is inaccessible, how often its namespaces are swept again (scaled-up or new workloads
     stopped, new RoleBindings removed)."""
+    access_pod_grace_seconds: int = 30
+    """The longest grace period a pod deleted for inaccessibility gets (its own when shorter); one still there past it
+    is deleted again with grace 0."""
     dry_run: bool = False
     """Decide and report everything, delete, scale, block and redact nothing (see tenure.effects.gate)."""
     per_tenant_metrics: bool = True

@@ -71,6 +71,7 @@ class Runtime:
             receipts.Receipts(kube, signer),
             operator_namespace=config.namespace,
             access_sweep=config.access_sweep_seconds,
+            access_pod_grace=config.access_pod_grace_seconds,
             gate=effects,
         )
         gate = leadership.gate  # a standby keeps its stores current; its passes wait until it leads

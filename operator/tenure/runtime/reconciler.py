@@ -60,7 +60,9 @@ from tenure.lifecycle import (
     trust,
 )
 from tenure.lifecycle.conditions import find, is_true
+from tenure.lifecycle.ownership import tenant_namespaces
 
+from .access_pass import AccessPass
 from .datastores import DataStores
 from .store import FINALIZER, Stores, TenantRecord, Unreadable, claim_fact
 
@@ -95,6 +97,7 @@ class Reconciler:
         operator_namespace: str = "tenure-system",
         access_sweep: float = 60.0,
         gate: Gate | None = None,
+        access_pod_grace: int = workloads.POD_GRACE_SECONDS,
     ) -> None:
         self.kube = kube
         self.gate = gate or Gate()
@@ -109,6 +112,8 @@ class Reconciler:
         self.operator_namespace = operator_namespace
         self.access_sweep = access_sweep
         """Seconds between sweeps of an inaccessible tenant's namespaces."""
+        self.access = AccessPass(kube, events, seal_key, operator_namespace, access_pod_grace, clock)
+        """Closes and reopens one namespace at a time."""
         self._phases: dict[str, str] = {}
         self._access_failed: set[str] = set()
         """Tenants whose last access step failed in this pass."""
@@ -153,14 +158,17 @@ class Reconciler:
             world = replace(world, claims=await self._claims(decision))
             decision = decide(tenant, policy, world, now, trusted)
         if decision.status.phase == "Active" and (not trusted or not is_true(tenant.status.conditions, "Accessible")):
-            # It may have been inaccessible: whether Tenure's quota is still in its namespaces, asked of the API server.
-            # Also in those it lists or that are labeled for it but that it no longer provably owns: they stay closed,
-            # and the Accessible condition says so.
+            # It may have been inaccessible: whether Tenure's quota is still in its namespaces (every one labeled for
+            # it, the scope closing and purging share), asked of the API server. Also in those it lists that lost
+            # their label, or that became protected: they stay closed, and the Accessible condition says so.
             # Never one labeled for another tenant: its state is that tenant's business, not this one's.
-            listed = [n for n in tenant.spec.namespaces if (f := world.namespaces.get(n)) and f.owner in (None, name)]
-            labeled = [n for n, fact in world.namespaces.items() if fact.owner == name and n not in listed]
-            owned = [n for n in listed if world.namespaces[n].owner == name]
-            stranded = [n for n in listed + labeled if n not in owned]
+            owned = [fact.name for fact in tenant_namespaces(tenant, world)]
+            ours = dict.fromkeys(
+                [*tenant.spec.namespaces, *(n for n, f in world.namespaces.items() if f.owner == name)]
+            )
+            stranded = [
+                n for n in ours if (f := world.namespaces.get(n)) and f.owner in (None, name) and n not in owned
+            ]
             closed = await access.closed(self.kube, owned) | await access.closed(self.kube, stranded, unsure=False)
             world = replace(world, closed=closed)
             decision = decide(tenant, policy, world, now, trusted)
@@ -196,6 +204,8 @@ class Reconciler:
         wakes = [decision.wake_at.timestamp()] if decision.wake_at else []
         if any(isinstance(action, CloseAccess) for action in decision.actions):
             wakes.append(time.time() + self.access_sweep)  # things created or scaled up meanwhile are stopped
+            if (due := self.access.pods_due.pop(name, None)) is not None:
+                wakes.append(due)  # a pod that outlives its bounded grace period is deleted with grace 0 then
         accessible = find(decision.status.conditions, "Accessible")
         if accessible is not None and accessible.reason == "LeftClosed":
             wakes.append(time.time() + self.access_sweep)  # a person may remove what Tenure left: nothing watches it
@@ -312,7 +322,7 @@ class Reconciler:
                 actions = [a for a in actions if not isinstance(a, DELETIONS)]
         for action in actions:
             if isinstance(action, CloseAccess | OpenAccess):
-                if not await self._access(record, action):
+                if not await self.access(record.name, record.uid, action):
                     self._access_failed.add(record.name)
                 continue
             try:
@@ -320,34 +330,6 @@ class Reconciler:
             except (ApiError, NotOwned) as error:  # a person must act on these: say so where they look
                 self._warn(record, "ActionFailed", f"{type(action).__name__} failed: {error}")
                 raise
-
-    async def _access(self, record: TenantRecord, action: CloseAccess | OpenAccess) -> bool:
-        """Close or restore one namespace; a failure is told and retried on the next sweep, never blocking the rest
-        (a purge's deletions above all). False when it failed."""
-        closing = isinstance(action, CloseAccess)
-        target = access.Target(record.name, record.uid, action.namespace, action.uid)
-        try:
-            if closing:
-                report = await access.close(self.kube, target, self.seal_key, self.operator_namespace)
-                report.merge(await workloads.stop(self.kube, target, self.seal_key))
-            else:
-                report = await workloads.restore(self.kube, target, self.seal_key)
-                report.merge(await access.reopen(self.kube, target, self.seal_key, self.operator_namespace))
-        except ApiError as error:
-            verb = "closing" if closing else "restoring"
-            self._warn(record, "AccessFailed", f"{verb} access to namespace {action.namespace} failed: {error}")
-            return False
-        metrics.API_WRITES.labels("access").inc(len(report.changed))
-        if report.failed:
-            failures = "; ".join(report.failed)
-            verb = "closing" if closing else "restoring"
-            self._warn(record, "AccessFailed", f"{verb} access to namespace {action.namespace} failed: {failures}")
-        if report.forged or report.tampered:
-            self._warn(record, "AccessRecordUntrusted" if report.forged else "AccessTampered", report.message())
-        elif report.changed:
-            reason = "AccessClosed" if closing else "AccessRestored"
-            self.events.post(TENANT.kind, record.name, record.uid, reason, report.message())
-        return not report.failed
 
     def _warn(self, record: TenantRecord, reason: str, message: str) -> None:
         self.events.post(TENANT.kind, record.name, record.uid, reason, message, warning=True)
@@ -375,7 +357,7 @@ class Reconciler:
                 )
                 metrics.API_WRITES.labels("finalizer").inc()
             case AddFinalizer() | CloseAccess() | OpenAccess():
-                pass  # the finalizer is added before the status write; access in _access
+                pass  # the finalizer is added before the status write; access in self.access
 
     @staticmethod
     def _wrote(kind: str, outcome: Outcome, deletion: bool = False) -> None:
