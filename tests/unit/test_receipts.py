@@ -233,3 +233,19 @@ def test_a_refused_receipt_says_the_finalizer_stays_and_what_to_do() -> None:
     assert "the API server refused PurgeReceipt acme.tenant-uid (sequence 1)" in str(raised.value)
     assert "spec.sequence: too large" in str(raised.value)
     assert "keeps the Tenant's finalizer until a receipt is accepted" in str(raised.value)
+
+
+def test_once_the_impostor_is_deleted_the_same_issuer_issues_the_real_receipt() -> None:
+    kube = FakeKube()
+    body = content(*(lambda c: (c.name, c.uid, c.spec, c.status, "0.1.0"))(purged_under_holds()))
+    kube.create(PURGE_RECEIPT.plural, _receipt("acme.tenant-uid", link(body, None, Ed25519PrivateKey.generate())))
+
+    async def scenario() -> None:
+        issuer = Receipts(kube, KEY)  # type: ignore[arg-type]
+        with pytest.raises(Collision):
+            await issuer.issue("acme.tenant-uid", body)
+        del kube.objects[PURGE_RECEIPT.plural]["acme.tenant-uid"]  # break glass removes it
+        await issuer.issue("acme.tenant-uid", body)
+
+    asyncio.run(scenario())
+    assert verify(kube.objects[PURGE_RECEIPT.plural].values(), KEYS) == []

@@ -174,8 +174,7 @@ class Receipts:
         async with self._lock:
             if not await self._current():
                 await self._relist()
-            if name in self._found:
-                self._check(name, self._found[name], body)
+            if name in self._found and await self._taken(name, body):
                 return
             spec = link(body, self._head, self.key)
             receipt = {
@@ -207,6 +206,20 @@ class Receipts:
             self._issued.add(name)
             self._found[name] = spec
             self._head = spec
+
+    async def _taken(self, name: str, body: Mapping[str, Any]) -> bool:
+        """The listed receipt ``name`` is Tenure's for this tenant (True), gone since (False), or :class:`Collision`.
+
+        An impostor is read again each time: once a person deletes it, the real receipt is issued.
+        """
+        if name not in self._issued:
+            try:
+                self._found[name] = (await self.kube.get_custom(PURGE_RECEIPT.plural, name)).get("spec") or {}
+            except Gone:
+                del self._found[name]
+                return False
+        self._check(name, self._found[name], body)
+        return True
 
     def _check(self, name: str, spec: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         """A receipt found under ``name`` is the one Tenure issued for this tenant, or :class:`Collision`."""
