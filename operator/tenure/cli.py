@@ -278,14 +278,20 @@ def export_tenant(
     from tenure.export import Refused, columns, export, manifest_path
 
     console = Console(stderr=True, soft_wrap=True)
+    done: list[bool] = []
     try:
         with Progress(*columns(), console=console, transient=True) as progress:
-            manifest = asyncio.run(export(tenant, store, output, progress, force=force, namespace=namespace))
+            manifest = asyncio.run(
+                export(tenant, store, output, progress, force, namespace, published=lambda: done.append(True))
+            )
     except Refused as error:
         console.print(f"export refused: {error}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        console.print(f"export interrupted: nothing was written to {output}")
+        if done:  # the interruption came after both files were complete and in place
+            console.print(f"export interrupted after it was complete: {output}, {manifest_path(output)}")
+        else:
+            console.print(f"export interrupted: nothing was written to {output}")
         raise typer.Exit(130) from None
     left = "".join(
         f"\n  left out {entry['rows']:,} rows of {entry['table']}: also claimed by {', '.join(entry['tenants'])}"

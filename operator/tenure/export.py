@@ -30,7 +30,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -160,8 +160,15 @@ def others_claims(
 
 
 async def export(
-    tenant: str, store: str, output: Path, progress: Progress, force: bool = False, namespace: str = "tenure-system"
+    tenant: str,
+    store: str,
+    output: Path,
+    progress: Progress,
+    force: bool = False,
+    namespace: str = "tenure-system",
+    published: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
+    """Export the tenant's rows (see the module); ``published`` is called once both files are in place."""
     manifest_file = manifest_path(output)
     if not force:
         for existing in (output, manifest_file):
@@ -205,6 +212,7 @@ async def export(
                 # Suspended, closed or forged meanwhile: what was read is not handed out.
                 await _accessible(kube, tenant, key)
                 _publish(data, output, manifest_tmp, manifest_file, force)
+                published()
         finally:
             await conn.close()
     finally:

@@ -38,7 +38,7 @@ from kubernetes_asyncio.client import V1ConfigMap, V1ObjectMeta, V1Secret
 from tenure.api import API_GROUP, API_VERSION, PURGE_RECEIPT
 from tenure.lifecycle.receipts import for_tenant, key_id, link, signed
 
-from .errors import Conflict, Gone, Invalid, checked, typed
+from .errors import ApiError, Conflict, Gone, Invalid, checked, typed
 from .kube import AS_MERGE_PATCH, Kube
 
 SECRET = "tenure-receipt-key"
@@ -126,7 +126,7 @@ async def published_keys(kube: Kube, namespace: str) -> dict[str, Ed25519PublicK
     )
 
 
-class Collision(Conflict):
+class Collision(ApiError):
     """A PurgeReceipt has the tenant's receipt name but Tenure did not sign it for this tenant.
 
     Someone created it first (``<tenant>.<uid>`` is predictable); taking it as issued would let the Tenant go with
