@@ -201,7 +201,7 @@ async def export(
                     "keys": {kind: list(values) for kind, values in keys.items()},
                     "exportedAt": format_timestamp(datetime.now(UTC)),
                     "file": output.name,
-                    "fileSha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+                    "fileSha256": _sha256(data),
                     "tables": tables,
                     "rows": sum(table["rows"] for table in tables),
                     "leftOut": [entry.manifest() for entry in left_out],
@@ -209,8 +209,10 @@ async def export(
                     "seconds": round(time.perf_counter() - started, 3),
                 }
                 _durable(manifest_tmp, (json.dumps(manifest, indent=2) + "\n").encode())
-                # Suspended, closed or forged meanwhile: what was read is not handed out.
-                await _accessible(kube, tenant, key)
+                # Suspended, closed, forged or recreated meanwhile: what was read is not handed out.
+                again = await _accessible(kube, tenant, key)
+                if again["metadata"]["uid"] != body["metadata"]["uid"]:
+                    raise Refused(f"tenant {tenant} was deleted and created again while its rows were read")
                 _publish(data, output, manifest_tmp, manifest_file, force)
                 published()
         finally:
@@ -247,6 +249,14 @@ async def _write(
         raw.flush()
         os.fsync(raw.fileno())
     return keys, tables, left_out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _durable(path: Path, content: bytes) -> None:
