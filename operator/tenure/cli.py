@@ -227,24 +227,45 @@ def receipts_show(
     tenant: Annotated[str, typer.Argument(help="The (long gone) Tenant's name.")],
     output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
     file: Annotated[Path | None, typer.Option("--file", "-f", help="Read receipts from this file.")] = None,
+    keys: Annotated[
+        Path | None, typer.Option(help="`kubectl -n tenure-system get configmap tenure-receipt-keys -o json` output.")
+    ] = None,
+    namespace: Annotated[str, _NAMESPACE] = "tenure-system",
 ) -> None:
-    """A tenant's receipt(s), for people (table) or programs (json)."""
+    """A tenant's receipt(s), for people (table) or programs (json), each verified: one whose digest or signature
+    does not hold is marked NOT verified (json: "verified": false and why), and the command exits 1."""
     import json
 
     from rich.console import Console
 
-    from tenure.records import load_receipts, of_tenant, show
+    from tenure.records import load_keys, load_receipts, of_tenant, show, unverified
 
     console = Console()
     found = of_tenant(load_receipts(file), tenant)
     if not found:
         console.print(f"no PurgeReceipt names tenant {tenant}")
         raise typer.Exit(1)
-    for receipt in found:
+    try:
+        published = load_keys(keys, namespace) if keys or file is None else None
+    except Exception as error:  # shown, and every receipt is then marked as not verified
+        console.print(f"cannot read the published keys: {error}")
+        published = None
+    problems = [unverified(receipt, published) for receipt in found]
+    for receipt, problem in zip(found, problems, strict=True):
         if output == "json":
-            print(json.dumps(receipt, indent=2))
+            print(
+                json.dumps(
+                    {**receipt, "verified": problem is None, **({"problem": problem} if problem else {})}, indent=2
+                )
+            )
         else:
-            show(console, receipt)
+            show(console, receipt, problem)
+            if problem:
+                console.print(
+                    f"[red]NOT VERIFIED[/red]: PurgeReceipt {receipt['metadata']['name']} {problem}", soft_wrap=True
+                )
+    if any(problems):
+        raise typer.Exit(1)
 
 
 @app.command("export")
@@ -252,8 +273,13 @@ def export_tenant(
     tenant: Annotated[str, typer.Argument(help="The Active Tenant's name.")],
     store: Annotated[str, typer.Option("--store", help="The DataStore to export from.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The gzip JSON Lines file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE and FILE.manifest.json if they exist.")] = False,
+    namespace: Annotated[
+        str, typer.Option(envvar="TENURE_NAMESPACE", help="The operator's namespace (Secret tenure-status-seal).")
+    ] = "tenure-system",
 ) -> None:
-    """Every row of an Active tenant's keys in a DataStore, as gzip JSON Lines and FILE.manifest.json."""
+    """An Active tenant's rows in a DataStore, as gzip JSON Lines and FILE.manifest.json; rows another tenant
+    also claims are left out and named in the manifest. Both files appear only once complete."""
     import asyncio
 
     from rich.console import Console
@@ -262,15 +288,28 @@ def export_tenant(
     from tenure.export import Refused, columns, export, manifest_path
 
     console = Console(stderr=True, soft_wrap=True)
+    done: list[bool] = []
     try:
         with Progress(*columns(), console=console, transient=True) as progress:
-            manifest = asyncio.run(export(tenant, store, output, progress))
+            manifest = asyncio.run(
+                export(tenant, store, output, progress, force, namespace, published=lambda: done.append(True))
+            )
     except Refused as error:
         console.print(f"export refused: {error}")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        if done:  # the interruption came after both files were complete and in place
+            console.print(f"export interrupted after it was complete: {output}, {manifest_path(output)}")
+        else:
+            console.print(f"export interrupted: nothing was written to {output}")
+        raise typer.Exit(130) from None
+    left = "".join(
+        f"\n  left out {entry['rows']:,} rows of {entry['table']}: also claimed by {', '.join(entry['tenants'])}"
+        for entry in manifest["leftOut"]
+    )
     console.print(
         f"{manifest['rows']:,} rows from {len(manifest['tables'])} tables in {manifest['seconds']}s: "
-        f"{output}, {manifest_path(output)}"
+        f"{output}, {manifest_path(output)}{left}"
     )
 
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from tenure.api import PURGE_RECEIPT
 from tenure.effects import receipts
 from tenure.effects.kube import Kube, connect
-from tenure.lifecycle.receipts import Problem, verify
+from tenure.lifecycle.receipts import Problem, digest, signature_problems, verify
 
 
 async def _receipts() -> list[dict[str, Any]]:
@@ -67,7 +67,22 @@ def of_tenant(items: list[dict[str, Any]], tenant: str) -> list[dict[str, Any]]:
     return [item for item in items if item.get("spec", {}).get("tenant", {}).get("name") == tenant]
 
 
-def show(console: Console, receipt: dict[str, Any]) -> None:
+def unverified(receipt: dict[str, Any], keys: dict[str, Ed25519PublicKey] | None) -> str | None:
+    """Why the receipt is not proof (not signed by Tenure, or edited), or None when its digest and signature hold.
+
+    Anyone who could create a PurgeReceipt could write any content in it: only a verified one says what Tenure did.
+    """
+    if keys is None:
+        return "cannot be verified: no public keys (give --keys, or read them from the cluster)"
+    spec = receipt.get("spec") or {}
+    if spec.get("digest") != digest(spec):
+        return "was edited: its content does not match its digest"
+    problems = signature_problems(receipt["metadata"]["name"], spec, keys)
+    return problems[0].what if problems else None
+
+
+def show(console: Console, receipt: dict[str, Any], problem: str | None = None) -> None:
+    """One receipt for people; ``problem`` (from :func:`unverified`) marks it as not proof of anything."""
     spec = receipt["spec"]
     head = Table(show_header=False, title=f"PurgeReceipt {receipt['metadata']['name']}", title_justify="left")
     head.add_column()
@@ -82,6 +97,12 @@ def show(console: Console, receipt: dict[str, Any]) -> None:
         ("Previous", spec["previousDigest"] or "(first receipt)"),
         ("Key", spec["keyId"]),
         ("Tenure", spec["tenureVersion"]),
+        (
+            "Verified",
+            f"[red]NO[/red]: this receipt {problem}; it is not proof that Tenure purged anything"
+            if problem
+            else "yes: its digest matches its content and Tenure's published key signed it",
+        ),
     ):
         head.add_row(label, value)
     console.print(head)

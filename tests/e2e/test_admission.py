@@ -185,6 +185,51 @@ def test_only_break_glass_labels_a_rolebinding_keep_access(kubectl: Kubectl, uni
         kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
 
 
+def test_a_kept_rolebinding_cannot_be_widened_or_unkept_but_by_break_glass(kubectl: Kubectl, unique: str) -> None:
+    """Whoever may edit a kept binding (a tenant's admin) cannot add everyone to it before a suspension."""
+    ns = f"kw-{unique}"
+    kubectl.run("create", "namespace", ns)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "oncall", "namespace": ns, "labels": {"retention.tenure.dev/keep-access": "true"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "oncall"}],
+    }
+    everyone = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}
+    widen = json.dumps([{"op": "add", "path": "/subjects/-", "value": everyone}])
+    patch = ("patch", "rolebinding", "oncall", "-n", ns, "--type=json", "-p", widen)
+    try:
+        kubectl.create(binding, *BREAK_GLASS)
+        widened = kubectl.run(*patch, check=False)
+        assert widened.returncode != 0
+        assert "RoleBinding oncall is kept while its tenant is suspended" in widened.stderr
+        assert "changing its subjects or roleRef would widen what it grants" in widened.stderr
+        # Replaced whole (kubectl replace, apply): the same refusal.
+        replaced = {**binding, "subjects": [*binding["subjects"], everyone]}
+        assert (
+            "changing its subjects or roleRef"
+            in kubectl.run("replace", "-f", "-", input=json.dumps(replaced), check=False).stderr
+        )
+        unkept = kubectl.run(
+            "label", "rolebinding", "oncall", "-n", ns, "retention.tenure.dev/keep-access-", check=False
+        )
+        assert unkept.returncode != 0
+        assert "may change or remove that label" in unkept.stderr
+        stored = kubectl.get("rolebinding", "oncall", ns)
+        assert stored is not None and stored["subjects"] == binding["subjects"]
+        assert stored["metadata"]["labels"]["retention.tenure.dev/keep-access"] == "true"
+        # Deleting it and creating a wider one in its place needs break glass too.
+        kubectl.run("delete", "rolebinding", "oncall", "-n", ns)
+        assert "may set it" in kubectl.create(replaced, check=False).stderr
+        # The break-glass group may change it, and other edits go on as before.
+        kubectl.create(binding, *BREAK_GLASS)
+        assert kubectl.run("label", "rolebinding", "oncall", "-n", ns, "team=a", check=False).returncode == 0
+        assert kubectl.run(*patch, *BREAK_GLASS, check=False).returncode == 0
+    finally:
+        kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
+
+
 def test_only_tenure_makes_changes_or_deletes_the_objects_that_keep_a_namespace_closed(
     kubectl: Kubectl, unique: str
 ) -> None:

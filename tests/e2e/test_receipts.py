@@ -17,7 +17,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tenure.lifecycle.receipts import link
-from tests.conftest import BREAK_GLASS, Objects
+from tests.conftest import BREAK_GLASS, OPERATOR_IDENTITY, Objects
+from tests.e2e.test_access import events
 from tests.e2e.test_datastores import claiming, purging_store, secret
 from tests.e2e.test_lifecycle import owned, phase_of
 from tests.support.kube import Kubectl, eventually
@@ -25,6 +26,7 @@ from tests.support.litellm import create_account, spend_log
 
 pytestmark = pytest.mark.usefixtures("operator")
 __all__ = ["secret"]  # the fixture, used by name
+OPERATOR = OPERATOR_IDENTITY
 
 
 def total_rows(uri: str) -> int:
@@ -164,3 +166,85 @@ def test_receipts_cannot_be_edited_or_deleted_and_verify_finds_tampering(
     assert result.returncode == 1
     assert f"the first receipt edited, removed or reordered is {name}" in result.stdout
     assert "which Tenure never published" in result.stdout
+
+
+def planted(name: str, tenant: str, uid: str, sequence: int) -> dict[str, Any]:
+    """A receipt that passes the CRD's schema, linked to nothing Tenure made, signed by a key of its own."""
+    body = {
+        "tenant": {"name": tenant, "uid": uid},
+        "policy": {"name": "default"},
+        "timeline": [{"phase": "Purged", "at": "2026-01-01T00:00:00Z"}],
+        "tenureVersion": "0.1.0",
+    }
+    spec = link(body, {"sequence": sequence - 1, "digest": "sha256:" + "1" * 64}, Ed25519PrivateKey.generate())
+    return {
+        "apiVersion": "retention.tenure.dev/v1alpha1",
+        "kind": "PurgeReceipt",
+        "metadata": {"name": name, "labels": {"retention.tenure.dev/sequence": str(sequence)}},
+        "spec": spec,
+    }
+
+
+def test_only_tenure_creates_receipts_and_a_planted_one_is_never_taken_as_issued_or_as_the_head(
+    kubectl: Kubectl, kubeconfig: Path, objects: Objects, secret: str, litellm_db: str, unique: str
+) -> None:
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        account = create_account(conn, "acme")
+        spend_log(conn, account, datetime.now(UTC))
+    store = purging_store(kubectl, objects, secret, unique)
+    tenant = f"pr-{unique}"
+    claiming(objects, tenant, unique, store, account.organization)
+    phase_of(kubectl, tenant, "Active")
+    uid = kubectl.get("tenant", tenant)["metadata"]["uid"]  # type: ignore[index]
+    name = f"{tenant}.{uid}"
+    premade = planted(name, tenant, uid, 1)
+    huge = planted(f"huge-{unique}", f"huge-{unique}", "u", 10**9)
+
+    # Nobody but Tenure creates a receipt: not a cluster admin, not the break-glass group.
+    for flags in ((), BREAK_GLASS):
+        refused = kubectl.create(premade, *flags, check=False)
+        assert refused.returncode != 0
+        assert f"only Tenure ({OPERATOR}) creates PurgeReceipts" in refused.stderr
+    # Past the policy (Tenure's own identity, as a stolen token or a missing policy would allow): both planted.
+    for receipt in (premade, huge):
+        kubectl.create(receipt, f"--as={OPERATOR}")
+    try:
+        shown = tenure(kubeconfig, "receipts", "show", tenant)
+        assert shown.returncode == 1
+        assert f"NOT VERIFIED: PurgeReceipt {name} is signed with key" in shown.stdout
+
+        kubectl.patch("tenant", tenant, {"spec": {"state": "Closed"}})
+        phase_of(kubectl, tenant, "Purged", timeout=90)
+        warned = eventually(
+            lambda: [m for m in events(kubectl, tenant, "ReceiptFailed") if "did not issue it" in m] or None,
+            timeout=60,
+            what="ReceiptFailed",
+        )
+        assert f"PurgeReceipt {name} exists, but Tenure did not issue it for tenant {tenant}" in warned[0]
+        assert "delete it with the break-glass group" in warned[0]
+        assert kubectl.get("tenant", tenant)["metadata"]["finalizers"]  # type: ignore[index]
+
+        # A person removes the impostor as the Warning says: Tenure issues the real receipt and lets the Tenant go.
+        kubectl.run("delete", "purgereceipt", name, *BREAK_GLASS)
+        # (the next pass comes after the reconciler's backoff, at most 60 s)
+        eventually(lambda: _unfinalized(kubectl, tenant), timeout=120, what="tenant finalized")
+        real = kubectl.get("purgereceipt", name)
+        assert real is not None and real["spec"]["signature"] != premade["spec"]["signature"]
+        signed = [
+            r
+            for r in json.loads(kubectl.run("get", "purgereceipts", "-o", "json").stdout)["items"]
+            if r["metadata"]["name"] != huge["metadata"]["name"]
+        ]
+        # Linked after the last receipt Tenure signed, not after the forged 10^9.
+        assert real["spec"]["sequence"] == max(r["spec"]["sequence"] for r in signed) < 10**9
+        earlier = [r for r in signed if r["spec"]["sequence"] < real["spec"]["sequence"]]
+        head = max(earlier, key=lambda r: r["spec"]["sequence"])["spec"]["digest"] if earlier else ""
+        assert real["spec"]["previousDigest"] == head
+        verified = tenure(kubeconfig, "receipts", "verify")
+        assert verified.returncode == 1 and f"huge-{unique}" in verified.stdout
+        assert "which Tenure never published" in verified.stdout
+        assert tenure(kubeconfig, "receipts", "show", tenant).returncode == 0
+    finally:
+        kubectl.run("delete", "purgereceipt", huge["metadata"]["name"], "--ignore-not-found", *BREAK_GLASS)
+    # With the planted one gone the chain verifies whole: the forgery did not break it for good.
+    assert tenure(kubeconfig, "receipts", "verify").returncode == 0

@@ -11,7 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tenure.api import PURGE_RECEIPT, PurgeReceiptSpec
-from tenure.effects.receipts import Receipts
+from tenure.effects.errors import ApiError, Invalid
+from tenure.effects.receipts import Collision, Receipts
 from tenure.lifecycle.receipts import canonical, content, digest, key_id, link, verify
 
 from ..support.fake_kube import FakeKube
@@ -149,9 +150,9 @@ def test_issuing_is_idempotent_across_restarts_and_concurrent_purges_get_consecu
             *(first.issue(f"t{n}.u{n}", {**body, "tenant": {"name": f"t{n}", "uid": f"u{n}"}}) for n in range(5))
         )
         # A crash after creating t0's receipt, before its finalizer went: the next replica issues it again.
-        await Receipts(kube, KEY).issue("t0.u0", body)  # type: ignore[arg-type]
+        await Receipts(kube, KEY).issue("t0.u0", {**body, "tenant": {"name": "t0", "uid": "u0"}})  # type: ignore[arg-type]
         # Two replicas racing on the same receipt (a lost AlreadyExists): no error, no second receipt.
-        await Receipts(kube, KEY).issue("t1.u1", body)  # type: ignore[arg-type]
+        await Receipts(kube, KEY).issue("t1.u1", {**body, "tenant": {"name": "t1", "uid": "u1"}})  # type: ignore[arg-type]
         # Another replica extended the chain since `first` last issued: `first` links after it, not beside it.
         await Receipts(kube, KEY).issue("t5.u5", {**body, "tenant": {"name": "t5", "uid": "u5"}})  # type: ignore[arg-type]
         await first.issue("t6.u6", {**body, "tenant": {"name": "t6", "uid": "u6"}})
@@ -162,3 +163,89 @@ def test_issuing_is_idempotent_across_restarts_and_concurrent_purges_get_consecu
     assert stored["t6.u6"]["spec"]["sequence"] == 7
     assert kube.writes == 7
     assert verify(stored.values(), KEYS) == []
+
+
+def _receipt(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"retention.tenure.dev/sequence": str(spec["sequence"])}},
+        "spec": spec,
+    }
+
+
+def test_a_forged_huge_sequence_is_never_the_head_and_the_chain_continues_from_the_last_signed_receipt() -> None:
+    kube = FakeKube()
+    real = chain(2)
+    for receipt in real:
+        kube.create(PURGE_RECEIPT.plural, receipt)
+    body = content(*(lambda c: (c.name, c.uid, c.spec, c.status, "0.1.0"))(purged_under_holds()))
+    # Anyone with `create` on PurgeReceipts: sequence 10^9, linked to the head, signed by a key of their own.
+    forged = link(
+        {**body, "tenant": {"name": "x", "uid": "ux"}},
+        {**real[-1]["spec"], "sequence": 10**9 - 1},
+        Ed25519PrivateKey.generate(),
+    )
+    kube.create(PURGE_RECEIPT.plural, _receipt("x.ux", forged))
+
+    asyncio.run(Receipts(kube, KEY).issue("t9.u9", {**body, "tenant": {"name": "t9", "uid": "u9"}}))  # type: ignore[arg-type]
+    issued = kube.objects[PURGE_RECEIPT.plural]["t9.u9"]["spec"]
+    assert issued["sequence"] == 3
+    assert issued["previousDigest"] == real[-1]["spec"]["digest"]
+    # Once the planted receipt is deleted (break-glass), the chain verifies whole.
+    del kube.objects[PURGE_RECEIPT.plural]["x.ux"]
+    assert verify(kube.objects[PURGE_RECEIPT.plural].values(), KEYS) == []
+
+
+@pytest.mark.parametrize("planted", ["unsigned", "another tenant's signed receipt"])
+def test_a_receipt_planted_under_the_tenants_name_is_a_collision_not_already_issued(planted: str) -> None:
+    kube = FakeKube()
+    body = content(*(lambda c: (c.name, c.uid, c.spec, c.status, "0.1.0"))(purged_under_holds()))
+    # Unsigned (another key), or a real receipt of tenant t0 with its spec copied under acme's name.
+    spec = link(body, None, Ed25519PrivateKey.generate()) if planted == "unsigned" else chain(1)[0]["spec"]
+    kube.create(PURGE_RECEIPT.plural, _receipt("acme.tenant-uid", spec))
+
+    async def scenario() -> None:
+        issuer = Receipts(kube, KEY)  # type: ignore[arg-type]
+        with pytest.raises(ApiError) as raised:
+            await issuer.issue("acme.tenant-uid", body)
+        assert isinstance(raised.value, Collision)
+        assert "PurgeReceipt acme.tenant-uid exists, but Tenure did not issue it for tenant acme" in str(raised.value)
+        assert "delete it with the break-glass group" in str(raised.value)
+        # Also when the name is taken between listing and creating (the create answers AlreadyExists).
+        late = Receipts(kube, KEY)  # type: ignore[arg-type]
+        late._listed, late._found = True, {}
+        with pytest.raises(Collision):
+            await late.issue("acme.tenant-uid", body)
+
+    asyncio.run(scenario())
+    assert kube.writes == 0
+
+
+def test_a_refused_receipt_says_the_finalizer_stays_and_what_to_do() -> None:
+    kube = FakeKube()
+    body = content(*(lambda c: (c.name, c.uid, c.spec, c.status, "0.1.0"))(purged_under_holds()))
+
+    async def refuse(plural: str, receipt: dict[str, Any]) -> dict[str, Any]:
+        raise Invalid(422, "Invalid", "PurgeReceipt.retention.tenure.dev is invalid", ("spec.sequence: too large",))
+
+    kube.create_custom = refuse  # type: ignore[method-assign]
+    with pytest.raises(Invalid) as raised:
+        asyncio.run(Receipts(kube, KEY).issue("acme.tenant-uid", body))  # type: ignore[arg-type]
+    assert "the API server refused PurgeReceipt acme.tenant-uid (sequence 1)" in str(raised.value)
+    assert "spec.sequence: too large" in str(raised.value)
+    assert "keeps the Tenant's finalizer until a receipt is accepted" in str(raised.value)
+
+
+def test_once_the_impostor_is_deleted_the_same_issuer_issues_the_real_receipt() -> None:
+    kube = FakeKube()
+    body = content(*(lambda c: (c.name, c.uid, c.spec, c.status, "0.1.0"))(purged_under_holds()))
+    kube.create(PURGE_RECEIPT.plural, _receipt("acme.tenant-uid", link(body, None, Ed25519PrivateKey.generate())))
+
+    async def scenario() -> None:
+        issuer = Receipts(kube, KEY)  # type: ignore[arg-type]
+        with pytest.raises(Collision):
+            await issuer.issue("acme.tenant-uid", body)
+        del kube.objects[PURGE_RECEIPT.plural]["acme.tenant-uid"]  # break glass removes it
+        await issuer.issue("acme.tenant-uid", body)
+
+    asyncio.run(scenario())
+    assert verify(kube.objects[PURGE_RECEIPT.plural].values(), KEYS) == []

@@ -1,5 +1,10 @@
 """Every row of a tenant's keys in a DataStore, streamed out as JSON Lines, for the customer to take along.
 
+Rows follow the purge's own rule (``postgres._matches``): a row that also
+carries a key another tenant (not yet purged) claims is theirs too and is left
+out, as a purge leaves it; per table the rows left out are counted and the
+tenants claiming them named (:class:`LeftOut`), from the same snapshot.
+
 Rows are read in one read-only, repeatable-read transaction (one consistent
 snapshot, and the database refuses any write in it) with ``COPY ... TO
 STDOUT``, streamed and written 5,000 rows at a time: no table is ever held in
@@ -28,7 +33,8 @@ from psycopg import sql
 from tenure.api import DataStoreSpec
 
 from . import operations, postgres
-from .targets import Keys
+from .operations import Owners
+from .targets import Keys, Target
 
 FETCH = 5_000
 """Rows per write to the file."""
@@ -42,6 +48,18 @@ class TableExport:
 
     def manifest(self) -> dict[str, Any]:
         return {"table": self.table, "rows": self.rows, "sha256": self.digest.hexdigest()}
+
+
+@dataclass
+class LeftOut:
+    """Rows of one table carrying the tenant's key that were not exported: another tenant claims them too."""
+
+    table: str
+    rows: int
+    tenants: tuple[str, ...]
+
+    def manifest(self) -> dict[str, Any]:
+        return {"table": self.table, "rows": self.rows, "tenants": list(self.tenants)}
 
 
 def _flush(
@@ -64,23 +82,29 @@ async def export(
     keys: Keys,
     write: Callable[[str], object],
     progress: Callable[[str, int], None] = lambda table, rows: None,
+    owners: Owners | None = None,
+    left_out: list[LeftOut] | None = None,
 ) -> list[dict[str, Any]]:
-    """Write every line through ``write``; returns the manifest's tables. ``conn`` must be in autocommit."""
+    """Write every line through ``write``; returns the manifest's tables. ``conn`` must be in autocommit.
+
+    ``owners`` (from :func:`operations.key_owners` over every other tenant not yet purged) are the keys others
+    claim: rows carrying one are left out, and each table's are appended to ``left_out``.
+    """
+    claimed = {kind: tuple(values) for kind, values in (owners or {}).items()}
     done: list[TableExport] = []
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         for target in reversed(operations.targets_of(spec)):
             table = await postgres.describe_table(conn, target)
-            selected = postgres.tenant_rows(target, table, keys) if table is not None else None
-            if selected is None:
+            matched = postgres._matches(target, table, keys, claimed) if table is not None else None
+            if table is None or matched is None:
                 continue
-            where, params = selected
             current = TableExport(target.name)
             prefix = '{"table":' + json.dumps(target.name) + ',"row":'
             query = sql.SQL("COPY (SELECT row_to_json(t)::text FROM {} t WHERE {}) TO STDOUT").format(
-                sql.Identifier(target.schema, target.table), where
+                sql.Identifier(target.schema, target.table), matched.where
             )
-            async with conn.cursor() as cursor, cursor.copy(query, params) as copy:
+            async with conn.cursor() as cursor, cursor.copy(query, matched.params) as copy:
                 copy.set_types(["text"])
                 batch: list[str] = []
                 async for (row,) in copy.rows():
@@ -89,4 +113,38 @@ async def export(
                         _flush(current, prefix, batch, write, progress)
                 _flush(current, prefix, batch, write, progress)
             done.append(current)
+            if claimed and left_out is not None:
+                kept = await _left_out(conn, target, matched, owners or {})
+                if kept is not None:
+                    left_out.append(kept)
     return [table.manifest() for table in done]
+
+
+async def _left_out(
+    conn: psycopg.AsyncConnection[Any], target: Target, matched: postgres.Match, owners: Owners
+) -> LeftOut | None:
+    """The table's rows of the tenant that another tenant claims too, and who claims them (None: none)."""
+    ident = sql.Identifier(target.schema, target.table)
+    async with conn.cursor() as cur:
+        await cur.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {} AND {}").format(ident, matched.ours, matched.theirs),
+            matched.params,
+        )
+        row = await cur.fetchone()
+        rows = int(row[0]) if row else 0
+        if not rows:
+            return None
+        tenants: set[str] = set()
+        for column, kind in target.key_columns:
+            claimed = owners.get(kind) or {}
+            if not claimed:
+                continue
+            await cur.execute(
+                sql.SQL("SELECT DISTINCT {c}::text FROM {t} WHERE {o} AND {c}::text = ANY(%(claimed)s)").format(
+                    c=sql.Identifier(column), t=ident, o=matched.ours
+                ),
+                {**matched.params, "claimed": list(claimed)},
+            )
+            for (value,) in await cur.fetchall():
+                tenants |= claimed.get(value, set())
+    return LeftOut(target.name, rows, tuple(sorted(tenants)))

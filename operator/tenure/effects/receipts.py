@@ -7,11 +7,13 @@ wins). Every public key Tenure ever signed with is published in ConfigMap
 rotation still verify (docs/records.md: rotation).
 
 Receipts are created by the one acting replica (the leader), one at a time
-(:class:`Receipts` holds a lock). The chain's head is the receipt with the
-highest sequence, listed from the API server once, then remembered and
+(:class:`Receipts` holds a lock). The chain's head is the signed receipt with
+the highest sequence, listed from the API server once, then remembered and
 checked before each new receipt by listing the label of the next sequence. A receipt's name is
 fixed by its Tenant's uid, so a crash between creating it and removing the
-finalizer finds it on the next pass and creates no second one.
+finalizer finds it on the next pass and creates no second one; a receipt under
+that name Tenure did not sign for that tenant is a :class:`Collision`, never
+"already issued".
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from cryptography.hazmat.primitives.serialization import (
 from kubernetes_asyncio.client import V1ConfigMap, V1ObjectMeta, V1Secret
 
 from tenure.api import API_GROUP, API_VERSION, PURGE_RECEIPT
-from tenure.lifecycle.receipts import key_id, link
+from tenure.lifecycle.receipts import for_tenant, key_id, link, signed
 
-from .errors import Conflict, Gone, checked, typed
+from .errors import ApiError, Conflict, Gone, Invalid, checked, typed
 from .kube import AS_MERGE_PATCH, Kube
 
 SECRET = "tenure-receipt-key"
@@ -124,29 +126,55 @@ async def published_keys(kube: Kube, namespace: str) -> dict[str, Ed25519PublicK
     )
 
 
+class Collision(ApiError):
+    """A PurgeReceipt has the tenant's receipt name but Tenure did not sign it for this tenant.
+
+    Someone created it first (``<tenant>.<uid>`` is predictable); taking it as issued would let the Tenant go with
+    no proof of its purge. The finalizer stays until a person removes the impostor.
+    """
+
+
+class Refused(Invalid):
+    """The API server refused the receipt's content (422): the finalizer stays until it is accepted."""
+
+
 class Receipts:
     """Issues receipts one at a time, each linked to the chain's head as the API server has it.
+
+    Only receipts Tenure signed count (:func:`~tenure.lifecycle.receipts.signed`, with the key ids published in
+    ConfigMap ``tenure-receipt-keys`` of ``namespace`` and the signer's own): the head is the signed receipt with
+    the highest sequence, so a receipt planted with sequence 10^9 is never linked to, and a receipt found under a
+    tenant's name counts as issued only when Tenure signed it for that very tenant.
 
     The head is remembered between receipts; before each new one a list by the label of the next sequence
     (normally empty) proves no other replica extended the chain meanwhile, else every receipt is listed again.
     """
 
-    def __init__(self, kube: Kube, key: Ed25519PrivateKey) -> None:
+    def __init__(self, kube: Kube, key: Ed25519PrivateKey, namespace: str | None = None) -> None:
         self.kube = kube
         self.key = key
+        self.namespace = namespace
         self._lock = asyncio.Lock()
         self._issued: set[str] = set()
+        """Names of receipts Tenure signed, each for the tenant its name is for (checked when issuing)."""
+        self._found: dict[str, Mapping[str, Any]] = {}
+        """Every receipt listed, by name: its spec."""
+        self._keys: dict[str, Ed25519PublicKey] = {}
         self._head: Mapping[str, Any] | None = None
         self._listed = False
 
     async def issue(self, name: str, body: Mapping[str, Any]) -> None:
-        """Create receipt ``name`` with ``body`` (its content) unless it exists; idempotent."""
+        """Create receipt ``name`` with ``body`` (its content) unless Tenure already did; idempotent.
+
+        Raises :class:`Collision` when another receipt holds the name, :class:`Refused` when the API server refuses
+        the receipt (both :class:`~tenure.effects.errors.ApiError`: the finalizer stays, a Warning says why).
+        """
         if name in self._issued and self._listed:
             return
         async with self._lock:
             if not await self._current():
                 await self._relist()
-            if name in self._issued:
+            if name in self._found and await self._taken(name, body):
                 return
             spec = link(body, self._head, self.key)
             receipt = {
@@ -160,11 +188,60 @@ class Receipts:
             except Conflict as error:
                 if not error.already_exists:
                     raise
-                self._listed = False  # issued by another replica meanwhile: list again before the next one
+                self._listed = False  # created meanwhile (another replica, or someone else): list again
+                found = await self.kube.get_custom(PURGE_RECEIPT.plural, name)
+                self._check(name, found.get("spec") or {}, body)
                 return
+            except Invalid as error:
+                causes = f" ({'; '.join(error.causes)})" if error.causes else ""
+                raise Refused(
+                    error.status,
+                    error.reason,
+                    f"the API server refused PurgeReceipt {name} (sequence {spec['sequence']}): {error.message}"
+                    f"{causes}. Tenure keeps the Tenant's finalizer until a receipt is accepted: fix what is named "
+                    "(e.g. apply the CRDs of this Tenure version, crds/), and the next pass issues it",
+                    error.causes,
+                ) from error
             logger.info("issued PurgeReceipt %s (sequence %d, %s)", name, spec["sequence"], spec["digest"])
             self._issued.add(name)
+            self._found[name] = spec
             self._head = spec
+
+    async def _taken(self, name: str, body: Mapping[str, Any]) -> bool:
+        """The listed receipt ``name`` is Tenure's for this tenant (True), gone since (False), or :class:`Collision`.
+
+        An impostor is read again each time: once a person deletes it, the real receipt is issued.
+        """
+        if name not in self._issued:
+            try:
+                self._found[name] = (await self.kube.get_custom(PURGE_RECEIPT.plural, name)).get("spec") or {}
+            except Gone:
+                del self._found[name]
+                return False
+        self._check(name, self._found[name], body)
+        return True
+
+    def _check(self, name: str, spec: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+        """A receipt found under ``name`` is the one Tenure issued for this tenant, or :class:`Collision`."""
+        keys = {**self._keys, key_id(self.key.public_key()): self.key.public_key()}
+        if for_tenant(spec, body["tenant"], keys):
+            self._issued.add(name)
+            return
+        tenant = body["tenant"]
+        why = (
+            f"it is signed by Tenure for tenant {spec.get('tenant')}"
+            if signed(spec, keys)
+            else f"it is not signed by Tenure (key {spec.get('keyId')!r}, or content that does not match its digest)"
+        )
+        raise Collision(
+            409,
+            "ReceiptNameTaken",
+            f"PurgeReceipt {name} exists, but Tenure did not issue it for tenant {tenant['name']} "
+            f"(uid {tenant['uid']}): {why}. Someone created it before Tenure could; it proves nothing. Keep a copy "
+            f"as evidence (kubectl get purgereceipt {name} -o yaml), find its creator in the audit log, then delete "
+            f"it with the break-glass group (kubectl delete purgereceipt {name} --as=$USER "
+            "--as-group=<breakGlassGroup>): Tenure then issues the real receipt and lets the Tenant go",
+        )
 
     async def _current(self) -> bool:
         """The remembered head is still the chain's head: no receipt has the next sequence."""
@@ -175,6 +252,22 @@ class Receipts:
 
     async def _relist(self) -> None:
         receipts = await self.kube.list_custom(PURGE_RECEIPT.plural)
-        self._issued = {receipt["metadata"]["name"] for receipt in receipts}
-        self._head = max((receipt["spec"] for receipt in receipts), key=lambda spec: spec["sequence"], default=None)
+        self._keys = await self._published()
+        keys = {**self._keys, key_id(self.key.public_key()): self.key.public_key()}
+        self._found = {receipt["metadata"]["name"]: receipt.get("spec") or {} for receipt in receipts}
+        verified = [spec for spec in self._found.values() if signed(spec, keys)]
+        ignored = len(self._found) - len(verified)
+        if ignored:
+            logger.warning("%d PurgeReceipt(s) are not signed by Tenure: never taken as issued or as the head", ignored)
+        self._head = max(verified, key=lambda spec: int(spec["sequence"]), default=None)
+        self._issued &= set(self._found)
         self._listed = True
+
+    async def _published(self) -> dict[str, Ed25519PublicKey]:
+        """The published public keys (receipts signed before a rotation count), or none without a namespace."""
+        if self.namespace is None:
+            return {}
+        try:
+            return await published_keys(self.kube, self.namespace)
+        except Gone:
+            return {}

@@ -161,12 +161,28 @@ def verify(receipts: Iterable[Mapping[str, Any]], keys: Mapping[str, Ed25519Publ
             problems.append(Problem(name, "does not link to the receipt before it: the chain was reordered or edited"))
         if spec.get("digest") != digest(spec):
             problems.append(Problem(name, "was edited: its content does not match its digest"))
-        problems.extend(_signature(name, spec, keys))
+        problems.extend(signature_problems(name, spec, keys))
         previous = receipt
     return problems
 
 
-def _signature(name: str, spec: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> list[Problem]:
+def signed(spec: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> bool:
+    """Tenure made this receipt: its content matches its digest, and a published key signed that digest.
+
+    Anyone who could create a PurgeReceipt could give it any name, sequence or content; only a receipt that is
+    signed is taken as issued or as the chain's head.
+    """
+    return spec.get("digest") == digest(spec) and not signature_problems("", spec, keys)
+
+
+def for_tenant(spec: Mapping[str, Any], tenant: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> bool:
+    """The receipt is one Tenure signed for this very tenant (name and uid): a signed receipt of another tenant
+    copied under this one's name is not."""
+    return signed(spec, keys) and spec.get("tenant") == dict(tenant)
+
+
+def signature_problems(name: str, spec: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> list[Problem]:
+    """The receipt's signature is not one a published key made over its digest (empty when it is)."""
     public = keys.get(str(spec.get("keyId")))
     if public is None:
         return [Problem(name, f"is signed with key {spec.get('keyId')!r}, which Tenure never published")]

@@ -68,7 +68,7 @@ class Runtime:
             self.events,
             config.protected,
             stores.seal_key,
-            receipts.Receipts(kube, signer),
+            receipts.Receipts(kube, signer, config.namespace),
             operator_namespace=config.namespace,
             access_sweep=config.access_sweep_seconds,
             access_pod_grace=config.access_pod_grace_seconds,
