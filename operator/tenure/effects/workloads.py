@@ -240,21 +240,41 @@ def _stopped(kind: str, body: Body) -> str:
 
 
 async def restore(kube: Kube, target: Target, key: bytes) -> Report:
-    """Put back what was asked for on every stopped object whose record verifies (before the quota goes)."""
+    """Put back what was asked for on every stopped object whose record verifies (before the quota goes). An object
+    that changed between listing and patching (its controller writes its status) is listed again and retried; one
+    still not restored is in the report's ``failed``, so the namespace stays closed and the next pass tries again
+    (removing the quota first would leave it stopped for good: an open namespace is never restored)."""
     report = Report(target.namespace)
     listed = await _listed(kube, target.namespace)
     deployments = _deployments(listed)
     for kind, bodies in listed:
-        for body in bodies:
-            restore = decisions.restore(key, _workload(kind.name, body, deployments))
-            if restore is None or not await _patch(kind, body, restore.patch):
-                continue
-            name = f"{kind.name} {body['metadata']['name']}"
-            if restore.forged:
-                report.forged.append(f"{name} (left stopped, record removed)")
-            elif "spec" in restore.patch:
-                report.add(f"{name} restored ({_restored(kind.name, restore)})")
+        for attempt in range(STOP_ATTEMPTS):
+            changed = [body for body in bodies if not await _restore_one(kind, body, key, deployments, report)]
+            if not changed:
+                break
+            if attempt == STOP_ATTEMPTS - 1:
+                names = ", ".join(body["metadata"]["name"] for body in changed)
+                report.failed.append(f"restoring {kind.name} {names}: changed while being restored; next pass")
+                break
+            uids = {body["metadata"]["uid"] for body in changed}
+            fresh = _items(await checked(kind.list(target.namespace, _preload_content=False)))
+            bodies = [body for body in fresh if body["metadata"]["uid"] in uids]
     return report
+
+
+async def _restore_one(kind: _Kind, body: Body, key: bytes, deployments: dict[str, str], report: Report) -> bool:
+    """Restore one object if it carries a record; False when it changed since it was listed (to be listed again)."""
+    restore = decisions.restore(key, _workload(kind.name, body, deployments))
+    if restore is None:
+        return True
+    if not await _patch(kind, body, restore.patch):
+        return False
+    name = f"{kind.name} {body['metadata']['name']}"
+    if restore.forged:
+        report.forged.append(f"{name} (left stopped, record removed)")
+    elif "spec" in restore.patch:
+        report.add(f"{name} restored ({_restored(kind.name, restore)})")
+    return True
 
 
 def _restored(kind: str, restore: decisions.Restore) -> str:

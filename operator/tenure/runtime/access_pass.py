@@ -51,7 +51,8 @@ class AccessPass:
                     self.pods_due[tenant] = min(due, self.pods_due.get(tenant, due))
             else:
                 report = await workloads.restore(self.kube, target, self.seal_key)
-                report.merge(await access.reopen(self.kube, target, self.seal_key, self.operator_namespace))
+                if not report.failed:  # the quota goes last: only once everything stopped is back
+                    report.merge(await access.reopen(self.kube, target, self.seal_key, self.operator_namespace))
         except ApiError as error:
             self._warn(
                 tenant, tenant_uid, "AccessFailed", f"{verb} access to namespace {action.namespace} failed: {error}"
