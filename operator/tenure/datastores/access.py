@@ -35,6 +35,13 @@ verify (made up, copied from another row or tenant), stays blocked with its
 record for a person to decide. LiteLLM's own writes while a row is blocked
 (spend of requests its cache still let through, budget resets) change nothing.
 
+A row Tenure blocked for a tenant that is still inaccessible stays blocked
+even when another tenant, accessible, now claims it through one of its columns
+(the key was moved into another team or organization while its tenant was
+suspended): a key's claim is decided by every tenant claiming it through any
+column, and the one it was blocked for still must be kept out. It is reported
+(``Unblocked.moved``) for a person to decide.
+
 Known limit: an admin who blocks a row Tenure has already blocked changes no
 column Tenure can tell from LiteLLM's own writes, so reopening unblocks it;
 block it again after reopening.
@@ -256,6 +263,9 @@ class Unblocked:
     stale: list[str] = field(default_factory=list)
     """``table/id`` of rows left blocked: their record is older than its tenant's last closing (put back from an
     earlier suspension)."""
+    moved: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+    """(``table/id``, the tenant it was blocked for, the accessible tenants claiming it now) of rows left blocked:
+    blocked for a tenant that is still inaccessible, now claimed by others too (a key moved to another team)."""
 
 
 async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -> Unblocked:
@@ -264,6 +274,7 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
     verify, or that is older than its tenant's last closing, stay blocked with their record. Idempotent."""
     accessible, inaccessible = found.names("accessible"), found.names("inaccessible")
     uids = {found.tenants[name].uid for name in accessible}
+    closed_uids = {found.tenants[name].uid: name for name in inaccessible if found.tenants[name].uid}
     closed_at = {tenant.uid: tenant.closed_at for tenant in found.tenants.values() if tenant.uid}
     result = Unblocked()
     if not accessible:
@@ -291,6 +302,13 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
                 verified = _verified(key, table.name, row, raw)
                 if verified is None:
                     result.untrusted.append(f"{table.name}/{row}")
+                elif verified["tenant"] in closed_uids:  # its tenant must still be kept out, whoever claims it now
+                    moved = (
+                        f"{table.name}/{row}",
+                        closed_uids[verified["tenant"]],
+                        tuple(sorted(claimants & accessible)),
+                    )
+                    result.moved.append(moved)
                 elif _before(verified["at"], _bound(closed_at.get(verified["tenant"]), claimants & accessible, found)):
                     result.stale.append(f"{table.name}/{row}")
                 else:

@@ -175,7 +175,8 @@ async def key_owners(
     by_key: defaultdict[str, set[str]] = defaultdict(set)
     for tenant, keys in tenant_keys.items():
         for key in keys:
-            by_key[key].add(tenant)
+            if postgres.bindable(key):  # one no row can hold claims nothing, and would fail every tenant's statement
+                by_key[key].add(tenant)
     owners: Owners = {}
     if spec.postgres.tables:
         owners[KEY] = by_key

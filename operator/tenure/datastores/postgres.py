@@ -89,6 +89,22 @@ async def connect(uri: str, session: Session = Session()) -> psycopg.AsyncConnec
     return conn
 
 
+def bindable(value: str) -> bool:
+    """Whether a key can be bound as PostgreSQL text at all: a NUL, or text that is not UTF-8 (a lone surrogate),
+    makes the whole statement fail (DataError), and no row can hold such a key, so leaving it out is exact."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+AUTHENTICATION = ("28P01", "28000")
+"""SQLSTATEs of a refused login: invalid_password, invalid_authorization_specification."""
+
+
 TIMED_OUT = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
 """``statement_timeout`` and ``lock_timeout``: not an outage."""
 
@@ -100,8 +116,24 @@ def describe_error(error: BaseException) -> str:
     message = error.diag.message_primary  # the server's; client-side text may quote the connection string
     named = f"{type(error).__name__}: {message}" if message else type(error).__name__
     if isinstance(error, psycopg.OperationalError) and not isinstance(error, TIMED_OUT):
+        if error.sqlstate in AUTHENTICATION or _refused_login(error):
+            return (
+                "authentication failed: the server refused the user or password of the Secret's URI"
+                f" ({type(error).__name__})"
+            )
         return f"database unreachable ({named})"
     return named
+
+
+_LOGIN_REFUSED = re.compile(
+    r"FATAL: +(password authentication failed|role \"[^\"]*\" does not exist|no pg_hba\.conf entry)"
+)
+
+
+def _refused_login(error: psycopg.Error) -> bool:
+    """A connection error whose server message (libpq's text, which never quotes the password) refuses the login:
+    connection errors carry no SQLSTATE."""
+    return bool(_LOGIN_REFUSED.search(str(error)))
 
 
 @dataclass(frozen=True)
@@ -307,16 +339,20 @@ class Batches:
     """
 
     def __init__(self, size: int, pace: Pace = Pace()) -> None:
+        if pace.rows_per_second:  # no statement changes more than a second's worth, the first one included
+            size = max(1, min(size, int(pace.rows_per_second)))
         self.size, self.shrunk, self.pace = size, 0, pace
-        self._due = 0.0
-        """When (monotonic) the rows changed so far are paid for at ``rows_per_second``."""
+        self._due: float | None = None
+        """When (monotonic) the rows changed so far are paid for at ``rows_per_second``; None before the first."""
 
     async def paced(self, rows: int) -> None:
-        """Wait after a statement that changed ``rows`` as long as the pace asks."""
+        """Wait after a statement that changed ``rows`` as long as the pace asks (from the first statement on:
+        no credit is saved up before it)."""
         wait = self.pace.pause
         if self.pace.rows_per_second:
             now = time.monotonic()
-            self._due = max(self._due, now - 1.0) + rows / self.pace.rows_per_second
+            start = now if self._due is None else max(self._due, now - 1.0)
+            self._due = start + rows / self.pace.rows_per_second
             wait = max(wait, self._due - now)
         if wait > 0:
             await asyncio.sleep(wait)
