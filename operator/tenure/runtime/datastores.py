@@ -19,7 +19,7 @@ from typing import Any
 from tenure import metrics
 from tenure.api import DATA_STORE, DataStoreSpec, DataStoreStatus
 from tenure.api.datastore import SweepStatus
-from tenure.datastores import operations, postgres
+from tenure.datastores import access, operations, postgres
 from tenure.datastores.identity import identity
 from tenure.effects import holds, status
 from tenure.effects.events import EventPoster
@@ -30,7 +30,7 @@ from tenure.lifecycle import datastores as decide
 from tenure.lifecycle.conditions import listing
 from tenure.lifecycle.retention import Cutoffs, cutoffs
 
-from .claims import Claims, claims, unusable
+from .claims import Claims, claims
 from .connections import Connections, Unavailable
 from .databases import Databases
 from .gateway import Gateway
@@ -152,8 +152,10 @@ class DataStores:
                 problems=tuple(survey.problems),
                 partitioned=survey.partitioned,
                 residual=survey.residual,
-                unusable=len(unusable((r.claim for r in list(self.stores.tenants.values())), sharing)),
+                unusable=len(bad := self.gateway.unusable(sharing)),
             )
+            if spec.postgres.preset != "litellm":  # a litellm store's gateway check posts them, with what it found
+                self.gateway.announce(name, bad, access.Unblocked())
             if survey.problems:
                 return found, time.time() + NOT_READY_RETRY
             due = decide.sweep_due(last, spec, now)

@@ -116,10 +116,7 @@ class Gateway:
         except ApiError as error:
             logger.warning("gateway access at DataStore %s waits: cannot list the tenants (%s)", store, error)
             return GatewayCheck(error=f"cannot list the tenants: {error}", blocking=blocking)
-        bad = {
-            name: f"keys no row can hold (control characters): {', '.join(map(repr, keys))}"
-            for name, keys in unusable((record.claim for record in list(self.stores.tenants.values())), names).items()
-        }
+        bad = self.unusable(names)
         try:
             unblocked, blocked = await access.apply(conn, key, spec, tenants, blocking)
         except psycopg.OperationalError as error:  # the database, not a tenant's claim
@@ -141,7 +138,7 @@ class Gateway:
                 logger.warning("gateway access at DataStore %s: %s", store, postgres.describe_error(again))
                 return GatewayCheck(error=postgres.describe_error(again), blocking=blocking)
         self._report(store, unblocked, blocked)
-        self._announce(store, bad, unblocked)
+        self.announce(store, bad, unblocked)
         unverified = tuple(
             sorted(name for name in bad if self._inaccessible(name, names) and name not in bad_keys(bad))
         )
@@ -154,12 +151,20 @@ class Gateway:
             unverified=unverified,
         )
 
+    def unusable(self, names: Sequence[str]) -> dict[str, str]:
+        """Per tenant: its keys in the stores that no row can hold, for an Event."""
+        found = unusable((record.claim for record in list(self.stores.tenants.values())), names)
+        return {
+            name: f"keys no row can hold (control characters): {', '.join(map(repr, keys))}"
+            for name, keys in found.items()
+        }
+
     def _inaccessible(self, name: str, names: Sequence[str]) -> bool:
         record = self.stores.tenants.get(name)
         found = tenant(record, names, self.stores.seal_key) if record is not None else None
         return found is not None and found.access == "inaccessible"
 
-    def _announce(self, store: str, bad: dict[str, str], unblocked: access.Unblocked) -> None:
+    def announce(self, store: str, bad: dict[str, str], unblocked: access.Unblocked) -> None:
         """Post an Event on each tenant whose claim was left out, and on both tenants of each moved key, when what
         the store's checks found changes."""
         found = (sorted(bad.items()), sorted(unblocked.moved))
