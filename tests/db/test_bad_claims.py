@@ -97,6 +97,7 @@ def test_a_tenant_whose_keys_cannot_be_resolved_is_isolated_and_its_blocking_rep
     assert "DataError" in posted[0][2]
     status, reason, message = decide.gateway(found)
     assert (status, reason) == ("False", "Partial") and "bad" in message, message
+    assert list(gateway.unverified_of("bad")) == ["litellm"] and gateway.unverified_of("acme") == {}
 
 
 def test_a_nul_key_does_not_stop_the_sweep_nor_another_tenants_purge(litellm_db: str) -> None:

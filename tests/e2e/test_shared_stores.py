@@ -10,8 +10,11 @@ LiteLLM's real schema on a real PostgreSQL.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,7 +22,7 @@ import pytest
 from tests.conftest import Objects
 from tests.e2e.test_datastores import NAMESPACE, datastore, ready, rows
 from tests.support.kube import REPO, Kubectl, condition, eventually
-from tests.support.litellm import create_account, spend_log
+from tests.support.litellm import Account, create_account, spend_log
 from tests.support.tenants import phase_of
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -60,17 +63,27 @@ def gateway_condition(kubectl: Kubectl, store: str) -> dict[str, str]:
     return condition(kubectl.get("datastore", store), "GatewayBlocked") or {}
 
 
-@pytest.mark.parametrize("first", ["litellm", "ds-2"])
-def test_a_second_store_on_the_same_database_neither_purges_nor_blocks_an_active_tenants_rows(
-    kubectl: Kubectl, objects: Objects, two_secrets: tuple[str, str], litellm_db: str, unique: str, first: str
-) -> None:
-    with psycopg.connect(litellm_db, autocommit=True) as conn:
+@dataclass
+class Setup:
+    """Active acme's account claimed in the first store; evil lists its organization in the second."""
+
+    acme: Account
+    evil_account: Account
+    acme_tenant: str
+    evil: str
+    store: str
+    second: str
+
+
+def two_stores_one_database(
+    kubectl: Kubectl, objects: Objects, secrets: tuple[str, str], uri: str, unique: str, first: str
+) -> Setup:
+    with psycopg.connect(uri, autocommit=True) as conn:
         acme, evil_account = create_account(conn, "acme"), create_account(conn, "evil")
         for _ in range(20):
             spend_log(conn, acme, datetime.now(UTC))
-    acme_rows = rows(litellm_db, acme)
-    stores = {"litellm": (f"litellm-{unique}", two_secrets[0]), "ds-2": (f"ds2-{unique}", two_secrets[1])}
-    for which in (first, *(s for s in stores if s != first)):
+    stores = {"litellm": (f"litellm-{unique}", secrets[0]), "ds-2": (f"ds2-{unique}", secrets[1])}
+    for which in (first, *(s for s in stores if s != first)):  # the two orders of creation
         datastore(objects, *stores[which])
         ready(kubectl, stores[which][0])
     store, second = stores["litellm"][0], stores["ds-2"][0]
@@ -86,16 +99,31 @@ def test_a_second_store_on_the_same_database_neither_purges_nor_blocks_an_active
         },
     )
     phase_of(kubectl, acme_tenant, "Active")
+    phase_of(kubectl, evil, "Active")
+    return Setup(acme, evil_account, acme_tenant, evil, store, second)
+
+
+@pytest.mark.parametrize("first", ["litellm", "ds-2"])
+def test_a_second_store_on_the_same_database_never_blocks_an_active_tenants_rows(
+    kubectl: Kubectl, objects: Objects, two_secrets: tuple[str, str], litellm_db: str, unique: str, first: str
+) -> None:
+    world = two_stores_one_database(kubectl, objects, two_secrets, litellm_db, unique, first)
+    acme_rows = (*world.acme.teams, *world.acme.tokens)
     before = gateway_flags(litellm_db)
 
     # evil suspended: its own rows are blocked, acme's never (by either store, in either order of checks).
-    kubectl.patch("tenant", evil, {"spec": {"state": "Suspended", "suspensionReason": "NonPayment"}})
+    kubectl.patch("tenant", world.evil, {"spec": {"state": "Suspended", "suspensionReason": "NonPayment"}})
     eventually(
-        lambda: all(gateway_flags(litellm_db)[row] for row in (*evil_account.teams, *evil_account.tokens)),
+        lambda: all(gateway_flags(litellm_db)[row] for row in (*world.evil_account.teams, *world.evil_account.tokens)),
         timeout=60,
         what="evil's own teams and keys blocked",
     )
-    for name in (store, second):  # both stores checked since
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # each store's check, in turn: acme's rows never change
+        now = gateway_flags(litellm_db)
+        assert {row: now[row] for row in acme_rows} == {row: before[row] for row in acme_rows}
+        time.sleep(0.5)
+    for name in (world.store, world.second):  # both stores' conditions count acme's rows as shared, left open
         eventually(
             lambda n=name: (
                 "shared with a tenant that is not inaccessible" in gateway_condition(kubectl, n).get("message", "")
@@ -104,21 +132,31 @@ def test_a_second_store_on_the_same_database_neither_purges_nor_blocks_an_active
             what=f"{name} leaving acme's rows open as shared",
         )
     now = gateway_flags(litellm_db)
-    assert {row: now[row] for row in (*acme.teams, *acme.tokens)} == {
-        row: before[row] for row in (*acme.teams, *acme.tokens)
-    }
+    assert {row: now[row] for row in acme_rows} == {row: before[row] for row in acme_rows}
+
+
+@pytest.mark.parametrize("first", ["litellm", "ds-2"])
+def test_a_second_store_on_the_same_database_never_purges_an_active_tenants_rows(
+    kubectl: Kubectl, objects: Objects, two_secrets: tuple[str, str], litellm_db: str, unique: str, first: str
+) -> None:
+    world = two_stores_one_database(kubectl, objects, two_secrets, litellm_db, unique, first)
+    acme_rows = rows(litellm_db, world.acme)
 
     # evil closed: its purge waits in the second store naming acme, and deletes none of acme's rows.
-    kubectl.patch("tenant", evil, {"spec": {"state": "Closed", "suspensionReason": None}})
+    kubectl.patch("tenant", world.evil, {"spec": {"state": "Closed"}})
 
-    def waiting() -> dict[str, object] | None:
-        found = (((kubectl.get("tenant", evil) or {}).get("status") or {}).get("purge") or {}).get("stores") or []
-        return next((s for s in found if s["name"] == second and s["state"] == "Waiting"), None)
+    def waiting_or_purged() -> dict[str, Any] | None:
+        tenant = kubectl.get("tenant", world.evil) or {}
+        found = ((tenant.get("status") or {}).get("purge") or {}).get("stores") or []
+        waits = next((s for s in found if s["name"] == world.second and s["state"] == "Waiting"), None)
+        return waits or ({"purged": True} if (tenant.get("status") or {}).get("phase") == "Purged" else None)
 
-    waits = eventually(waiting, timeout=90, what="evil's purge of the second store waiting")
-    assert acme_tenant in str(waits["message"]) and acme.organization in str(waits["message"]), waits
-    assert rows(litellm_db, acme) == acme_rows
-    assert phase_of(kubectl, acme_tenant, "Active")["status"]["phase"] == "Active"
+    waits = eventually(waiting_or_purged, timeout=90, what="evil's purge of the second store waiting")
+    assert rows(litellm_db, world.acme) == acme_rows  # nothing of acme's deleted
+    assert world.acme_tenant in str(waits.get("message")) and world.acme.organization in str(waits["message"]), waits
+    time.sleep(5)  # and it keeps waiting
+    assert rows(litellm_db, world.acme) == acme_rows
+    assert phase_of(kubectl, world.evil, "Purging")
 
 
 def test_a_nul_key_is_refused_and_one_stored_earlier_does_not_stop_keeping_a_suspended_tenant_out(

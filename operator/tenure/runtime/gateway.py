@@ -79,6 +79,13 @@ class Gateway:
         """Posts an Event on a tenant (set by the runtime)."""
         self.announced: dict[str, tuple[Any, ...]] = {}
         """Per DataStore: the bad claims and moved keys last posted (posted again only when they change)."""
+        self.unverified: dict[str, dict[str, str]] = {}
+        """Per DataStore, from its last check: inaccessible tenants whose blocking could not be verified, and why."""
+
+    def unverified_of(self, tenant: str) -> dict[str, str]:
+        """Per DataStore: why the tenant's blocking there could not be verified at its last check (none: verified or
+        nothing to block), for the tenant's own status (it must not be reported as kept out)."""
+        return {store: found[tenant] for store, found in list(self.unverified.items()) if tenant in found}
 
     async def _unseen(self, store: str | Sequence[str]) -> list[access.Tenant]:
         """Tenants the API server lists that the watch has not delivered yet (after a start): each counts as
@@ -142,6 +149,7 @@ class Gateway:
         unverified = tuple(
             sorted(name for name in bad if self._inaccessible(name, names) and name not in bad_keys(bad))
         )
+        self.unverified[store] = {name: bad[name] for name in unverified}
         return GatewayCheck(
             blocking=blocking,
             inaccessible=sum(1 for t in tenants if t.access == "inaccessible") + len(unverified),
