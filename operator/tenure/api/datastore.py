@@ -203,9 +203,9 @@ class DataStoreSpec(Model):
     postgres: PostgresSpec = Field(description="The PostgreSQL database.")
     sweep_interval: Annotated[Duration, AfterValidator(_at_least_a_minute)] = Field(
         timedelta(hours=1),
-        description=f"How often active-data retention runs, e.g. 1h (at least {format_duration(MIN_SWEEP_INTERVAL)}). "
-        "A store never swept is swept soon after it is created; after an operator restart, once the interval since "
-        "the last sweep has passed.",
+        description=f"How often active-data retention runs, e.g. 1h (at least {format_duration(MIN_SWEEP_INTERVAL)}; "
+        "default 1h; not together with sweepSchedule). A store never swept is swept soon after it is created; after "
+        "an operator restart, once the interval since the last sweep has passed.",
         json_schema_extra=_sweep_interval_schema,
     )
     sweep_schedule: str | None = Field(
