@@ -230,13 +230,17 @@ def test_a_row_shared_with_a_tenant_not_inaccessible_stays_open_until_every_clai
     assert blocked.shared == {("acme", "globex"): 4}
 
 
-def test_a_claim_appearing_later_opens_what_tenure_blocked_for_another_tenant(litellm_db: str) -> None:
+def test_a_claim_appearing_later_leaves_blocked_for_a_person_what_tenure_blocked_for_a_suspended_tenant(
+    litellm_db: str,
+) -> None:
+    """Issue 24: an Active tenant's admin who adds a suspended tenant's team to its own dataKeys must not open it
+    (before, such a claim appearing later unblocked the team and its keys while their tenant was suspended)."""
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         acme = create_account(conn, "acme", teams=2, keys_per_team=1)
         before = flags(conn)
     check(litellm_db, tenant("acme", (acme.organization,), "inaccessible"))
-    # globex, Active, now claims acme's second team (say its dataKeys were corrected).
-    check(
+    # globex, Active, now claims acme's second team (its dataKeys edited).
+    unblocked, _ = check(
         litellm_db,
         tenant("acme", (acme.organization,), "inaccessible"),
         tenant("globex", (acme.teams[1],), "accessible"),
@@ -244,10 +248,17 @@ def test_a_claim_appearing_later_opens_what_tenure_blocked_for_another_tenant(li
     rows = now(litellm_db)
     second = {acme.teams[1], *(t for t, team in acme.tokens.items() if team == acme.teams[1])}
     first = {acme.teams[0], *(t for t, team in acme.tokens.items() if team == acme.teams[0])}
-    assert {row: rows[row] for row in first | second} == {
-        **{row: before[row] for row in second},
-        **{row: (True, True) for row in first},
-    }
+    assert {row: rows[row] for row in first | second} == {row: (True, True) for row in first | second}
+    assert unblocked.rows == {}
+    assert sorted(row.split("/")[1] for row, _, _ in unblocked.moved) == sorted(second)
+    assert {(owner, claimants) for _, owner, claimants in unblocked.moved} == {("acme", ("globex",))}
+    # Once acme reopens, everything Tenure blocked opens exactly.
+    check(
+        litellm_db,
+        tenant("acme", (acme.organization,), "accessible"),
+        tenant("globex", (acme.teams[1],), "accessible"),
+    )
+    assert {row: now(litellm_db)[row] for row in first | second} == {row: before[row] for row in first | second}
 
 
 def test_keys_changed_while_blocked_still_unblock_everything_on_reopening(litellm_db: str) -> None:

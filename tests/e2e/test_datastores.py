@@ -361,6 +361,26 @@ MAPPED = {"table": "t", "tenantColumn": "team_id", "dataClass": "usage"}
         ),
         pytest.param(datastore_object("django", postgres={"preset": "django"}), "spec.postgres.preset", id="preset"),
         pytest.param(
+            datastore_object("both-times", sweepInterval="1h", sweepSchedule="0 2 * * *"),
+            "spec.sweepSchedule or spec.sweepInterval, not both",
+            id="schedule-and-interval",
+        ),
+        pytest.param(
+            datastore_object("nul-table", postgres={"tables": [{**MAPPED, "table": "t\u0000x"}]}),
+            "spec.postgres.tables[0].table",
+            id="control-character-in-a-table-name",
+        ),
+        pytest.param(
+            {
+                "apiVersion": "retention.tenure.dev/v1alpha1",
+                "kind": "Tenant",
+                "metadata": {"name": "nul-key"},
+                "spec": {"retentionPolicy": "p", "dataKeys": {"litellm": ["org-1", "org-\u0000x"]}},
+            },
+            "spec.dataKeys.litellm[1]",
+            id="nul-in-a-data-key",
+        ),
+        pytest.param(
             {
                 "apiVersion": "retention.tenure.dev/v1alpha1",
                 "kind": "Tenant",

@@ -56,3 +56,32 @@ def test_tenant_crd_is_cluster_scoped_with_short_name_and_category() -> None:
     assert crd["spec"]["names"]["shortNames"] == ["tn"]
     assert crd["spec"]["names"]["categories"] == ["tenure"]
     assert crd["spec"]["versions"][0]["subresources"] == {"status": {}}
+
+
+def test_every_key_and_name_that_reaches_sql_refuses_control_characters_and_stored_ones_stay_readable() -> None:
+    """Issue 24: the API server refuses a NUL (or any control character) in a data key or a mapped table's names;
+    a Tenant stored before that stays readable (the runtime leaves the key out and reports it)."""
+    import re
+
+    from tenure.api import DATA_STORE, TenantSpec
+    from tenure.api.tenant import NO_CONTROL
+
+    tenant = render(TENANT)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    keys = tenant["properties"]["dataKeys"]["additionalProperties"]["items"]
+    assert keys["pattern"] == NO_CONTROL
+    store = render(DATA_STORE)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    table = store["properties"]["postgres"]["properties"]["tables"]["items"]["properties"]
+    for name in ("schema", "table", "tenantColumn", "timestampColumn"):
+        assert table[name]["pattern"] == NO_CONTROL, name
+    assert re.fullmatch(NO_CONTROL, "org-\x00x") is None and re.fullmatch(NO_CONTROL, "org-7f3c") is not None
+    assert TenantSpec.model_validate({"dataKeys": {"litellm": ["org-\x00x"]}}).data_keys == {"litellm": ("org-\x00x",)}
+
+
+def test_sweep_schedule_and_sweep_interval_are_refused_together_naming_both() -> None:
+    from tenure.api import DATA_STORE
+
+    store = render(DATA_STORE)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    (rule,) = store["x-kubernetes-validations"]
+    assert rule["rule"] == "!(has(self.sweepInterval) && has(self.sweepSchedule))"
+    assert "spec.sweepSchedule or spec.sweepInterval, not both" in rule["message"]
+    assert "default" not in store["properties"]["sweepInterval"]  # else the API server would always set it

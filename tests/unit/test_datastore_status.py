@@ -137,3 +137,20 @@ def test_the_gateway_condition_says_whether_inaccessible_tenants_are_kept_out_an
     assert "lock timeout" in found.message and "may still work" in found.message
     dry = decide.gateway(decide.GatewayCheck(blocking=False, inaccessible=1))
     assert dry[:2] == ("False", "DryRun")
+
+
+def test_bad_claims_are_counted_and_an_unverified_blocking_makes_the_gateway_condition_false() -> None:
+    """Issue 24: one tenant's bad claim is counted on the store, the others still enforced; an inaccessible tenant
+    whose keys could not be resolved is named, its blocking not verified."""
+    counted = decide.gateway(decide.GatewayCheck(inaccessible=1, unusable=2))
+    assert counted == (
+        "True",
+        "Enforced",
+        "Inaccessible tenants: 1; their teams, keys and projects are blocked. 2 tenants' claims could not be used in "
+        "whole or in part and were left out, the others checked as usual (the Events on those tenants name the keys).",
+    )
+    partial = decide.gateway(decide.GatewayCheck(inaccessible=2, unusable=1, unverified=("globex",)))
+    assert partial[:2] == ("False", "Partial")
+    assert "inaccessible tenants globex could not be resolved" in partial[2] and "may still work" in partial[2]
+    ready = decide.ready(decide.Check(unusable=1))
+    assert ready[:2] == ("True", "Connected") and "1 tenants list keys no row can hold" in ready[2]

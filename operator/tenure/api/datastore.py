@@ -15,11 +15,11 @@ from pydantic import AfterValidator, ConfigDict, Field, JsonValue, StringConstra
 
 from .duration import PATTERN, Duration, format_duration
 from .meta import Condition, Model, Timestamp, conditions_field
-from .tenant import DNS_LABEL
+from .tenant import DNS_LABEL, NO_CONTROL
 
 StoredClass = Literal["prompts", "responses", "logs", "usage", "account"]
 ContentClass = Literal["prompts", "responses", "logs", "usage"]
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=63)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=NO_CONTROL)]
 
 
 class SecretKeyRef(Model):
@@ -177,16 +177,36 @@ def _sweep_interval_rules() -> list[JsonValue]:
     ]
 
 
+def _sweep_interval_schema(schema: dict[str, JsonValue]) -> None:
+    """Its rules, and no default in the CRD: the API server must tell an interval someone set from none, to refuse
+    one set beside sweepSchedule (the operator still uses 1h when neither is set)."""
+    schema.pop("default", None)
+    schema["x-kubernetes-validations"] = _sweep_interval_rules()
+
+
 class DataStoreSpec(Model):
     """A database holding tenants' records."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.sweepInterval) && has(self.sweepSchedule))",
+                    "message": "set spec.sweepSchedule or spec.sweepInterval, not both (with a schedule the interval "
+                    "would be ignored)",
+                    "fieldPath": ".sweepSchedule",
+                }
+            ]
+        }
+    )
 
     postgres: PostgresSpec = Field(description="The PostgreSQL database.")
     sweep_interval: Annotated[Duration, AfterValidator(_at_least_a_minute)] = Field(
         timedelta(hours=1),
-        description=f"How often active-data retention runs, e.g. 1h (at least {format_duration(MIN_SWEEP_INTERVAL)}). "
-        "A store never swept is swept soon after it is created; after an operator restart, once the interval since "
-        "the last sweep has passed.",
-        json_schema_extra={"x-kubernetes-validations": _sweep_interval_rules()},
+        description=f"How often active-data retention runs, e.g. 1h (at least {format_duration(MIN_SWEEP_INTERVAL)}; "
+        "default 1h; not together with sweepSchedule). A store never swept is swept soon after it is created; after "
+        "an operator restart, once the interval since the last sweep has passed.",
+        json_schema_extra=_sweep_interval_schema,
     )
     sweep_schedule: str | None = Field(
         None,

@@ -22,7 +22,16 @@ TenantName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, max_length=
 """Any name a Tenant can have (a subdomain, at most 63 characters since it is used as a label value)."""
 PolicyName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN, max_length=253)]
 DataStoreName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
-DataKey = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+"""No control character (NUL, newline, escape...): what the API server requires of every key and name that reaches
+SQL. A NUL makes any statement binding it fail; control characters have no place in an id or a table name."""
+DataKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256),
+    Field(json_schema_extra={"pattern": NO_CONTROL}),
+]
+"""One key. Its pattern is the API server's alone: a Tenant stored earlier with a control character stays readable,
+and the runtime leaves such a key out of every statement and reports it (it matches no row)."""
 MAX_DATA_KEYS = 64
 """Keys per DataStore in spec.dataKeys (each at most 256 characters): the spec and its status stay small for etcd."""
 NamespaceName = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]

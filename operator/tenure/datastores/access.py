@@ -35,6 +35,13 @@ verify (made up, copied from another row or tenant), stays blocked with its
 record for a person to decide. LiteLLM's own writes while a row is blocked
 (spend of requests its cache still let through, budget resets) change nothing.
 
+A row Tenure blocked for a tenant that is still inaccessible stays blocked
+even when another tenant, accessible, now claims it through one of its columns
+(the key was moved into another team or organization while its tenant was
+suspended): a key's claim is decided by every tenant claiming it through any
+column, and the one it was blocked for still must be kept out. It is reported
+(``Unblocked.moved``) for a person to decide.
+
 Known limit: an admin who blocks a row Tenure has already blocked changes no
 column Tenure can tell from LiteLLM's own writes, so reopening unblocks it;
 block it again after reopening.
@@ -109,12 +116,30 @@ def _stamp(moment: datetime | None) -> str:
     return "" if moment is None else moment.isoformat(timespec="microseconds")
 
 
-def record(key: bytes, table: str, row: str, tenant_uid: str, prior: bool | None, at: str) -> dict[str, Any]:
+def record(
+    key: bytes,
+    table: str,
+    row: str,
+    tenant_uid: str,
+    prior: bool | None,
+    at: str,
+    claimants: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """What Tenure writes on a row it blocks: the flag it had (``null`` or ``false``), for whom, when (UTC, the
-    database's clock), and a seal over these and the row's identity."""
-    message = "\x00".join((table, row, tenant_uid, json.dumps(prior), at)).encode()
+    database's clock), every tenant (uid) claiming it then, and a seal over these and the row's identity.
+
+    ``claimants`` tells a key moved to another tenant since from one shared all along; a record written before
+    it existed has none, and counts as blocked for its tenant alone.
+    """
+    parts = [table, row, tenant_uid, json.dumps(prior), at]
+    if claimants is not None:
+        parts.append("\x01".join(claimants))
+    message = "\x00".join(parts).encode()
     seal = hmac.new(hashlib.sha256(b"tenure-gateway:" + key).digest(), message, hashlib.sha256).hexdigest()[:40]
-    return {"prior": prior, "tenant": tenant_uid, "at": at, "seal": seal}
+    written: dict[str, Any] = {"prior": prior, "tenant": tenant_uid, "at": at, "seal": seal}
+    if claimants is not None:
+        written["claimants"] = list(claimants)
+    return written
 
 
 def _verified(key: bytes, table: str, row: str, found: Any) -> dict[str, Any] | None:
@@ -124,7 +149,10 @@ def _verified(key: bytes, table: str, row: str, found: Any) -> dict[str, Any] | 
     tenant, at, seal = found.get("tenant"), found.get("at"), found.get("seal")
     if not isinstance(tenant, str) or not isinstance(at, str) or not isinstance(seal, str):
         return None
-    expected = record(key, table, row, tenant, found["prior"], at)["seal"]
+    claimants = found.get("claimants")
+    if claimants is not None and (not isinstance(claimants, list) or not all(isinstance(c, str) for c in claimants)):
+        return None
+    expected = record(key, table, row, tenant, found["prior"], at, claimants)["seal"]
     return found if hmac.compare_digest(seal.encode(), expected.encode()) else None
 
 
@@ -147,6 +175,19 @@ def _before(at: str, closed_at: datetime | None) -> bool:
     except ValueError:
         return True
     return written < closed_at - CLOCK_SKEW
+
+
+def _moved(
+    verified: dict[str, Any], claiming: set[str], closed_uids: dict[str, str], found: Claims
+) -> tuple[str, tuple[str, ...]] | None:
+    """(the inaccessible tenant, the accessible ones claiming it now) when a blocked row must stay blocked: blocked
+    for tenants one of which is still inaccessible, and no tenant claiming it now that is accessible claimed it
+    when it was blocked (it moved to them: a key put into another tenant's team). None: it may be unblocked."""
+    then = set(verified.get("claimants") or (verified["tenant"],))
+    still = sorted(closed_uids[uid] for uid in then if uid in closed_uids)
+    if not still or any(found.tenants[name].uid in then for name in claiming):
+        return None
+    return still[0], tuple(sorted(claiming))
 
 
 @dataclass(frozen=True)
@@ -224,7 +265,8 @@ async def block(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -
                 if claimants <= inaccessible:
                     rows.append(row)
                     uid = found.tenants[min(claimants)].uid
-                    records.append(json.dumps(record(key, table.name, row, uid, prior, at)))
+                    then = sorted(found.tenants[name].uid for name in claimants)
+                    records.append(json.dumps(record(key, table.name, row, uid, prior, at, then)))
                 else:
                     result.shared.update(
                         (closed, other) for closed in claimants & inaccessible for other in claimants - inaccessible
@@ -256,6 +298,9 @@ class Unblocked:
     stale: list[str] = field(default_factory=list)
     """``table/id`` of rows left blocked: their record is older than its tenant's last closing (put back from an
     earlier suspension)."""
+    moved: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+    """(``table/id``, the tenant it was blocked for, the accessible tenants claiming it now) of rows left blocked:
+    blocked for a tenant that is still inaccessible, now claimed by others too (a key moved to another team)."""
 
 
 async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims) -> Unblocked:
@@ -264,6 +309,7 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
     verify, or that is older than its tenant's last closing, stay blocked with their record. Idempotent."""
     accessible, inaccessible = found.names("accessible"), found.names("inaccessible")
     uids = {found.tenants[name].uid for name in accessible}
+    closed_uids = {found.tenants[name].uid: name for name in inaccessible if found.tenants[name].uid}
     closed_at = {tenant.uid: tenant.closed_at for tenant in found.tenants.values() if tenant.uid}
     result = Unblocked()
     if not accessible:
@@ -291,6 +337,8 @@ async def unblock(conn: psycopg.AsyncConnection[Any], key: bytes, found: Claims)
                 verified = _verified(key, table.name, row, raw)
                 if verified is None:
                     result.untrusted.append(f"{table.name}/{row}")
+                elif moved := _moved(verified, claimants & accessible, closed_uids, found):
+                    result.moved.append((f"{table.name}/{row}", *moved))
                 elif _before(verified["at"], _bound(closed_at.get(verified["tenant"]), claimants & accessible, found)):
                     result.stale.append(f"{table.name}/{row}")
                 else:

@@ -18,7 +18,7 @@ from tenure.api import DataStoreSpec
 from tenure.api.datastore import ContentClass
 from tenure.lifecycle.retention import Cutoffs as TenantCutoffs
 
-from . import litellm, postgres
+from . import litellm, postgres, sweeps
 from .targets import KEY, Keys, Target
 
 
@@ -147,13 +147,13 @@ async def sweep(
     for target in targets_of(spec):
         if target.timestamp is None:
             continue
-        passes: list[postgres.SweepPass] = []
+        passes: list[sweeps.SweepPass] = []
         row_class = target.data_class
         if row_class != "account":
-            passes.append(postgres.SweepPass(_windows(target, owners, cutoffs, row_class)))
+            passes.append(sweeps.SweepPass(_windows(target, owners, cutoffs, row_class)))
         for data_class, columns in target.redact.items():
-            passes.append(postgres.SweepPass(_windows(target, owners, cutoffs, data_class), clear=columns))
-        affected = await postgres.sweep(conn, target, passes, batches, progress)
+            passes.append(sweeps.SweepPass(_windows(target, owners, cutoffs, data_class), clear=columns))
+        affected = await sweeps.sweep(conn, target, passes, batches, progress)
         for sweep_pass, rows in zip(passes, affected, strict=True):
             if sweep_pass.clear:
                 result.redacted += rows
@@ -175,7 +175,8 @@ async def key_owners(
     by_key: defaultdict[str, set[str]] = defaultdict(set)
     for tenant, keys in tenant_keys.items():
         for key in keys:
-            by_key[key].add(tenant)
+            if postgres.bindable(key):  # one no row can hold claims nothing, and would fail every tenant's statement
+                by_key[key].add(tenant)
     owners: Owners = {}
     if spec.postgres.tables:
         owners[KEY] = by_key
@@ -194,21 +195,21 @@ async def key_owners(
 
 def _windows(
     target: Target, owners: Owners, cutoffs: Mapping[str, TenantCutoffs], data_class: ContentClass
-) -> dict[str, postgres.Cutoffs]:
-    """Per key column of the table: every known key and its cutoff for this class (``postgres.KEPT`` when kept).
+) -> dict[str, sweeps.Cutoffs]:
+    """Per key column of the table: every known key and its cutoff for this class (``sweeps.KEPT`` when kept).
 
     A key claimed by several tenants gets the earliest of their cutoffs. When
     no key has a cutoff the pass would change nothing: it is skipped.
     """
-    windows: dict[str, postgres.Cutoffs] = {}
+    windows: dict[str, sweeps.Cutoffs] = {}
     for column, kind in target.key_columns:
         claimed = owners.get(kind, {})
         if claimed:
             before = [
-                min(cutoffs.get(t, {}).get(data_class, postgres.KEPT) for t in tenants) for tenants in claimed.values()
+                min(cutoffs.get(t, {}).get(data_class, sweeps.KEPT) for t in tenants) for tenants in claimed.values()
             ]
-            windows[column] = postgres.Cutoffs(list(claimed), before)
-    if all(moment == postgres.KEPT for window in windows.values() for moment in window.before):
+            windows[column] = sweeps.Cutoffs(list(claimed), before)
+    if all(moment == sweeps.KEPT for window in windows.values() for moment in window.before):
         return {}
     return windows
 

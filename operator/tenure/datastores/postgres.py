@@ -17,10 +17,12 @@ How rows are found without degrading:
   to change about ``batch`` rows (:class:`PageWalk`). The whole purge then
   costs about one sequential scan, where ``LIMIT`` batches over an unindexed
   column would rescan the table for every batch.
-* **Sweeps** (active retention) pass every tenant's cutoff at once as arrays
-  joined with ``unnest``: one statement per table and key column per batch,
-  however many tenants there are, walking the timestamp index in order when
-  there is one, page ranges otherwise.
+* **Sweeps** (active retention, :mod:`.sweeps`) pass every tenant's cutoff at
+  once as arrays joined with ``unnest``: one statement per table and key
+  column per batch, however many tenants there are, by page ranges.
+
+Sessions and errors are in :mod:`.sessions`, the catalog in :mod:`.catalog`
+(both re-exported here).
 
 A purge ends with a count over the tenant's keys; it is done only when that
 count is zero, so "purged" is proven, not assumed.
@@ -30,16 +32,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from .catalog import BINDABLE as BINDABLE
+from .catalog import Column as Column
+from .catalog import Leaf as Leaf
+from .catalog import Table as Table
+from .catalog import describe_table as describe_table
+from .catalog import inspect as inspect
+from .catalog import leaves as leaves
+from .sessions import AUTHENTICATION as AUTHENTICATION
+from .sessions import TIMED_OUT as TIMED_OUT
+from .sessions import Session as Session
+from .sessions import bindable as bindable
+from .sessions import connect as connect
+from .sessions import describe_error as describe_error
 from .targets import Keys, Target
 
 logger = logging.getLogger(__name__)
@@ -51,173 +65,6 @@ SPARSE = 0.02
 """Below this share of a table's rows (planner estimate), a tenant's rows are deleted through indexes."""
 MAX_PASSES = 5
 """Purge passes over a table before giving up on rows that keep arriving (the tenant is still writing)."""
-
-
-@dataclass(frozen=True)
-class Session:
-    """Limits every Tenure session sets, so a stuck statement or lock never holds the database (seconds)."""
-
-    statement_timeout: float = 60.0
-    lock_timeout: float = 5.0
-    idle_in_transaction_session_timeout: float = 60.0
-    application_name: str = "tenure"
-
-
-async def connect(uri: str, session: Session = Session()) -> psycopg.AsyncConnection[Any]:
-    """A connection in autocommit (each statement its own transaction), dates in UTC, bounded by ``session``.
-
-    Parallel query is off for Tenure's sessions: background deletion must not
-    take every core of a database that is serving live traffic. Plans are
-    always custom: with the keys as constants PostgreSQL hashes ``= ANY`` key
-    arrays, which a generic plan (after five executions) would scan row by row.
-    """
-    limits = " ".join(
-        f"-c {name}={int(seconds * 1000)}"
-        for name, seconds in (
-            ("statement_timeout", session.statement_timeout),
-            ("lock_timeout", session.lock_timeout),
-            ("idle_in_transaction_session_timeout", session.idle_in_transaction_session_timeout),
-        )
-    )
-    conn = await psycopg.AsyncConnection.connect(
-        uri,
-        autocommit=True,
-        connect_timeout=10,
-        application_name=session.application_name,
-        options="-c TimeZone=UTC -c max_parallel_workers_per_gather=0 -c plan_cache_mode=force_custom_plan " + limits,
-    )
-    return conn
-
-
-TIMED_OUT = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
-"""``statement_timeout`` and ``lock_timeout``: not an outage."""
-
-
-def describe_error(error: BaseException) -> str:
-    """An error as people may see it, with the server's message: never the connection URI or its password."""
-    if not isinstance(error, psycopg.Error):
-        return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    message = error.diag.message_primary  # the server's; client-side text may quote the connection string
-    named = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    if isinstance(error, psycopg.OperationalError) and not isinstance(error, TIMED_OUT):
-        return f"database unreachable ({named})"
-    return named
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    nullable: bool
-
-
-@dataclass(frozen=True)
-class Table:
-    """What the catalog says about a mapped table."""
-
-    columns: Mapping[str, Column]
-    leading_indexed: frozenset[str]
-    """Columns that lead some index (usable to find rows by that column)."""
-    partitioned: bool = False
-    """A natively partitioned table: its rows are in its leaf partitions, each with its own ``ctid`` space."""
-
-
-@dataclass(frozen=True)
-class Leaf:
-    """A table that holds rows itself: a plain table, or one leaf partition of a partitioned one."""
-
-    target: Target
-    """The mapping, addressing this leaf directly."""
-    lowest: datetime | None = None
-    """The earliest timestamp the leaf can hold, when it is a range partition on the target's timestamp."""
-
-
-BINDABLE = ("text", "character varying", "character", "uuid", "bigint", "integer", "smallint")
-"""Key column types Tenure can match keys against (keys are compared as text, the column cast to text)."""
-
-
-async def describe_table(conn: psycopg.AsyncConnection[Any], target: Target) -> Table | None:
-    async with conn.cursor() as cur:
-        await cur.execute(
-            "SELECT c.oid, c.relkind = 'p' FROM pg_class c WHERE c.oid = to_regclass(%s)",
-            [sql.Identifier(target.schema, target.table).as_string(conn)],
-        )
-        row = await cur.fetchone()
-        if row is None:
-            return None
-        oid, partitioned = row
-        await cur.execute(
-            "SELECT attname, format_type(atttypid, atttypmod), NOT attnotnull FROM pg_attribute "
-            "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped",
-            [oid],
-        )
-        columns = {name: Column(name, type_, nullable) for name, type_, nullable in await cur.fetchall()}
-        await cur.execute(
-            "SELECT a.attname FROM pg_index i "
-            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
-            "WHERE i.indrelid = %s AND i.indisvalid",
-            [oid],
-        )
-        leading = frozenset(name for (name,) in await cur.fetchall())
-    return Table(columns, leading, partitioned)
-
-
-_LOWEST = re.compile(r"^FOR VALUES FROM \('([^']+)'\)")
-
-
-async def leaves(conn: psycopg.AsyncConnection[Any], target: Target) -> list[Leaf]:
-    """The tables holding the target's rows: itself, or every leaf partition (DEFAULT included).
-
-    A ``ctid`` is unique only inside one leaf, so everything that selects rows
-    by ``ctid`` runs on leaves, never through a partitioned parent.
-    """
-    async with conn.cursor() as cur:
-        await cur.execute(
-            "SELECT p.isleaf, n.nspname, c.relname, "
-            "CASE WHEN p.parentrelid = pt.partrelid AND pt.partstrat = 'r' AND pt.partnatts = 1 "
-            "AND a.attname = %s THEN pg_get_expr(c.relpartbound, c.oid) END "
-            "FROM pg_partition_tree(to_regclass(%s)) p JOIN pg_class c ON c.oid = p.relid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "LEFT JOIN pg_partitioned_table pt ON pt.partrelid = to_regclass(%s) "
-            "LEFT JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0] "
-            "ORDER BY c.relname",
-            [target.timestamp or "", *[sql.Identifier(target.schema, target.table).as_string(conn)] * 2],
-        )
-        rows = await cur.fetchall()
-    if not rows:  # not partitioned: the table itself
-        return [Leaf(target)]
-    found = []
-    for leaf, schema, table, bound in rows:
-        if not leaf:
-            continue
-        lowest = None
-        if bound and (match := _LOWEST.match(bound)):
-            moment = datetime.fromisoformat(match.group(1))
-            lowest = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        found.append(Leaf(replace(target, schema=schema, table=table), lowest))
-    return found
-
-
-async def inspect(conn: psycopg.AsyncConnection[Any], targets: Iterable[Target]) -> list[str]:
-    """Problems with the mapping, each naming the table or column; empty when everything exists."""
-    problems = []
-    for target in targets:
-        table = await describe_table(conn, target)
-        if table is None:
-            problems.append(f"table {target.name} does not exist")
-            continue
-        for column in sorted(target.columns()):
-            if column not in table.columns:
-                problems.append(f"column {target.name}.{column} does not exist")
-        for column, _ in target.key_columns:
-            found = table.columns.get(column)
-            if found is not None and found.type.split("(")[0] not in BINDABLE:
-                problems.append(f"column {target.name}.{column} has type {found.type}, which cannot hold a tenant key")
-        for columns in target.redact.values():
-            for column in columns:
-                if column in table.columns and not table.columns[column].nullable:
-                    problems.append(f"column {target.name}.{column} is NOT NULL and cannot be cleared")
-    return problems
 
 
 Claimed = Mapping[str, Collection[str]]
@@ -307,16 +154,20 @@ class Batches:
     """
 
     def __init__(self, size: int, pace: Pace = Pace()) -> None:
+        if pace.rows_per_second:  # no statement changes more than a second's worth, the first one included
+            size = max(1, min(size, int(pace.rows_per_second)))
         self.size, self.shrunk, self.pace = size, 0, pace
-        self._due = 0.0
-        """When (monotonic) the rows changed so far are paid for at ``rows_per_second``."""
+        self._due: float | None = None
+        """When (monotonic) the rows changed so far are paid for at ``rows_per_second``; None before the first."""
 
     async def paced(self, rows: int) -> None:
-        """Wait after a statement that changed ``rows`` as long as the pace asks."""
+        """Wait after a statement that changed ``rows`` as long as the pace asks (from the first statement on:
+        no credit is saved up before it)."""
         wait = self.pace.pause
         if self.pace.rows_per_second:
             now = time.monotonic()
-            self._due = max(self._due, now - 1.0) + rows / self.pace.rows_per_second
+            start = now if self._due is None else max(self._due, now - 1.0)
+            self._due = start + rows / self.pace.rows_per_second
             wait = max(wait, self._due - now)
         if wait > 0:
             await asyncio.sleep(wait)
@@ -575,183 +426,3 @@ async def _index_batches(
         if affected == 0:
             return
         yield affected
-
-
-KEPT = datetime(1, 1, 1, tzinfo=UTC)
-"""The cutoff of a key whose rows are kept (held, no window for the class): a row it applies to is never changed."""
-
-
-@dataclass(frozen=True)
-class Cutoffs:
-    """For one key column, rows whose key is ``keys[i]`` are past retention when dated before ``before[i]``."""
-
-    keys: list[str]
-    before: list[datetime]
-
-
-@dataclass(frozen=True)
-class SweepPass:
-    """One change applied to every page range: delete past-retention rows, or clear columns in them."""
-
-    cutoffs: Mapping[str, Cutoffs]
-    """Per key column."""
-    clear: tuple[str, ...] = ()
-    """Columns set to NULL; empty means the rows are deleted."""
-
-
-def _naive(moments: list[datetime]) -> list[datetime]:
-    return [moment.astimezone(UTC).replace(tzinfo=None) for moment in moments]
-
-
-def _qualifies(
-    table: Table, sweep_pass: SweepPass, p: int, ts: str, stamp: str, params: dict[str, Any]
-) -> tuple[sql.Composable, sql.Composable] | None:
-    """The joins and condition selecting rows of a page range this pass changes; None when it binds no keys.
-
-    Every key column joins the pass's keys and cutoffs (``k{p}_{i}``, ``b{p}_{i}``, added to ``params``); a row is
-    past retention when dated before the earliest cutoff of its keys. A kept key's cutoff (KEPT) wins ``LEAST``,
-    and the row is excluded even when dated -infinity.
-    """
-    columns = [column for column, cutoffs in sweep_pass.cutoffs.items() if cutoffs.keys]
-    if not columns:
-        return None
-    naive = stamp == "timestamp"
-    for i, column in enumerate(columns):
-        cutoffs = sweep_pass.cutoffs[column]
-        params[f"k{p}_{i}"] = cutoffs.keys
-        params[f"b{p}_{i}"] = _naive(cutoffs.before) if naive else cutoffs.before
-    joins = sql.SQL(" ").join(
-        sql.SQL("LEFT JOIN unnest({k}::text[], {b}::{stamp}[]) AS {w}(k, before) ON {col} = {w}.k").format(
-            k=sql.Placeholder(f"k{p}_{i}"),
-            b=sql.Placeholder(f"b{p}_{i}"),
-            stamp=sql.SQL(stamp),
-            w=sql.Identifier(f"w{p}_{i}"),
-            col=_key(column, table, "t"),
-        )
-        for i, column in enumerate(columns)
-    )
-    cutoff = sql.SQL("LEAST({})").format(
-        sql.SQL(", ").join(sql.SQL("{}.before").format(sql.Identifier(f"w{p}_{i}")) for i in range(len(columns)))
-    )
-    pending: sql.Composable = sql.SQL("")
-    if sweep_pass.clear:
-        pending = sql.SQL(" AND ({})").format(
-            sql.SQL(" OR ").join(sql.SQL("t.{} IS NOT NULL").format(sql.Identifier(c)) for c in sweep_pass.clear)
-        )
-    condition = sql.SQL("(t.{ts} < {cutoff} AND {cutoff} > %(kept)s::{stamp}{pending})").format(
-        ts=sql.Identifier(ts), cutoff=cutoff, stamp=sql.SQL(stamp), pending=pending
-    )
-    return joins, condition
-
-
-_RANGE = "t.ctid >= %(low)s::tid AND t.ctid < %(high)s::tid"
-
-
-def _deletion(leaf: Target, joins: sql.Composable, condition: sql.Composable) -> sql.Composed:
-    return sql.SQL(
-        "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT t.ctid FROM {t} t {joins} WHERE " + _RANGE + " AND {c} "
-        "LIMIT %(limit)s))"
-    ).format(t=_ident(leaf), joins=joins, c=condition)
-
-
-def _redaction(leaf: Target, passes: list[tuple[SweepPass, sql.Composable, sql.Composable]]) -> sql.Composed:
-    """One UPDATE clearing every class's columns that are past their windows, returning which classes it cleared.
-
-    One statement for all classes, so each row is rewritten once: a row's new version may land outside the page
-    range, where a second statement on the range would no longer find it.
-    """
-    flags = [sql.Identifier(f"p{p}") for p in range(len(passes))]
-    by_column: dict[str, list[sql.Identifier]] = {}
-    for (sweep_pass, _, _), flag in zip(passes, flags, strict=True):
-        for column in sweep_pass.clear:
-            by_column.setdefault(column, []).append(flag)
-    sets = sql.SQL(", ").join(
-        sql.SQL("{c} = CASE WHEN {any} THEN NULL ELSE u.{c} END").format(
-            c=sql.Identifier(column), any=sql.SQL(" OR ").join(sql.SQL("s.{}").format(f) for f in chosen)
-        )
-        for column, chosen in by_column.items()
-    )
-    return sql.SQL(
-        "UPDATE {t} AS u SET {sets} FROM (SELECT t.ctid AS id, {selected} FROM {t} t {joins} WHERE " + _RANGE + " "
-        "AND ({any}) LIMIT %(limit)s) s WHERE u.ctid = s.id RETURNING {returned}"
-    ).format(
-        t=_ident(leaf),
-        sets=sets,
-        selected=sql.SQL(", ").join(
-            sql.SQL("{} AS {}").format(c, f) for (_, _, c), f in zip(passes, flags, strict=True)
-        ),
-        joins=sql.SQL(" ").join(j for _, j, _ in passes),
-        any=sql.SQL(" OR ").join(c for _, _, c in passes),
-        returned=sql.SQL(", ").join(sql.SQL("s.{}").format(f) for f in flags),
-    )
-
-
-def _counting(
-    conn: psycopg.AsyncConnection[Any], query: sql.Composed, params: dict[str, Any], into: list[int], at: list[int]
-) -> Statement:
-    """Runs a redaction, adding the rows it cleared per class to ``into[at[i]]``; returns the rows it rewrote."""
-
-    async def run(bounds: dict[str, Any]) -> int:
-        async with conn.cursor() as cur:
-            await cur.execute(query, {**params, **bounds})
-            cleared = await cur.fetchall()
-        for position, index in enumerate(at):
-            into[index] += sum(1 for row in cleared if row[position])
-        return len(cleared)
-
-    return run
-
-
-async def sweep(
-    conn: psycopg.AsyncConnection[Any],
-    target: Target,
-    passes: Sequence[SweepPass],
-    batches: Batches,
-    progress: Progress,
-) -> list[int]:
-    """Apply every pass to the table in one walk over each leaf's pages; returns the rows each pass affected.
-
-    Each statement covers one range of pages of one leaf for all tenants at
-    once (their keys and cutoffs bound as arrays), so the work is one
-    sequential pass over the table however many tenants there are, in short
-    transactions. A range partition on the timestamp whose lowest possible
-    time is not before any cutoff is skipped without being read.
-    """
-    affected = [0] * len(passes)
-    if target.timestamp is None:
-        return affected
-    table = await describe_table(conn, target)
-    if table is None:
-        return affected
-    with_zone = "with time zone" in table.columns[target.timestamp].type
-    kept = KEPT if with_zone else KEPT.replace(tzinfo=None)
-    latest = max(
-        (moment for p in passes for cutoffs in p.cutoffs.values() for moment in cutoffs.before if moment != KEPT),
-        default=None,
-    )
-    stamp = "timestamptz" if with_zone else "timestamp"
-    for leaf in await leaves(conn, target):
-        if latest is None or (leaf.lowest is not None and leaf.lowest >= latest):
-            continue
-        runs: list[tuple[Statement, int | None]] = []
-        params: dict[str, Any] = {"kept": kept}
-        clears, at = [], []
-        for index, sweep_pass in enumerate(passes):
-            found = _qualifies(table, sweep_pass, index, target.timestamp, stamp, params)
-            if found is None:
-                continue
-            if sweep_pass.clear:
-                clears.append((sweep_pass, *found))
-                at.append(index)
-            else:
-                runs.append((_bound(conn, _deletion(leaf.target, *found), params), index))
-        if clears:  # after the deletions: rows past their whole window are not rewritten first
-            runs.append((_counting(conn, _redaction(leaf.target, clears), params, affected, at), None))
-        walk = PageWalk(conn, leaf.target, batches).each([run for run, _ in runs])
-        async for which, rows in walk:
-            deleted_by = runs[which][1]
-            if deleted_by is not None:
-                affected[deleted_by] += rows
-            await batches.paced(rows)
-            await progress(rows)
-    return affected

@@ -32,7 +32,12 @@ class GatewayCheck:
     shared: int = 0
     """Rows an inaccessible tenant shares with one that is not: left open."""
     left: int = 0
-    """Blocked rows Tenure will not unblock (record untrusted, or older than its tenant's last closing)."""
+    """Blocked rows Tenure will not unblock (record untrusted, older than its tenant's last closing, or blocked for
+    a tenant still inaccessible while another claims it now)."""
+    unusable: int = 0
+    """Tenants whose claim was left out of the check, in whole or in part (Events on them name the keys)."""
+    unverified: tuple[str, ...] = ()
+    """Inaccessible tenants whose keys could not be resolved: their blocking is not verified."""
 
 
 def gateway(check: GatewayCheck) -> tuple[ConditionStatus, str, str]:
@@ -46,6 +51,19 @@ def gateway(check: GatewayCheck) -> tuple[ConditionStatus, str, str]:
         )
     if not check.blocking:
         return "False", "DryRun", "Dry run: no tenant is blocked at the gateway (reopened ones are still unblocked)."
+    bad = (
+        f" {check.unusable} tenants' claims could not be used in whole or in part and were left out, the others "
+        "checked as usual (the Events on those tenants name the keys)."
+        if check.unusable
+        else ""
+    )
+    if check.unverified:
+        return (
+            "False",
+            "Partial",
+            f"The keys of inaccessible tenants {listing(check.unverified)} could not be resolved: their blocking is "
+            f"not verified and their keys may still work; retried at every check.{bad}",
+        )
     notes = []
     if check.shared:
         notes.append(f"{check.shared} rows shared with a tenant that is not inaccessible are left open")
@@ -55,7 +73,7 @@ def gateway(check: GatewayCheck) -> tuple[ConditionStatus, str, str]:
     return (
         "True",
         "Enforced",
-        f"Inaccessible tenants: {check.inaccessible}; their teams, keys and projects are blocked.{detail}",
+        f"Inaccessible tenants: {check.inaccessible}; their teams, keys and projects are blocked.{detail}{bad}",
     )
 
 
@@ -76,6 +94,8 @@ class Check:
     next_sweep: datetime | None = None
     gateway: GatewayCheck | None = None
     """The gateway check this check ran (litellm preset), if any."""
+    unusable: int = 0
+    """Tenants with keys for this database that no row can hold (left out of every statement)."""
 
 
 def ready(check: Check) -> tuple[ConditionStatus, str, str]:
@@ -85,7 +105,13 @@ def ready(check: Check) -> tuple[ConditionStatus, str, str]:
         return "False", "Unavailable", check.unavailable
     if check.problems:
         return "False", "MissingTablesOrColumns", listing(check.problems, "; ")
-    return "True", "Connected", "Connected; every mapped table and column exists."
+    bad = (
+        f" {check.unusable} tenants list keys no row can hold (control characters): they are left out of every "
+        "statement (the Events on those tenants name them)."
+        if check.unusable
+        else ""
+    )
+    return "True", "Connected", f"Connected; every mapped table and column exists.{bad}"
 
 
 def scheduled(spec: DataStoreSpec) -> tuple[ConditionStatus, str, str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tenure.api import TENANT, DataStoreSpec
-from tenure.datastores import operations
+from tenure.datastores import operations, postgres
 from tenure.datastores.targets import Keys
 from tenure.effects.kube import Kube, status_of
 from tenure.lifecycle.conditions import listing
@@ -69,9 +69,34 @@ class Claims:
         return [Claim.from_body(body, self.stores.seal_key) for body in bodies]
 
 
-def claims(tenants: Iterable[Claim], store: str, but: str | None = None) -> dict[str, tuple[str, ...]]:
-    """Each tenant's keys in the store, for every tenant not yet purged (but one)."""
-    return {c.name: c.keys_in(store) for c in list(tenants) if c.phase != "Purged" and c.name != but}
+def keys_of(claim: Claim, stores: str | Sequence[str]) -> tuple[str, ...]:
+    """A tenant's keys in every one of the stores (those reaching one database), each once, in order."""
+    names = (stores,) if isinstance(stores, str) else stores
+    return tuple(dict.fromkeys(key for store in names for key in claim.keys_in(store)))
+
+
+def claims(tenants: Iterable[Claim], stores: str | Sequence[str], but: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Each tenant's keys in the stores, for every tenant not yet purged (but one).
+
+    ``stores`` are every DataStore reaching the same database (:mod:`.databases`): a key a tenant claims through
+    any of them is its claim in all. Keys no database row can hold (a NUL) are left out: they match nothing, and
+    binding one would fail every statement of every tenant (:func:`unusable` names them).
+    """
+    found = {}
+    for claim in list(tenants):
+        if claim.phase != "Purged" and claim.name != but:
+            found[claim.name] = tuple(key for key in keys_of(claim, stores) if postgres.bindable(key))
+    return found
+
+
+def unusable(tenants: Iterable[Claim], stores: str | Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Per tenant not yet purged: its keys in the stores that no database row can hold, left out of every
+    statement (reported on the tenant, counted on the store)."""
+    found = {}
+    for claim in list(tenants):
+        if claim.phase != "Purged" and (bad := [key for key in keys_of(claim, stores) if not postgres.bindable(key)]):
+            found[claim.name] = tuple(bad)
+    return found
 
 
 async def shared_with(conn: Any, spec: DataStoreSpec, keys: Keys, others: Mapping[str, tuple[str, ...]]) -> str:

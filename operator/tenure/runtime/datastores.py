@@ -19,8 +19,10 @@ from typing import Any
 from tenure import metrics
 from tenure.api import DATA_STORE, DataStoreSpec, DataStoreStatus
 from tenure.api.datastore import SweepStatus
-from tenure.datastores import operations, postgres
+from tenure.datastores import access, operations, postgres
+from tenure.datastores.identity import identity
 from tenure.effects import holds, status
+from tenure.effects.events import EventPoster
 from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube, status_of
 from tenure.lifecycle import PurgeStore, StoreProgress
@@ -30,6 +32,7 @@ from tenure.lifecycle.retention import Cutoffs, cutoffs
 
 from .claims import Claims, claims
 from .connections import Connections, Unavailable
+from .databases import Databases
 from .gateway import Gateway
 from .purges import Paused, Purges
 from .store import DataStoreRecord, Stores, Unreadable
@@ -57,8 +60,13 @@ class DataStores:
         self.stores = stores
         self.connections = Connections(kube)
         self.claims = Claims(kube, stores)
-        self.purges = Purges(kube, stores, self.connections, self.claims, namespace)
+        self.databases = Databases(stores, self.connections)
+        """Which stores reach the same database: they share one claim set (purges, sweeps, the gateway)."""
+        self.purges = Purges(kube, stores, self.connections, self.claims, namespace, self.databases)
         self.gateway = Gateway(stores, self.claims)
+        self.gateway.post = self._post
+        self._events: EventPoster | None = None
+        """Events on tenants about their claims in a store (started at the first one)."""
         self.gate = Gate()
         """A sweep or gateway block it does not allow is only reported (dry run)."""
 
@@ -92,6 +100,13 @@ class DataStores:
     async def stop(self) -> None:
         self.claims.stop()
         await self.purges.stop()
+        if self._events is not None:
+            await self._events.stop()
+
+    def _post(self, kind: str, name: str, uid: str, reason: str, message: str, warning: bool) -> None:
+        if self._events is None:
+            self._events = EventPoster(self.kube, workers=1)
+        self._events.post(kind, name, uid, reason, message, warning)
 
     # Readiness and sweeps
 
@@ -131,19 +146,29 @@ class DataStores:
             return decide.Check(unavailable=str(problem)), time.time() + NOT_READY_RETRY
         try:
             survey = await operations.survey(conn, spec)
+            # Every store reaching this database (whatever its Secret says) shares one claim set.
+            sharing = await self.databases.sharing(name, await identity(conn))
             found = decide.Check(
-                problems=tuple(survey.problems), partitioned=survey.partitioned, residual=survey.residual
+                problems=tuple(survey.problems),
+                partitioned=survey.partitioned,
+                residual=survey.residual,
+                unusable=len(bad := self.gateway.unusable(sharing)),
             )
+            if spec.postgres.preset != "litellm":  # a litellm store's gateway check posts them, with what it found
+                self.gateway.announce(name, bad, access.Unblocked())
             if survey.problems:
                 return found, time.time() + NOT_READY_RETRY
             due = decide.sweep_due(last, spec, now)
             # A dry run blocks no one at the gateway; unblocking a reopened tenant is harmless, as reopening is.
-            found = replace(found, gateway=await self.gateway.check(conn, name, spec, blocking=self.gate.sweeps(name)))
+            gateway = await self.gateway.check(conn, name, spec, blocking=self.gate.sweeps(name), sharing=sharing)
+            found = replace(found, gateway=gateway)
             check_again = now.timestamp() + READY_CHECK
             if due is None or due > now:  # None: the schedule is invalid (the SweepScheduled condition says why)
                 return replace(found, next_sweep=due), min(due.timestamp() if due else check_again, check_again)
             try:
-                swept = await self.sweep(name, spec, conn, now) if self.gate.sweeps(name) else self._dry(name, now)
+                swept = (
+                    await self.sweep(name, spec, conn, now, sharing) if self.gate.sweeps(name) else self._dry(name, now)
+                )
             except Unseen as waiting:
                 logger.info("sweep of DataStore %s waits: %s", name, waiting)
                 return found, time.time() + UNSEEN_RETRY
@@ -163,7 +188,9 @@ class DataStores:
         logger.info("dry run: the sweep of DataStore %s is due for %d tenants; nothing deleted", name, len(windows))
         return SweepStatus(started_at=now, finished_at=now, tenants=len(windows), dry_run=True)
 
-    async def sweep(self, name: str, spec: DataStoreSpec, conn: Any, now: datetime) -> SweepStatus:
+    async def sweep(
+        self, name: str, spec: DataStoreSpec, conn: Any, now: datetime, sharing: tuple[str, ...] = ()
+    ) -> SweepStatus:
         """One active-data retention pass over every tenant not held, purging or purged.
 
         A hold that appears mid-sweep stops it at the next statement; it starts
@@ -172,7 +199,7 @@ class DataStores:
         started = time.perf_counter()
         while True:
             try:
-                windows, result = await self._sweep_once(name, spec, conn, now)
+                windows, result = await self._sweep_once(name, spec, conn, now, sharing or (name,))
                 break
             except Unseen:
                 raise
@@ -195,7 +222,7 @@ class DataStores:
         )
 
     async def _sweep_once(
-        self, name: str, spec: DataStoreSpec, conn: Any, now: datetime
+        self, name: str, spec: DataStoreSpec, conn: Any, now: datetime, sharing: tuple[str, ...]
     ) -> tuple[dict[str, Cutoffs], operations.SweepResult]:
         held = self.stores.held_tenants() | set(await holds.held(self.kube))
         listed = await self.claims.listed()
@@ -207,7 +234,7 @@ class DataStores:
             with contextlib.suppress(Unreadable):
                 views.append(record.view())
         windows = cutoffs(views, self.stores.policy, held, now)
-        keys = claims(self.claims.overlay(listed), name)
+        keys = claims(self.claims.overlay(listed), sharing)  # a row claimed through another store keeps its window
 
         async def progress(rows: int) -> None:
             if self.stores.held_tenants() & windows.keys():

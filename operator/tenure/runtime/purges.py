@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from tenure import metrics
 from tenure.api import DataStoreStatus
 from tenure.datastores import operations, postgres
+from tenure.datastores.identity import identity
 from tenure.effects import holds
 from tenure.effects.gate import Gate
 from tenure.effects.kube import Kube
@@ -27,6 +28,7 @@ from tenure.lifecycle import PurgeStore, StoreProgress, purge, trust
 from . import keyrecords
 from .claims import Claims, claims, shared_with
 from .connections import Connections, Unavailable
+from .databases import Databases
 from .logfields import bind
 from .store import DataStoreRecord, Stores, Unreadable
 
@@ -64,8 +66,18 @@ class Job:
 
 
 class Purges:
-    def __init__(self, kube: Kube, stores: Stores, connections: Connections, listing: Claims, namespace: str) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        stores: Stores,
+        connections: Connections,
+        listing: Claims,
+        namespace: str,
+        databases: Databases | None = None,
+    ) -> None:
         self.kube, self.stores, self.connections, self.claims = kube, stores, connections, listing
+        self.databases = databases or Databases(stores, connections)
+        """Which stores reach the same database: claims through any of them count in all."""
         self.namespace = namespace
         """The operator's namespace, where key sets too large for a tenant's status are recorded."""
         self.gate = Gate()
@@ -153,20 +165,32 @@ class Purges:
         if ready is not None and ready.reason == "MissingTablesOrColumns":
             raise Unavailable(f"DataStore {action.name} is not Ready: {ready.message}")
         await self._still_due(tenant, uid)
-        others = claims(await self.claims.all(), action.name, but=tenant)
+        listed = await self.claims.all()
         conn = await self.connections.connect(spec)
         try:
+            # Every store reaching this database shares one claim set: a key another tenant claims through any of
+            # them keeps its rows here too.
+            sharing = await self.databases.sharing(action.name, await identity(conn))
+            others = claims(listed, sharing, but=tenant)
             residual = await operations.residual(conn, spec)
             if not action.resolved:
-                resolved = await operations.resolve(conn, spec, action.requested)
+                requested = tuple(key for key in action.requested if postgres.bindable(key))
+                ignored = tuple(key for key in action.requested if not postgres.bindable(key))
+                resolved = await operations.resolve(conn, spec, requested)
                 if shared := await shared_with(conn, spec, resolved, others):
                     raise Unavailable(f"nothing deleted: other tenants claim the same rows: {shared}")
                 recorded = None  # status lists few keys; more are recorded whole, before status says so
                 if not purge.listable(resolved):
                     recorded = await keyrecords.save(self.kube, self.namespace, tenant, uid, resolved)
                 job.keys = resolved
+                note = f"left out keys no row can hold (control characters): {', '.join(map(repr, ignored))}"
                 progress = StoreProgress(
-                    "Resolved", action.rows_deleted, keys=resolved, key_set=recorded, residual=residual
+                    "Resolved",
+                    action.rows_deleted,
+                    message=note if ignored else "",
+                    keys=resolved,
+                    key_set=recorded,
+                    residual=residual,
                 )
                 self._report(job, action, progress)
                 return
@@ -191,7 +215,7 @@ class Purges:
                     reported = time.monotonic()
                     await self._still_due(tenant, uid)
                     # Claims made since the purge began, as far as the watch has seen them.
-                    current = claims((r.claim for r in self.stores.tenants.values()), action.name, but=tenant)
+                    current = claims((r.claim for r in self.stores.tenants.values()), sharing, but=tenant)
                     if shared := await shared_with(conn, spec, keys, current):
                         raise Unavailable(
                             f"stopped after {deleted} rows: other tenants now claim the same rows: {shared}"
