@@ -178,7 +178,11 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     # A RoleBinding made meanwhile (by someone who kept access) is removed too, and recorded apart: reopening
     # restores what was there at closing, not what was made while closed.
     kubectl.run("scale", "deployment", "api", "-n", ns, "--replicas=2")
-    kubectl.create(rolebinding("carol-edit", ns, "carol"))
+    # A closed namespace admits no new binding, not even from a cluster admin (tenure-closed-namespaces) ...
+    refused = kubectl.create(rolebinding("carol-edit", ns, "carol"), check=False)
+    assert refused.returncode != 0 and f"namespace {ns} is closed" in refused.stderr
+    # ... but break glass can make one: removed on the next sweep all the same.
+    kubectl.create(rolebinding("carol-edit", ns, "carol"), *BREAK_GLASS)
     eventually(lambda: replicas(kubectl, "deployment", "api", ns) == 0, timeout=30, what="api scaled back to 0")
     eventually(lambda: kubectl.get("rolebinding", "carol-edit", namespace=ns) is None, timeout=30, what="carol out")
     assert can(kubectl, "carol", ns) == "no"

@@ -211,7 +211,11 @@ def test_every_network_policy_is_removed_whoever_claims_to_own_it(
     closed = " ".join(eventually(lambda: events(kubectl, tenant, "AccessClosed"), what="AccessClosed Event"))
     assert "NetworkPolicy allow-all removed (its ownerReference names controller ConfigMap owner" in closed
 
-    kubectl.create(policy("allow-all", ns, ownerReferences=[reference]))  # its "controller" makes it again
+    # Its "controller" cannot make it again while the namespace is closed (tenure-closed-namespaces); one made anyway
+    # (break glass here, or a controller before the policy was installed) is removed again on the next sweep.
+    refused = kubectl.create(policy("allow-all", ns, ownerReferences=[reference]), check=False)
+    assert refused.returncode != 0 and f"namespace {ns} is closed" in refused.stderr
+    kubectl.create(policy("allow-all", ns, ownerReferences=[reference]), *BREAK_GLASS)
     eventually(lambda: list(listed(kubectl, "networkpolicies", ns)) == ["tenure-inaccessible"], timeout=60,
                what="removed again on the next sweep")  # fmt: skip
 
@@ -247,3 +251,41 @@ def test_reopening_under_another_tenant_replays_nothing_of_the_first(
     assert can(kubectl, "alice", ns) == "no"
     untrusted = " ".join(eventually(lambda: events(kubectl, other, "AccessRecordUntrusted"), what="untrusted Event"))
     assert "1 closure records in namespace tenure-system that do not verify for this closing" in untrusted
+
+
+def test_a_closed_namespace_admits_no_new_binding_or_policy_from_anyone_who_kept_access(
+    kubectl: Kubectl, objects: Objects, unique: str, lockout_operator: Operator, namespaces: list[str]
+) -> None:
+    """Someone who still holds a binding while Tenure removes the others (here a kept support binding with `admin`)
+    could make new ones faster than a sweep removes them, or keep changing theirs so each deletion's precondition
+    fails: while Tenure's quota is there, the API server refuses every new or changed RoleBinding and NetworkPolicy
+    but Tenure's and break glass's (tenure-closed-namespaces), and allows them again once the tenant is reopened."""
+    tenant, ns = tenant_with_namespace(kubectl, objects, unique, "fence")
+    namespaces.append(ns)
+    support = rolebinding("support", ns, "sam", labels={"retention.tenure.dev/keep-access": "true"})
+    support["roleRef"]["name"] = "admin"
+    kubectl.create(support, *BREAK_GLASS)
+    as_sam = ("--as=sam",)
+    made = kubectl.run("create", "rolebinding", "before", "-n", ns, "--clusterrole=edit", "--user=eve", *as_sam)
+    assert made.returncode == 0  # open: sam's admin may grant edit
+
+    suspend(kubectl, tenant)
+    phase_of(kubectl, tenant, "Suspended")
+    eventually(lambda: kubectl.get("rolebinding", "before", namespace=ns) is None, timeout=60, what="eve's binding out")
+    assert can(kubectl, "sam", ns) == "yes"  # kept: support staff still reach the namespace
+
+    for attempt in (
+        ("create", "rolebinding", "during", "-n", ns, "--clusterrole=admin", "--user=eve", *as_sam),
+        ("create", "rolebinding", "during", "-n", ns, "--clusterrole=admin", "--user=eve"),  # a cluster admin too
+        ("annotate", "rolebinding", "support", "-n", ns, "note=mine", *as_sam),  # changing one's own
+    ):
+        refused = kubectl.run(*attempt, check=False)
+        assert refused.returncode != 0 and f"namespace {ns} is closed" in refused.stderr, (attempt, refused.stderr)
+    refused = kubectl.create(policy("allow-all", ns), *as_sam, check=False)
+    assert refused.returncode != 0 and f"namespace {ns} is closed" in refused.stderr
+    assert can(kubectl, "eve", ns) == "no"
+
+    reopen(kubectl, tenant)
+    assert kubectl.get("rolebinding", "before", namespace=ns) is not None  # what was there at closing is back
+    after = kubectl.run("create", "rolebinding", "after", "-n", ns, "--clusterrole=edit", "--user=eve", *as_sam)
+    assert after.returncode == 0

@@ -450,3 +450,29 @@ def test_a_deleted_binding_counts_as_removed_only_once_the_api_server_says_it_is
         "RoleBinding held was deleted but is still there (finalizers: example.com/keep); it may still grant access, "
         "so the namespace is not closed yet"
     ]
+
+
+def test_a_planted_record_that_is_not_gzip_or_inflates_to_gigabytes_is_refused_without_inflating_it() -> None:
+    """A record is decompressed before its seal can be checked: one whose digest matches a corrupt deflate stream
+    raised zlib.error (stopping the tenant's whole pass on every sweep), and a few kilobytes that inflate to
+    gigabytes would exhaust the operator's memory. Both are records that do not verify."""
+    import base64
+    import gzip
+    import hashlib
+    import time
+
+    from tenure.lifecycle import closure_records as records
+
+    closing = records.Closing("acme", "tenant-uid", "acme-a", "uid-a", "quota-1")
+    genuine = records.encode(KEY, closing, records.Record("RoleBinding", "x", {"name": "x"}))[0]
+
+    def planted(payload: bytes) -> list[dict[str, Any]]:
+        digest = hashlib.sha256(payload).hexdigest()
+        return [{**genuine, "digest": digest, "payload": base64.b64encode(payload).decode()}]
+
+    corrupt = b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"\xff" * 64  # a gzip header, then no valid deflate stream
+    assert records.decode(KEY, planted(corrupt)) is None
+    bomb = gzip.compress(b"\x00" * (1 << 28), compresslevel=9)  # 256 MiB of zeros in a quarter megabyte
+    started = time.perf_counter()
+    assert records.decode(KEY, planted(bomb)) is None
+    assert time.perf_counter() - started < 5  # stopped at the limit, not inflated whole

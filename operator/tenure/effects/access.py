@@ -271,6 +271,7 @@ async def reopen(kube: Kube, target: Target, key: bytes, operator_namespace: str
             kube.core.delete_namespaced_resource_quota(MANAGED, namespace, body=options, _preload_content=False)
         ):
             report.add("ResourceQuota tenure-inaccessible removed")
-    if found is not None:  # Tenure's own (for this closing or an earlier one); not those it cannot verify
-        await closure_records.remove_all(kube, operator_namespace, found, [*found.ids.values(), *found.other])
+    if found is not None:  # this closing's only: records sealed for another tenant or an earlier quota are kept for a
+        # person (owned by the Tenant that wrote them, they go with it), as are those Tenure cannot verify
+        await closure_records.remove_all(kube, operator_namespace, found, [*found.ids.values()])
     return report

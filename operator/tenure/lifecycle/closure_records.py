@@ -30,6 +30,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -128,13 +129,28 @@ def decode(key: bytes, parts: Sequence[Mapping[str, Any]]) -> tuple[Closing, Rec
         payload = b"".join(base64.b64decode(str(part["payload"]), validate=True) for part in ordered)
         if not hmac.compare_digest(hashlib.sha256(payload).hexdigest(), digest):
             return None
-        fields = json.loads(gzip.decompress(payload))
+        fields = json.loads(_inflate(payload))
         record = Record(**fields)
         if not hmac.compare_digest(seal, _seal(key, closing, record.kind, record.name, record.apart, digest)):
             return None
-    except (ValueError, KeyError, TypeError, IndexError, OSError, EOFError):
+    except (ValueError, KeyError, TypeError, IndexError, OSError, EOFError, zlib.error):
         return None
     return closing, record
+
+
+INFLATED_LIMIT = 16 * 1024 * 1024
+"""The most a record may hold once decompressed: far above any object the API server accepts (about 1.5 MiB), far
+below what would exhaust the operator's memory (a planted record of a few kilobytes could otherwise inflate to
+gigabytes before its seal is checked)."""
+
+
+def _inflate(payload: bytes) -> bytes:
+    """The gzip ``payload`` decompressed, refusing (ValueError) one that inflates past INFLATED_LIMIT or is cut."""
+    inflater = zlib.decompressobj(wbits=31)
+    data = inflater.decompress(payload, INFLATED_LIMIT)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValueError("a closure record that inflates past the limit, or is cut short")
+    return data
 
 
 def _timestamp(value: Any) -> datetime | None:

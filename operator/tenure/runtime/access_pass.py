@@ -8,6 +8,7 @@ deleted for inaccessibility have a bounded grace period; when one may outlive it
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,8 @@ from tenure.effects.errors import ApiError
 from tenure.effects.events import EventPoster
 from tenure.effects.kube import Kube
 from tenure.lifecycle import CloseAccess, OpenAccess
+
+logger = logging.getLogger(__name__)
 
 POD_MARGIN = 1.0
 """Seconds after a deleted pod's grace period ends before looking whether it is still there."""
@@ -56,6 +59,15 @@ class AccessPass:
         except ApiError as error:
             self._warn(
                 tenant, tenant_uid, "AccessFailed", f"{verb} access to namespace {action.namespace} failed: {error}"
+            )
+            return False
+        except Exception as error:  # one bad object must not stop the tenant's other namespaces nor its purge
+            logger.exception("tenant %s: %s access to namespace %s failed", tenant, verb, action.namespace)
+            self._warn(
+                tenant,
+                tenant_uid,
+                "AccessFailed",
+                f"{verb} access to namespace {action.namespace} failed: {type(error).__name__}: {error}",
             )
             return False
         metrics.API_WRITES.labels("access").inc(len(report.changed))
