@@ -70,6 +70,8 @@ class FakeCluster:
     """The tenant's rows in DataStore db."""
     closed: set[str] = field(default_factory=set)
     """Namespaces carrying Tenure's quota tenure-inaccessible."""
+    gateway_unverified: dict[str, str] = field(default_factory=dict)
+    """Per DataStore: why the tenant's blocking at the gateway could not be verified."""
     now: datetime = T0
     decisions: list[Decision] = field(default_factory=list)
 
@@ -87,6 +89,7 @@ class FakeCluster:
             datastores=self.datastores,
             store_purges=dict(self.store_purges),
             closed=frozenset(self.closed),
+            gateway_unverified=dict(self.gateway_unverified),
         )
 
     def view(self) -> TenantView:

@@ -476,3 +476,21 @@ def test_a_planted_record_that_is_not_gzip_or_inflates_to_gigabytes_is_refused_w
     started = time.perf_counter()
     assert records.decode(KEY, planted(bomb)) is None
     assert time.perf_counter() - started < 5  # stopped at the limit, not inflated whole
+
+
+def test_an_inaccessible_tenant_whose_gateway_blocking_is_unverified_is_not_reported_inaccessible() -> None:
+    """Issue 24: a tenant whose keys the gateway check could not resolve may keep working keys; its own status must
+    say so (Accessible Unknown, naming the store), not that it is kept out. Once verified, Accessible is False
+    again; an Active tenant is not concerned."""
+    cluster = FakeCluster()
+    cluster.settle()
+    cluster.gateway_unverified = {"litellm": "resolving its keys failed: DataError"}
+    active = find(cluster.reconcile().status.conditions, "Accessible")
+    assert active is not None and (active.status, active.reason) == ("True", "Active")
+    cluster.edit(state="Suspended", suspension_reason="NonPayment")
+    accessible = find(cluster.reconcile().status.conditions, "Accessible")
+    assert accessible is not None and (accessible.status, accessible.reason) == ("Unknown", "GatewayUnverified")
+    assert "litellm: resolving its keys failed: DataError" in accessible.message
+    cluster.gateway_unverified = {}
+    accessible = find(cluster.reconcile().status.conditions, "Accessible")
+    assert accessible is not None and (accessible.status, accessible.reason) == ("False", "NonPayment")

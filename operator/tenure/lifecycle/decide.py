@@ -265,7 +265,18 @@ def _conditions(
         result.append(make("NamespacesOwned", *owns_condition))
     elif (kept := find(previous, "NamespacesOwned")) is not None:
         result.append(kept)
-    result.append(_accessible(tenant, draft, make, access_actions, stranded))
+    accessible = _accessible(tenant, draft, make, access_actions, stranded)
+    if accessible.status == "False" and draft.phase != "Purged" and world.gateway_unverified:
+        # Inaccessible by the namespaces, unverified at the gateway: its LiteLLM keys may still work.
+        why = listing(f"{store}: {reason}" for store, reason in sorted(world.gateway_unverified.items()))
+        accessible = make(
+            "Accessible",
+            "Unknown",
+            "GatewayUnverified",
+            f"{accessible.message} But its blocking at the LiteLLM gateway could not be verified, so its keys may "
+            f"still work ({why}); retried at every check of the store.",
+        )
+    result.append(accessible)
     if world.holds:
         holds = listing(sorted(world.holds))
         overdue = draft.phase == "Expired" and draft.purge_after is not None and now >= draft.purge_after

@@ -115,6 +115,9 @@ class World:
     closed: frozenset[str] = frozenset()
     """Owned namespaces where Tenure's quota tenure-inaccessible exists (access not yet restored), as the API server
     said; looked up only for a tenant that may have been inaccessible."""
+    gateway_unverified: Mapping[str, str] = field(default_factory=dict)
+    """Per DataStore: why the tenant's blocking at the gateway could not be verified at the store's last check (its
+    keys could not be resolved): while it must be inaccessible, its status must not say it is."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,7 @@ class DataStores:
     @touch_tenant.setter
     def touch_tenant(self, touch: Callable[[str], None]) -> None:
         self.purges.touch_tenant = touch
+        self.gateway.touch_tenant = touch
 
     @property
     def recheck(self) -> Callable[[str], None]:

@@ -80,6 +80,8 @@ class Gateway:
         self.announced: dict[str, tuple[Any, ...]] = {}
         """Per DataStore: the bad claims and moved keys last posted (posted again only when they change)."""
         self.unverified: dict[str, dict[str, str]] = {}
+        self.touch_tenant: Callable[[str], None] = lambda name: None
+        """Reconciles a tenant soon (set by the wiring)."""
         """Per DataStore, from its last check: inaccessible tenants whose blocking could not be verified, and why."""
 
     def unverified_of(self, tenant: str) -> dict[str, str]:
@@ -149,7 +151,10 @@ class Gateway:
         unverified = tuple(
             sorted(name for name in bad if self._inaccessible(name, names) and name not in bad_keys(bad))
         )
-        self.unverified[store] = {name: bad[name] for name in unverified}
+        now_unverified = {name: bad[name] for name in unverified}
+        for name in set(now_unverified) ^ set(self.unverified.get(store, {})):
+            self.touch_tenant(name)  # its Accessible condition says whether its blocking is verified
+        self.unverified[store] = now_unverified
         return GatewayCheck(
             blocking=blocking,
             inaccessible=sum(1 for t in tenants if t.access == "inaccessible") + len(unverified),

@@ -152,6 +152,7 @@ class Reconciler:
         now = self.clock()
         tenant, trusted = trust.view(tenant, record.uid, self.seal_key, policy, now)
         world = self.stores.world(tenant, self.protected, self.datastores.purges_of(name, record.uid))
+        world = replace(world, gateway_unverified=self.datastores.gateway.unverified_of(name))
         decision = decide(tenant, policy, world, now, trusted)
         if decision.status.phase == "Purging" and tenant.status.phase != "Purging":
             # The scope recorded now is what gets deleted: its claims are read from the API server, not a cache.
