@@ -92,12 +92,43 @@ def test_a_tenant_whose_keys_cannot_be_resolved_is_isolated_and_its_blocking_rep
     assert (found.inaccessible, found.unusable, found.unverified) == (2, 1, ("bad",))
     rows = now(litellm_db)
     assert all(rows[row] == (True, True) for row in (*acme.teams, *acme.tokens))
-    assert {row: rows[row] for row in globex.tokens} == {row: before[row] for row in globex.tokens}
+    # Only bad's bad key is left out: its good key still claims globex's organization, so those rows are blocked
+    # too (they were left open when the whole tenant was left out).
+    assert all(rows[row] == (True, True) for row in (*globex.teams, *globex.tokens)), (rows, before)
     assert [(name, reason) for name, reason, _ in posted] == [("bad", "DataKeysUnusable")]
     assert "DataError" in posted[0][2]
     status, reason, message = decide.gateway(found)
     assert (status, reason) == ("False", "Partial") and "bad" in message, message
     assert list(gateway.unverified_of("bad")) == ["litellm"] and gateway.unverified_of("acme") == {}
+
+
+def test_an_active_tenant_with_a_key_that_cannot_be_resolved_keeps_its_other_rows_open(
+    litellm_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Safety review: leaving a whole tenant out when one of its keys failed dropped an Active tenant's good claims,
+    so a suspended tenant sharing its organization had those rows blocked, and kept blocked as "moved" once the key
+    was fixed. Only the bad key is left out; and since the rows an Active tenant's bad key claims are unknown, that
+    check blocks nothing new, saying so for the inaccessible tenants (unverified)."""
+    with psycopg.connect(litellm_db, autocommit=True) as conn:
+        acme = create_account(conn, "acme")
+        before = flags(conn)
+    monkeypatch.setattr(pg, "bindable", lambda value: True)
+    stores = Stores(KEY)
+    closed = TenantStatus(phase="Suspended", suspended_at=EARLIER, access_closed_at=EARLIER)
+    put(stores, "acme", [acme.organization], closed)
+    put(stores, "shared", [NUL, acme.organization], TenantStatus(phase="Active"))
+    gateway = Gateway(stores, Listed())  # type: ignore[arg-type]
+    gateway.post = lambda kind, name, uid, reason, message, warning: None
+
+    found = run(litellm_db, lambda conn: gateway.check(conn, "litellm", LITELLM))
+
+    assert found is not None and found.error is None, found
+    rows = now(litellm_db)
+    assert {row: rows[row] for row in (*acme.teams, *acme.tokens)} == {
+        row: before[row] for row in (*acme.teams, *acme.tokens)
+    }  # shared with an Active tenant: open
+    assert found.unverified == ("acme",)
+    assert list(gateway.unverified_of("acme")) == ["litellm"]
 
 
 def test_a_nul_key_does_not_stop_the_sweep_nor_another_tenants_purge(litellm_db: str) -> None:

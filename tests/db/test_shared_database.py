@@ -87,6 +87,51 @@ def test_stores_reaching_one_database_are_found_from_the_server_not_the_uri(
     assert asyncio.run(work()) == ("litellm", "broken", "ds-2")
 
 
+def test_a_role_that_may_not_read_the_servers_identity_shares_every_database(
+    postgres: Postgres, litellm_db: str, unique: str
+) -> None:
+    """Managed servers may revoke pg_control_system() from ordinary roles. A store connecting as such a role reached
+    the same rows as another while its identity (then read from its address) differed: the second-store purge of
+    issue 24 again. Its identity is unknown, and an unknown identity shares with every store, both ways."""
+    from tenure.runtime.databases import Databases
+
+    role = f"plain_{unique}"
+    with psycopg.connect(postgres.uri, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT ALL ON DATABASE "litellm_{unique}" TO "{role}"')
+    with psycopg.connect(litellm_db, autocommit=True) as conn:  # functions' privileges are per database
+        conn.execute("REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC")
+    try:
+        limited = litellm_db.replace("postgresql://tenure@", f"postgresql://{role}@")
+        elsewhere = postgres.create_database(f"elsewhere_{unique}")
+        stores = Stores(KEY)
+        secrets = {"a": litellm_db, "b": limited, "c": elsewhere}
+        with_stores(stores, {"litellm": "a", "ds-2": "b", "other": "c"})
+
+        async def work() -> tuple[object, tuple[str, ...], tuple[str, ...]]:
+            databases = Databases(stores, Connections(SecretKube(secrets)))  # type: ignore[arg-type]
+            connections = Connections(SecretKube(secrets))  # type: ignore[arg-type]
+            full, plain = await connections.connect(spec("a")), await connections.connect(spec("b"))
+            try:
+                unknown = await identity(plain)
+                return (
+                    unknown,
+                    await databases.sharing("litellm", await identity(full)),
+                    await databases.sharing("ds-2", unknown),
+                )
+            finally:
+                await full.close()
+                await plain.close()
+
+        unknown, from_litellm, from_ds2 = asyncio.run(work())
+        assert unknown is None
+        assert from_litellm == ("litellm", "ds-2")  # ds-2's database is unknown: it may be this one
+        assert from_ds2 == ("ds-2", "litellm", "other")  # ds-2 itself does not know: every store
+    finally:
+        with psycopg.connect(litellm_db, autocommit=True) as conn:
+            conn.execute("GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC")
+
+
 def test_a_second_store_on_the_same_database_cannot_purge_an_active_tenants_rows(litellm_db: str) -> None:
     with psycopg.connect(litellm_db, autocommit=True) as conn:
         acme = create_account(conn, "acme")

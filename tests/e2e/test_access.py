@@ -14,7 +14,7 @@ from tests.conftest import BREAK_GLASS, Objects, Operator
 from tests.e2e.test_node import container, deployment, pod, pods, ready_pods
 from tests.support.kube import Kubectl, condition, eventually
 from tests.support.node import Node
-from tests.support.tenants import phase_of, suspend
+from tests.support.tenants import after_closing, phase_of, suspend
 
 SWEEP = 2
 """Seconds between sweeps of an inaccessible tenant's namespaces in these tests."""
@@ -182,6 +182,7 @@ def test_suspend_stops_everything_and_reopening_restores_exactly(
     refused = kubectl.create(rolebinding("carol-edit", ns, "carol"), check=False)
     assert refused.returncode != 0 and f"namespace {ns} is closed" in refused.stderr
     # ... but break glass can make one: removed on the next sweep all the same.
+    after_closing(kubectl, ns)  # made after the quota's second: "made while closed" for sure
     kubectl.create(rolebinding("carol-edit", ns, "carol"), *BREAK_GLASS)
     eventually(lambda: replicas(kubectl, "deployment", "api", ns) == 0, timeout=30, what="api scaled back to 0")
     eventually(lambda: kubectl.get("rolebinding", "carol-edit", namespace=ns) is None, timeout=30, what="carol out")
@@ -237,6 +238,7 @@ def test_a_quota_or_policy_made_in_advance_is_made_tenures_and_a_forged_record_i
     objects.create("RetentionPolicy", f"p-{unique}", {"suspensionGracePeriod": "30m", "expiredDataRetention": "1h"})
     objects.create("Tenant", tenant, {"retentionPolicy": f"p-{unique}", "namespaces": [ns]})
     eventually(lambda: kubectl.get("serviceaccount", "default", namespace=ns), what="namespace with its ServiceAccount")
+    kubectl.create(rolebinding("alice-edit", ns, "alice"))  # first: a quota of that name fences the namespace
     labels = {"app.kubernetes.io/managed-by": "tenure"}
     roomy = {"hard": {"pods": "100"}, "scopes": ["BestEffort"]}
     allow_all = {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}], "policyTypes": ["Ingress"]}
@@ -244,7 +246,6 @@ def test_a_quota_or_policy_made_in_advance_is_made_tenures_and_a_forged_record_i
     kubectl.create({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta, "spec": roomy}, *BREAK_GLASS)
     policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta, "spec": allow_all}
     kubectl.create(policy, *BREAK_GLASS)
-    kubectl.create(rolebinding("alice-edit", ns, "alice"))
 
     suspend(kubectl, tenant)
     phase_of(kubectl, tenant, "Suspended")

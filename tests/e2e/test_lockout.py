@@ -16,7 +16,7 @@ import yaml
 from tests.conftest import BREAK_GLASS, Objects, Operator
 from tests.e2e.test_access import accessible, can, events, rolebinding
 from tests.support.kube import Kubectl, eventually
-from tests.support.tenants import phase_of, suspend
+from tests.support.tenants import after_closing, phase_of, suspend
 
 SWEEP = 2
 KEEP = "example.com/keep"
@@ -215,6 +215,7 @@ def test_every_network_policy_is_removed_whoever_claims_to_own_it(
     # (break glass here, or a controller before the policy was installed) is removed again on the next sweep.
     refused = kubectl.create(policy("allow-all", ns, ownerReferences=[reference]), check=False)
     assert refused.returncode != 0 and f"namespace {ns} is closed" in refused.stderr
+    after_closing(kubectl, ns)
     kubectl.create(policy("allow-all", ns, ownerReferences=[reference]), *BREAK_GLASS)
     eventually(lambda: list(listed(kubectl, "networkpolicies", ns)) == ["tenure-inaccessible"], timeout=60,
                what="removed again on the next sweep")  # fmt: skip

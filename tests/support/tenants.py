@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.support.kube import Kubectl, condition, eventually
@@ -66,3 +68,12 @@ def static_volume(kubectl: Kubectl, namespace: str, name: str) -> None:
         return bool(claim and claim.get("status", {}).get("phase") == "Bound")
 
     eventually(bound, what=f"claim {namespace}/data to bind {name}")
+
+
+def after_closing(kubectl: Kubectl, namespace: str) -> None:
+    """Wait until the clock is past the second Tenure's quota was made in: creation times have whole seconds, and an
+    object made in the quota's own second counts as there at closing (lifecycle/closure_records.made_while_closed)."""
+    quota = kubectl.get("resourcequota", "tenure-inaccessible", namespace=namespace)
+    assert quota is not None
+    made = datetime.fromisoformat(quota["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    time.sleep(max(0.0, (made + timedelta(seconds=1.1) - datetime.now(UTC)).total_seconds()))

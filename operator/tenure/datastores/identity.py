@@ -5,10 +5,15 @@ database of the same cluster, whatever their URIs say (another Secret, a host
 alias, a pooler in front, another user). The identity is read from the server:
 the cluster's ``system_identifier`` (unique per ``initdb``, kept by streaming
 replicas, so a replica of the same cluster counts as the same rows) and the
-database's oid. ``pg_control_system()`` may be refused to a role without
-``pg_monitor``; then the server's data directory-independent facts that remain
-are used instead (its address and port as it sees them, and the database's oid
-and name), which still tell apart every database of one server.
+database's oid.
+
+When the server does not say (``pg_control_system()`` refused to the role, as
+managed databases may do, or a PostgreSQL-compatible engine without it), the
+identity is unknown (None), and callers count such a store as reaching every
+database: an address and port as the server sees them would tell apart two
+connections to the same rows (a Unix socket, IPv4 and IPv6, two interfaces),
+and telling apart what is the same is the unsafe direction (one tenant's purge
+through one store would not see the claims made through the other).
 """
 
 from __future__ import annotations
@@ -21,22 +26,19 @@ Identity = str
 """An opaque text: equal for two connections exactly when they reach the same database."""
 
 
-async def identity(conn: psycopg.AsyncConnection[Any]) -> Identity:
-    """The identity of the database this connection reaches (see the module's docstring)."""
-    async with conn.cursor() as cursor:
-        await cursor.execute("SELECT oid::text, datname FROM pg_database WHERE datname = current_database()")
-        row = await cursor.fetchone()
-        assert row is not None
-        oid, name = str(row[0]), str(row[1])
-        try:
-            async with conn.transaction():
-                await cursor.execute("SELECT system_identifier::text FROM pg_control_system()")
-                system = await cursor.fetchone()
-        except psycopg.errors.InsufficientPrivilege:
-            system = None
-        if system is not None:
-            return f"cluster:{system[0]}/db:{oid}"
-        await cursor.execute("SELECT coalesce(host(inet_server_addr()), 'local'), current_setting('port')")
-        server = await cursor.fetchone()
-        assert server is not None
-        return f"server:{server[0]}:{server[1]}/db:{oid}:{name}"
+async def identity(conn: psycopg.AsyncConnection[Any]) -> Identity | None:
+    """The identity of the database this connection reaches; None when the server does not say (see above)."""
+    try:
+        async with conn.transaction(), conn.cursor() as cursor:
+            await cursor.execute(
+                "SELECT c.system_identifier::text, d.oid::text FROM pg_control_system() c, pg_database d "
+                "WHERE d.datname = current_database()"
+            )
+            row = await cursor.fetchone()
+    except psycopg.Error as error:
+        if isinstance(error, psycopg.OperationalError):
+            raise  # the connection itself failed: the caller's own error handling says so
+        return None
+    if row is None:
+        return None
+    return f"cluster:{row[0]}/db:{row[1]}"

@@ -26,7 +26,7 @@ import psycopg
 
 from tenure.datastores.identity import Identity, identity
 
-from .connections import Connections, Unavailable
+from .connections import Connections
 from .store import Stores
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class Databases:
         """Per DataStore: when its identity was last read, and what it was (None: could not be read)."""
         self._locks: dict[str, asyncio.Lock] = {}
 
-    def learned(self, store: str, found: Identity) -> None:
+    def learned(self, store: str, found: Identity | None) -> None:
         """What a connection of the store's own (a check, a purge) just found."""
         self._known[store] = (time.monotonic(), found)
 
@@ -63,7 +63,7 @@ class Databases:
             return None
         try:
             conn = await self.connections.connect(record.spec)
-        except Unavailable as problem:
+        except Exception as problem:  # Unavailable, or the API server failing to give its Secret: not known
             logger.info(
                 "DataStore %s: its database cannot be told apart now (%s); it counts as every one", store, problem
             )
@@ -75,13 +75,17 @@ class Databases:
         finally:
             await conn.close()
 
-    async def sharing(self, store: str, found: Identity) -> tuple[str, ...]:
+    async def sharing(self, store: str, found: Identity | None) -> tuple[str, ...]:
         """Every DataStore reaching the database ``store``'s connection found (``found``), ``store`` first; one
-        whose database cannot be learned now counts as reaching it too."""
+        whose database cannot be learned now counts as reaching it too, and when ``found`` itself is unknown every
+        DataStore does (only ever more claims: rows kept, not blocked)."""
         self.learned(store, found)
         same = [store]
         for other in sorted(self.stores.datastores):
-            if other != store and (theirs := await self.of(other)) in (None, found):
+            if other == store:
+                continue
+            theirs = None if found is None else await self.of(other)
+            if theirs is None or theirs == found:
                 if theirs is None:
                     logger.debug("DataStore %s counts as sharing %s's database (not known)", other, store)
                 same.append(other)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -139,8 +140,18 @@ class Gateway:
             if not isolated:
                 logger.warning("gateway access at DataStore %s: %s", store, postgres.describe_error(error))
                 return GatewayCheck(error=postgres.describe_error(error), blocking=blocking)
-            bad.update(isolated)
-            tenants = [t for t in tenants if t.name not in isolated]
+            bad.update({name: why for name, (_, why) in isolated.items()})
+            # A tenant that is not kept out, with keys left out: the rows those keys claim are unknown, so this check
+            # blocks nothing new (it could block an Active tenant's rows); inaccessible tenants are then unverified.
+            unsure = any(t.access != "inaccessible" for t in tenants if t.name in isolated)
+            tenants = [replace(t, keys=isolated[t.name][0]) if t.name in isolated else t for t in tenants]
+            if unsure and blocking:
+                blocking = False
+                for t in tenants:
+                    if t.access == "inaccessible" and t.name not in bad:
+                        bad[t.name] = (
+                            "not blocked in this check: another tenant's keys sharing its store cannot be resolved"
+                        )
             try:
                 unblocked, blocked = await access.apply(conn, key, spec, tenants, blocking)
             except psycopg.Error as again:
@@ -157,7 +168,8 @@ class Gateway:
         self.unverified[store] = now_unverified
         return GatewayCheck(
             blocking=blocking,
-            inaccessible=sum(1 for t in tenants if t.access == "inaccessible") + len(unverified),
+            inaccessible=sum(1 for t in tenants if t.access == "inaccessible")
+            + len(set(unverified) - {t.name for t in tenants}),
             shared=sum(blocked.shared.values()),
             left=len(unblocked.untrusted) + len(unblocked.stale) + len(unblocked.moved),
             unusable=len(bad),
@@ -247,14 +259,27 @@ def bad_keys(bad: dict[str, str]) -> set[str]:
 
 async def isolate(
     conn: psycopg.AsyncConnection[Any], spec: DataStoreSpec, tenants: Sequence[access.Tenant]
-) -> dict[str, str]:
-    """The tenants whose keys cannot be resolved, each alone, with why (after a check failed for all at once)."""
+) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Per tenant with keys that cannot be resolved (after a check failed for all at once): the keys that can, and
+    why the others cannot. Each key is tried alone, so a tenant loses only its bad keys, never the good ones (its
+    other rows stay claimed: an Active tenant's rows are never left to another tenant's blocking)."""
     isolated = {}
     for one in tenants:
         try:
             await operations.key_owners(conn, spec, {one.name: one.keys})
+            continue
         except psycopg.OperationalError:
             raise
-        except psycopg.Error as error:
-            isolated[one.name] = f"its keys cannot be resolved ({postgres.describe_error(error)})"
+        except psycopg.Error:
+            pass
+        good, failed = [], []
+        for key in one.keys:
+            try:
+                await operations.key_owners(conn, spec, {one.name: (key,)})
+                good.append(key)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as error:
+                failed.append(f"{key!r} ({postgres.describe_error(error)})")
+        isolated[one.name] = (tuple(good), f"its keys {', '.join(failed) or '(all at once)'} cannot be resolved")
     return isolated
