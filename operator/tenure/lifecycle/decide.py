@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from tenure.api import Condition, RetentionPolicySpec, TenantStatus
 from tenure.api.meta import ConditionStatus
 
-from . import access, purge
+from . import access, accessibility, purge
 from .conditions import condition, find, listing
 from .model import Action, AddFinalizer, CloseAccess, Decision, Event, OpenAccess, RemoveFinalizer, TenantView, World
 from .ownership import describe, ownership, tenant_namespaces
@@ -265,17 +265,7 @@ def _conditions(
         result.append(make("NamespacesOwned", *owns_condition))
     elif (kept := find(previous, "NamespacesOwned")) is not None:
         result.append(kept)
-    accessible = _accessible(tenant, draft, make, access_actions, stranded)
-    if accessible.status == "False" and draft.phase != "Purged" and world.gateway_unverified:
-        # Inaccessible by the namespaces, unverified at the gateway: its LiteLLM keys may still work.
-        why = listing(f"{store}: {reason}" for store, reason in sorted(world.gateway_unverified.items()))
-        accessible = make(
-            "Accessible",
-            "Unknown",
-            "GatewayUnverified",
-            f"{accessible.message} But its blocking at the LiteLLM gateway could not be verified, so its keys may "
-            f"still work ({why}); retried at every check of the store.",
-        )
+    accessible = accessibility.accessible(tenant, draft, make, access_actions, stranded, world)
     result.append(accessible)
     if world.holds:
         holds = listing(sorted(world.holds))
@@ -328,56 +318,6 @@ def _trusted(tenant: TenantView, draft: Draft, trusted: bool, make: Make) -> Con
     if previous is not None and previous.status == "False" and tenant.status.phase == draft.phase:
         return previous
     return make("StatusTrusted", "True", "Sealed", "The status carries Tenure's seal.")
-
-
-def _accessible(
-    tenant: TenantView,
-    draft: Draft,
-    make: Make,
-    access_actions: tuple[CloseAccess | OpenAccess, ...],
-    stranded: list[str],
-) -> Condition:
-    """``stranded``: namespaces that still carry Tenure's quota but that the tenant no longer provably owns."""
-    if draft.phase == "Active":
-        if stranded:
-            return make(
-                "Accessible",
-                "False",
-                "LeftClosed",
-                f"Namespaces {listing(stranded)} still carry Tenure's quota and network policy tenure-inaccessible "
-                f"but are no longer provably this tenant's (labeled retention.tenure.dev/tenant={tenant.name}): "
-                "Tenure leaves them closed. Label them again to have them reopened, or have the break-glass group "
-                "remove what Tenure left (docs/access.md).",
-            )
-        if access_actions:
-            names = listing(action.namespace for action in access_actions)
-            return make(
-                "Accessible",
-                "False",
-                "Reopening",
-                f"Reopened: restoring workloads, access and network in {names}; the quota and the network policy "
-                "tenure-inaccessible are removed last.",
-            )
-        return make("Accessible", "True", "Active", "The account is active.")
-    if draft.phase == "Suspended":
-        return make(
-            "Accessible",
-            "False",
-            tenant.spec.suspension_reason or "Suspended",
-            f"Suspended since {_iso(draft.suspended_at)}: inaccessible, not even for export ({_CLOSED}); can be "
-            f"reopened until {_iso(draft.grace_ends_at)} by setting spec.state to Active.",
-        )
-    refusal = ""
-    if tenant.spec.state != "Closed" and not tenant.deleting:
-        refusal = f" spec.state {tenant.spec.state} is ignored: an expired account cannot be reopened."
-    closed = f" Inaccessible: {_CLOSED}." if draft.phase != "Purged" else ""
-    return make("Accessible", "False", draft.phase, f"The account is closed ({draft.closure_reason}).{closed}{refusal}")
-
-
-_CLOSED = (
-    "in its owned namespaces workloads are stopped, new pods refused and network cut by the ResourceQuota and "
-    "NetworkPolicy tenure-inaccessible, and people's RoleBindings removed"
-)
 
 
 _ANNOUNCED = {
