@@ -26,7 +26,7 @@ BASE_IMAGE := localhost/tenure-base:bookworm-$(shell echo '$(MMDEBSTRAP)' | sha2
 WHEELS := .cache/image/wheels
 
 .PHONY: help venv crds lock image cluster-build cluster-up cluster-down install deploy samples operator-kubeconfig run dev lint test \
-        test-unit test-e2e bench bench-scale bench-postgres clean
+        test-unit test-e2e bench bench-scale bench-postgres bench-closure clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -120,13 +120,17 @@ test-unit: venv ## unit and property tests only (no cluster)
 test-e2e: venv cluster-build ## e2e tests only
 	$(BIN)/pytest -m e2e
 
-bench: bench-scale bench-postgres ## every benchmark; results and commands in bench/RESULTS.md
+bench: bench-scale bench-postgres bench-closure ## every benchmark; results and commands in bench/RESULTS.md
 
 bench-scale: venv cluster-build ## 10,000 tenants in every phase vs a no-op kopf operator, on a throwaway control plane
 	$(BIN)/python bench/scale.py
 
 bench-postgres: venv ## purge and sweep LiteLLM_SpendLogs: 10M rows, 1,000 tenants, vs single DELETE and LiteLLM's batches
 	$(BIN)/python bench/postgres.py
+
+bench-closure: venv cluster-build ## close and reopen a namespace with 500 RoleBindings, 200 NetworkPolicies, 100 Deployments
+	tests/cluster/cluster.sh up >/dev/null
+	$(BIN)/python bench/closure.py
 
 clean: cluster-down ## remove the venv and every build output in the tree
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
