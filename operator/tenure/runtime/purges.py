@@ -170,7 +170,8 @@ class Purges:
         try:
             # Every store reaching this database shares one claim set: a key another tenant claims through any of
             # them keeps its rows here too.
-            sharing = await self.databases.sharing(action.name, await identity(conn))
+            own = await identity(conn)
+            sharing = await self.databases.sharing(action.name, own)
             others = claims(listed, sharing, but=tenant)
             residual = await operations.residual(conn, spec)
             if not action.resolved:
@@ -202,7 +203,7 @@ class Purges:
             reported = time.monotonic()
 
             async def batch_done(rows: int) -> None:
-                nonlocal deleted, reported
+                nonlocal deleted, reported, sharing
                 deleted += rows
                 metrics.PURGE_ROWS.labels(action.name).inc(rows)
                 due = time.monotonic() - reported >= PROGRESS_EVERY
@@ -214,7 +215,9 @@ class Purges:
                 if due:
                     reported = time.monotonic()
                     await self._still_due(tenant, uid)
-                    # Claims made since the purge began, as far as the watch has seen them.
+                    # Claims made since the purge began, as far as the watch has seen them, through every store
+                    # reaching this database now (one made or pointed here meanwhile included).
+                    sharing = await self.databases.sharing(action.name, own)
                     current = claims((r.claim for r in self.stores.tenants.values()), sharing, but=tenant)
                     if shared := await shared_with(conn, spec, keys, current):
                         raise Unavailable(
