@@ -294,7 +294,8 @@ def test_a_quota_or_policy_made_in_advance_is_made_tenures_and_a_forged_record_i
         "annotate", "resourcequota", "tenure-inaccessible", "-n", ns, "--overwrite",
         f"retention.tenure.dev/rolebindings={forged}", *BREAK_GLASS,
     )  # fmt: skip
-    kubectl.create(rolebinding("dave-edit", ns, "dave"))
+    after_closing(kubectl, ns)  # break glass (the namespace is closed to everyone else), after the quota's second
+    kubectl.create(rolebinding("dave-edit", ns, "dave"), *BREAK_GLASS)
     eventually(lambda: kubectl.get("rolebinding", "dave-edit", namespace=ns) is None, timeout=30, what="dave out")
     annotations = (kubectl.get("resourcequota", "tenure-inaccessible", namespace=ns) or {})["metadata"]["annotations"]
     assert annotations["retention.tenure.dev/rolebindings"] == forged  # never overwritten
